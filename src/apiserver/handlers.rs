@@ -1,0 +1,684 @@
+//! The verbs on resources: get, list, watch, create, update, patch, delete, deletecollection,
+//! plus the `status`, `scale` and `log` subresources.
+
+use super::patch::{self, PatchType};
+use super::{defaults, full, json_response, table, validation, ApiError, ApiServer, Body, Query, MAX_BODY};
+use crate::meta;
+use crate::resources::{self, kinds, ResourceDef};
+use crate::store::{Deleted, FieldSelector, LabelSelector, StoreError, Subresource, WatchEvent};
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+
+/// Which resource (and which object, subresource) a URL names.
+#[derive(Debug)]
+pub struct Target {
+    pub res: &'static ResourceDef,
+    pub version: String,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub sub: Option<String>,
+}
+
+impl Target {
+    /// Parses the part of a path after `/api/v1` or `/apis/<g>/<v>`.
+    pub fn parse(group: &str, version: &str, rest: &[&str]) -> Result<Target, ApiError> {
+        let lookup = |plural: &str| {
+            resources::by_plural(group, plural)
+                .filter(|r| r.serves_version(version))
+                .ok_or(ApiError::NoRoute)
+        };
+        let (namespace, rest) = match rest {
+            // /namespaces/<ns>/<plural>/...: a namespaced resource.
+            ["namespaces", ns, plural, tail @ ..] if lookup(plural).is_ok_and(|r| r.namespaced) => {
+                (Some(ns.to_string()), [&[*plural][..], tail].concat())
+            }
+            _ => (None, rest.to_vec()),
+        };
+        let (res, name, sub) = match rest.as_slice() {
+            [plural] => (lookup(plural)?, None, None),
+            [plural, name] => (lookup(plural)?, Some(name.to_string()), None),
+            [plural, name, sub] => (lookup(plural)?, Some(name.to_string()), Some(sub.to_string())),
+            _ => return Err(ApiError::NoRoute),
+        };
+        if res.namespaced && namespace.is_none() && name.is_some() {
+            // Namespaced objects are only addressable inside their namespace.
+            return Err(ApiError::NoRoute);
+        }
+        Ok(Target {
+            res,
+            version: version.to_string(),
+            namespace,
+            name,
+            sub,
+        })
+    }
+
+    fn ns(&self) -> &str {
+        self.namespace.as_deref().unwrap_or("")
+    }
+}
+
+pub async fn dispatch(
+    api: &Arc<ApiServer>,
+    t: Target,
+    q: Query,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let as_table = table::wants_table(&accept);
+    let method = req.method().clone();
+    let sub = t.sub.clone();
+    match (method, t.name.is_some(), sub.as_deref()) {
+        (Method::GET, false, None) if q.flag("watch") => watch(api, &t, &q, as_table),
+        (Method::GET, false, None) => list(api, &t, &q, as_table),
+        (Method::GET, true, None) | (Method::GET, true, Some("status")) => get(api, &t, as_table),
+        (Method::GET, true, Some("scale")) => get_scale(api, &t),
+        (Method::GET, true, Some("log")) if std::ptr::eq(t.res, kinds::pods()) => logs(api, &t, &q),
+        (Method::POST, false, None) => {
+            let (ct, body) = read_body(req).await?;
+            create(api, &t, &q, &ct, &body).await
+        }
+        (Method::PUT, true, None) | (Method::PUT, true, Some("status")) => {
+            let (ct, body) = read_body(req).await?;
+            update(api, &t, &q, &ct, &body).await
+        }
+        (Method::PATCH, true, None) | (Method::PATCH, true, Some("status")) | (Method::PATCH, true, Some("scale")) => {
+            let (ct, body) = read_body(req).await?;
+            patch(api, &t, &q, &ct, &body).await
+        }
+        (Method::PUT, true, Some("scale")) => {
+            let (_, body) = read_body(req).await?;
+            let scale: Value = decode(&body, "application/json")?;
+            let replicas = scale.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
+            set_replicas(api, &t, replicas, q.get("dryRun") == Some("All")).await
+        }
+        (Method::DELETE, true, None) => {
+            let (_, body) = read_body(req).await?;
+            delete(api, &t, &q, &body).await
+        }
+        (Method::DELETE, false, None) => delete_collection(api, &t, &q).await,
+        _ => Err(ApiError::MethodNotAllowed),
+    }
+}
+
+// === reading ===
+
+async fn read_body(req: Request<Incoming>) -> Result<(String, Bytes), ApiError> {
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_string();
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        if len > MAX_BODY {
+            return Err(ApiError::TooLarge);
+        }
+    }
+    let body = Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                ApiError::TooLarge
+            } else {
+                ApiError::BadRequest(format!("failed to read the request body: {e}"))
+            }
+        })?
+        .to_bytes();
+    Ok((ct, body))
+}
+
+/// Decodes a JSON or YAML body into an object.
+fn decode(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
+    let v: Value = if content_type.contains("yaml") {
+        match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(_) => serde_yaml::from_slice(body)
+                .map_err(|e| ApiError::BadRequest(format!("error converting YAML to JSON: yaml: {e}")))?,
+        }
+    } else {
+        serde_json::from_slice(body).map_err(|e| {
+            ApiError::BadRequest(format!("the object provided is unrecognized: invalid JSON: {e}"))
+        })?
+    };
+    if !v.is_object() {
+        return Err(ApiError::BadRequest(
+            "the object provided is unrecognized: the body must be a JSON object".into(),
+        ));
+    }
+    Ok(v)
+}
+
+fn dry_run(q: &Query) -> bool {
+    q.get("dryRun") == Some("All")
+}
+
+/// The object as served under the requested version.
+fn present(t: &Target, obj: &Value) -> Value {
+    let mut o = obj.clone();
+    if let Some(m) = o.as_object_mut() {
+        m.insert("apiVersion".into(), json!(t.res.api_version(&t.version)));
+        m.insert("kind".into(), json!(t.res.kind));
+    }
+    o
+}
+
+fn object_response(t: &Target, status: StatusCode, obj: &Value, as_table: bool) -> Response<Body> {
+    if as_table {
+        let rv = meta::resource_version(obj).unwrap_or(0);
+        return table_response(&table::table(t.res, &[obj], rv));
+    }
+    json_response(status, &present(t, obj))
+}
+
+fn table_response(v: &Value) -> Response<Body> {
+    let mut r = json_response(StatusCode::OK, v);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json;as=Table;v=v1;g=meta.k8s.io"),
+    );
+    r
+}
+
+fn not_found(t: &Target, name: &str) -> ApiError {
+    ApiError::store(t.res)(StoreError::NotFound {
+        resource: t.res.qualified_plural(),
+        name: name.to_string(),
+    })
+}
+
+fn get(api: &ApiServer, t: &Target, as_table: bool) -> Result<Response<Body>, ApiError> {
+    let name = t.name.as_deref().unwrap_or("");
+    let obj = api.store.get(t.res, t.ns(), name).ok_or_else(|| not_found(t, name))?;
+    Ok(object_response(t, StatusCode::OK, &obj, as_table))
+}
+
+struct Filter {
+    ns: Option<String>,
+    labels: LabelSelector,
+    fields: FieldSelector,
+}
+
+impl Filter {
+    fn new(t: &Target, q: &Query) -> Result<Filter, ApiError> {
+        let bad = |e: crate::store::SelectorError| ApiError::BadRequest(e.to_string());
+        Ok(Filter {
+            ns: t.namespace.clone().filter(|_| t.res.namespaced),
+            labels: LabelSelector::parse(q.get("labelSelector").unwrap_or("")).map_err(bad)?,
+            fields: FieldSelector::parse(q.get("fieldSelector").unwrap_or("")).map_err(bad)?,
+        })
+    }
+
+    fn matches(&self, obj: &Value) -> bool {
+        self.ns.as_deref().is_none_or(|ns| meta::namespace(obj) == ns)
+            && self.labels.matches(obj)
+            && self.fields.matches(obj)
+    }
+}
+
+fn list(api: &ApiServer, t: &Target, q: &Query, as_table: bool) -> Result<Response<Body>, ApiError> {
+    let filter = Filter::new(t, q)?;
+    let (items, rv) = api.store.list(t.res, filter.ns.as_deref());
+    let items: Vec<&Value> = items.iter().map(|o| &**o).filter(|o| filter.matches(o)).collect();
+    if as_table {
+        return Ok(table_response(&table::table(t.res, &items, rv)));
+    }
+    let list = json!({
+        "kind": format!("{}List", t.res.kind),
+        "apiVersion": t.res.api_version(&t.version),
+        "metadata": {"resourceVersion": rv.to_string()},
+        "items": items.iter().map(|o| present(t, o)).collect::<Vec<_>>(),
+    });
+    Ok(json_response(StatusCode::OK, &list))
+}
+
+// === watch ===
+
+fn watch_line(t: &Target, type_: &str, obj: &Value, as_table: bool) -> Bytes {
+    let object = if as_table {
+        table::event_row(t.res, obj)
+    } else {
+        present(t, obj)
+    };
+    let mut line = serde_json::to_vec(&json!({"type": type_, "object": object})).unwrap_or_default();
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+fn expired_line(msg: &str) -> Bytes {
+    let mut line = serde_json::to_vec(&json!({"type": "ERROR", "object": {
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": msg, "reason": "Expired", "code": 410}}))
+    .unwrap_or_default();
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+/// Streams watch events (kubectl-contract §8): resourceVersion `0` or absent replays current
+/// objects as ADDED, `N` sends only later changes, and a too-old `N` gets a 410 ERROR event.
+fn watch(api: &Arc<ApiServer>, t: &Target, q: &Query, as_table: bool) -> Result<Response<Body>, ApiError> {
+    let filter = Filter::new(t, q)?;
+    let since = match q.get("resourceVersion").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(
+            s.parse::<u64>()
+                .map_err(|_| ApiError::BadRequest(format!("invalid resource version: {s}")))?,
+        ),
+    };
+    let timeout = q
+        .get("timeoutSeconds")
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(1800));
+    let target = Target {
+        res: t.res,
+        version: t.version.clone(),
+        namespace: t.namespace.clone(),
+        name: None,
+        sub: None,
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    match api.store.watch(Some(t.res), since) {
+        Err(StoreError::Expired { requested, oldest }) => {
+            let _ = tx.try_send(expired_line(&format!("too old resource version: {requested} ({oldest})")));
+        }
+        Err(e) => return Err(ApiError::store(t.res)(e)),
+        Ok(w) => {
+            let mut stopping = api.stopping.clone();
+            tokio::spawn(async move {
+                let send = |e: &WatchEvent| {
+                    filter
+                        .matches(&e.object)
+                        .then(|| watch_line(&target, e.type_.as_str(), &e.object, as_table))
+                };
+                for e in &w.initial {
+                    if let Some(line) = send(e) {
+                        if tx.send(line).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                let mut live = w.live;
+                let deadline = tokio::time::sleep(timeout);
+                tokio::pin!(deadline);
+                loop {
+                    tokio::select! {
+                        _ = &mut deadline => return,
+                        _ = stopping.changed() => return,
+                        _ = tx.closed() => return,
+                        ev = live.recv() => match ev {
+                            Ok(e) => {
+                                if !std::ptr::eq(e.resource, target.res) {
+                                    continue;
+                                }
+                                if let Some(line) = send(&e) {
+                                    if tx.send(line).await.is_err() {
+                                        return;
+                                    }
+                                }
+                            }
+                            Err(RecvError::Lagged(_)) => {
+                                let _ = tx.send(expired_line("watch fell behind; relist")).await;
+                                return;
+                            }
+                            Err(RecvError::Closed) => return,
+                        }
+                    }
+                }
+            });
+        }
+    }
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, std::convert::Infallible>(Frame::data(b)), rx))
+    });
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(StreamBody::new(stream).boxed_unsync())
+        .expect("static response"))
+}
+
+// === writing ===
+
+/// Checks `apiVersion`/`kind`/namespace of a body against the URL and fills what is missing.
+fn prepare(t: &Target, obj: &mut Value) -> Result<(), ApiError> {
+    let invalid = |field: &str, message: String| ApiError::Invalid {
+        res: t.res,
+        name: meta::name(obj).to_string(),
+        causes: vec![validation::Cause {
+            reason: "FieldValueInvalid",
+            field: field.to_string(),
+            message: message.clone(),
+        }],
+        message: format!("{} \"{}\" is invalid: {field}: {message}", t.res.qualified_kind(), meta::name(obj)),
+    };
+    let want_av = t.res.api_version(&t.version);
+    match obj.get("apiVersion").and_then(Value::as_str) {
+        Some(av) if !t.res.serves_version(resources::split_api_version(av).1) || resources::split_api_version(av).0 != t.res.group => {
+            return Err(invalid("apiVersion", format!("Invalid value: \"{av}\": must be {want_av} for {}", t.res.qualified_plural())));
+        }
+        _ => {}
+    }
+    match obj.get("kind").and_then(Value::as_str) {
+        Some(k) if k != t.res.kind => {
+            return Err(invalid("kind", format!("Invalid value: \"{k}\": must be {} for {}", t.res.kind, t.res.qualified_plural())));
+        }
+        _ => {}
+    }
+    let body_ns = meta::namespace(obj).to_string();
+    if t.res.namespaced {
+        let url_ns = t.ns().to_string();
+        if url_ns.is_empty() {
+            return Err(ApiError::BadRequest(format!(
+                "{} is namespaced: send it to /namespaces/<namespace>/{}",
+                t.res.kind, t.res.plural
+            )));
+        }
+        if !body_ns.is_empty() && body_ns != url_ns {
+            // kube-apiserver answers 400 here; we answer 422 with a cause naming the field so
+            // the error says which field to fix (issue #2).
+            return Err(invalid(
+                "metadata.namespace",
+                format!("Invalid value: \"{body_ns}\": does not match the namespace of the request (\"{url_ns}\")"),
+            ));
+        }
+        meta::metadata_mut(obj).insert("namespace".into(), json!(url_ns));
+    } else {
+        meta::metadata_mut(obj).remove("namespace");
+    }
+    let root = obj.as_object_mut().expect("decoded as object");
+    root.insert("apiVersion".into(), json!(want_av));
+    root.insert("kind".into(), json!(t.res.kind));
+    Ok(())
+}
+
+/// Defaults and validates an object about to be written.
+fn admit(api: &ApiServer, t: &Target, obj: &mut Value) -> Result<(), ApiError> {
+    let store = api.store.clone();
+    let used_ips = move || {
+        store
+            .list(kinds::services(), None)
+            .0
+            .iter()
+            .filter_map(|s| s.pointer("/spec/clusterIP").and_then(Value::as_str).map(str::to_string))
+            .collect()
+    };
+    defaults::apply(t.res, obj, &used_ips);
+    let causes = validation::validate(t.res.group, t.res.kind, obj);
+    if !causes.is_empty() {
+        let name = meta::name(obj).to_string();
+        return Err(ApiError::Invalid {
+            res: t.res,
+            message: validation::invalid_message(&t.res.qualified_kind(), &name, &causes),
+            name,
+            causes,
+        });
+    }
+    Ok(())
+}
+
+async fn persisted(api: &ApiServer, t: &Target) -> Result<(), ApiError> {
+    api.store.persisted().await.map_err(ApiError::store(t.res))
+}
+
+async fn create(api: &ApiServer, t: &Target, q: &Query, ct: &str, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    let mut obj = decode(body, ct)?;
+    prepare(t, &mut obj)?;
+    admit(api, t, &mut obj)?;
+    let created = api.store.create(t.res, obj, dry_run(q)).map_err(ApiError::store(t.res))?;
+    if !dry_run(q) {
+        persisted(api, t).await?;
+    }
+    Ok(object_response(t, StatusCode::CREATED, &created, false))
+}
+
+fn subresource(t: &Target) -> Subresource {
+    if t.sub.as_deref() == Some("status") {
+        Subresource::Status
+    } else {
+        Subresource::Main
+    }
+}
+
+async fn update(api: &ApiServer, t: &Target, q: &Query, ct: &str, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    let mut obj = decode(body, ct)?;
+    let url_name = t.name.clone().unwrap_or_default();
+    let body_name = meta::name(&obj).to_string();
+    if body_name.is_empty() {
+        meta::metadata_mut(&mut obj).insert("name".into(), json!(url_name));
+    } else if body_name != url_name {
+        return Err(ApiError::BadRequest(format!(
+            "the name of the object ({body_name}) does not match the name on the URL ({url_name})"
+        )));
+    }
+    prepare(t, &mut obj)?;
+    admit(api, t, &mut obj)?;
+    let updated = api
+        .store
+        .update(t.res, obj, subresource(t), dry_run(q))
+        .map_err(ApiError::store(t.res))?;
+    if !dry_run(q) {
+        persisted(api, t).await?;
+    }
+    Ok(object_response(t, StatusCode::OK, &updated, false))
+}
+
+async fn patch(api: &ApiServer, t: &Target, q: &Query, ct: &str, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    let pt = PatchType::from_content_type(ct, t.res)?;
+    let name = t.name.clone().unwrap_or_default();
+    if t.sub.as_deref() == Some("scale") {
+        let current = api.store.get(t.res, t.ns(), &name).ok_or_else(|| not_found(t, &name))?;
+        let patched = patch::apply_patch(t.res, &scale_of(t, &current), body, pt)?;
+        let replicas = patched.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
+        return set_replicas(api, t, replicas, dry_run(q)).await;
+    }
+    // Like kube-apiserver's GuaranteedUpdate: re-read and re-apply when a concurrent write won.
+    for _ in 0..8 {
+        let current = api.store.get(t.res, t.ns(), &name);
+        let (mut obj, creating) = match (pt, current) {
+            (PatchType::Apply, current) => {
+                let mut applied = decode(body, "application/yaml")?;
+                let applied_name = meta::name(&applied).to_string();
+                if applied_name.is_empty() {
+                    meta::metadata_mut(&mut applied).insert("name".into(), json!(name));
+                } else if applied_name != name {
+                    return Err(ApiError::BadRequest(format!(
+                        "the name of the object ({applied_name}) does not match the name on the URL ({name})"
+                    )));
+                }
+                prepare(t, &mut applied)?;
+                let manager = q.get("fieldManager").unwrap_or("unknown");
+                let creating = current.is_none();
+                (patch::server_side_apply(current.as_deref(), applied, manager), creating)
+            }
+            (_, None) => return Err(not_found(t, &name)),
+            (_, Some(current)) => (patch::apply_patch(t.res, &current, body, pt)?, false),
+        };
+        prepare(t, &mut obj)?;
+        admit(api, t, &mut obj)?;
+        let result = if creating {
+            api.store.create(t.res, obj, dry_run(q))
+        } else {
+            api.store.update(t.res, obj, subresource(t), dry_run(q))
+        };
+        match result {
+            Ok(done) => {
+                if !dry_run(q) {
+                    persisted(api, t).await?;
+                }
+                let status = if creating { StatusCode::CREATED } else { StatusCode::OK };
+                return Ok(object_response(t, status, &done, false));
+            }
+            Err(StoreError::Conflict { .. }) | Err(StoreError::AlreadyExists { .. }) => continue,
+            Err(e) => return Err(ApiError::store(t.res)(e)),
+        }
+    }
+    Err(ApiError::store(t.res)(StoreError::Conflict {
+        resource: t.res.qualified_plural(),
+        name,
+        reason: "the object kept changing; please try again".into(),
+    }))
+}
+
+/// The `autoscaling/v1` Scale view of a Deployment or ReplicaSet.
+fn scale_of(t: &Target, obj: &Value) -> Value {
+    let selector = obj
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta::name(obj), "namespace": t.ns(),
+            "uid": meta::uid(obj),
+            "resourceVersion": obj.pointer("/metadata/resourceVersion").cloned().unwrap_or_default(),
+            "creationTimestamp": obj.pointer("/metadata/creationTimestamp").cloned().unwrap_or_default(),
+        },
+        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(1))},
+        "status": {
+            "replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+            "selector": selector,
+        },
+    })
+}
+
+fn get_scale(api: &ApiServer, t: &Target) -> Result<Response<Body>, ApiError> {
+    if !t.res.kind.ends_with("ReplicaSet") && t.res.kind != "Deployment" {
+        return Err(ApiError::NoRoute);
+    }
+    let name = t.name.clone().unwrap_or_default();
+    let obj = api.store.get(t.res, t.ns(), &name).ok_or_else(|| not_found(t, &name))?;
+    Ok(json_response(StatusCode::OK, &scale_of(t, &obj)))
+}
+
+async fn set_replicas(api: &ApiServer, t: &Target, replicas: Value, dry: bool) -> Result<Response<Body>, ApiError> {
+    if t.res.kind != "ReplicaSet" && t.res.kind != "Deployment" {
+        return Err(ApiError::NoRoute);
+    }
+    let name = t.name.clone().unwrap_or_default();
+    let n = replicas.as_i64().filter(|n| *n >= 0).ok_or_else(|| ApiError::Invalid {
+        res: t.res,
+        name: name.clone(),
+        causes: vec![validation::Cause {
+            reason: "FieldValueInvalid",
+            field: "spec.replicas".into(),
+            message: format!("Invalid value: {replicas}: must be greater than or equal to 0"),
+        }],
+        message: format!("Scale.autoscaling \"{name}\" is invalid: spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0"),
+    })?;
+    let obj = if dry {
+        let mut o = (*api.store.get(t.res, t.ns(), &name).ok_or_else(|| not_found(t, &name))?).clone();
+        o["spec"]["replicas"] = json!(n);
+        Arc::new(o)
+    } else {
+        let o = api
+            .store
+            .modify(t.res, t.ns(), &name, Subresource::Main, |o| o["spec"]["replicas"] = json!(n))
+            .map_err(ApiError::store(t.res))?;
+        persisted(api, t).await?;
+        o
+    };
+    Ok(json_response(StatusCode::OK, &scale_of(t, &obj)))
+}
+
+async fn delete(api: &ApiServer, t: &Target, q: &Query, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    let name = t.name.clone().unwrap_or_default();
+    let opts: Value = if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(body).unwrap_or_else(|_| json!({}))
+    };
+    let dry = dry_run(q)
+        || opts
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|d| d.iter().any(|x| x == "All"));
+    if let Some(want) = opts.pointer("/preconditions/uid").and_then(Value::as_str) {
+        let cur = api.store.get(t.res, t.ns(), &name).ok_or_else(|| not_found(t, &name))?;
+        if meta::uid(&cur) != want {
+            return Err(ApiError::store(t.res)(StoreError::Conflict {
+                resource: t.res.qualified_plural(),
+                name,
+                reason: format!("Precondition failed: UID in precondition: {want}, UID in object meta: {}", meta::uid(&cur)),
+            }));
+        }
+    }
+    let outcome = api.store.delete(t.res, t.ns(), &name, dry).map_err(ApiError::store(t.res))?;
+    if !dry {
+        persisted(api, t).await?;
+    }
+    let obj = match outcome {
+        Deleted::Gone(o) | Deleted::Terminating(o) => o,
+    };
+    Ok(object_response(t, StatusCode::OK, &obj, false))
+}
+
+async fn delete_collection(api: &ApiServer, t: &Target, q: &Query) -> Result<Response<Body>, ApiError> {
+    let filter = Filter::new(t, q)?;
+    let (items, _) = api.store.list(t.res, filter.ns.as_deref());
+    let mut deleted = Vec::new();
+    for obj in items.iter().filter(|o| filter.matches(o)) {
+        match api.store.delete(t.res, meta::namespace(obj), meta::name(obj), dry_run(q)) {
+            Ok(Deleted::Gone(o)) | Ok(Deleted::Terminating(o)) => deleted.push(present(t, &o)),
+            Err(StoreError::NotFound { .. }) => {}
+            Err(e) => return Err(ApiError::store(t.res)(e)),
+        }
+    }
+    if !dry_run(q) {
+        persisted(api, t).await?;
+    }
+    let list = json!({
+        "kind": format!("{}List", t.res.kind),
+        "apiVersion": t.res.api_version(&t.version),
+        "metadata": {"resourceVersion": api.store.resource_version().to_string()},
+        "items": deleted,
+    });
+    Ok(json_response(StatusCode::OK, &list))
+}
+
+fn logs(api: &ApiServer, t: &Target, q: &Query) -> Result<Response<Body>, ApiError> {
+    let name = t.name.clone().unwrap_or_default();
+    api.store.get(t.res, t.ns(), &name).ok_or_else(|| not_found(t, &name))?;
+    let text = match &api.logs {
+        Some(l) => l.logs(t.ns(), &name, q.get("container")).map_err(ApiError::BadRequest)?,
+        None => String::new(),
+    };
+    let text = match q.get("tailLines").and_then(|n| n.parse::<usize>().ok()) {
+        Some(n) => {
+            let lines: Vec<&str> = text.lines().collect();
+            let start = lines.len().saturating_sub(n);
+            lines[start..].iter().map(|l| format!("{l}\n")).collect()
+        }
+        None => text,
+    };
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(full(text))
+        .expect("static response"))
+}
+

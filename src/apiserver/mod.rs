@@ -1,0 +1,328 @@
+//! A Kubernetes-compatible API server that real kubectl (1.27–1.33) drives.
+//!
+//! What kubectl sends and needs was observed on the wire (`../shared/reference/kubectl-contract.md`):
+//! legacy discovery, an empty `/openapi/v2` (client-side validation finds no schema and skips),
+//! JSON objects, Status errors, chunked watch streams, and Table responses for `kubectl get`.
+//! Every request is answered from the [`Store`]; nothing here holds state of its own.
+
+mod defaults;
+mod discovery;
+mod errors;
+mod handlers;
+mod patch;
+mod smp;
+mod table;
+#[path = "/work/scratch/validation_shim.rs"]
+pub mod validation;
+
+pub use errors::ApiError;
+
+use crate::store::Store;
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Response body type: whole JSON documents, or a watch stream.
+pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// Largest request body accepted (kube-apiserver's limit is 3 MiB).
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// Pod logs, provided by the workload simulator (`GET .../pods/<name>/log`).
+pub trait PodLogs: Send + Sync + 'static {
+    /// The log text of one container (`None`: the pod's only or first container), or an error
+    /// message shown to the user.
+    fn logs(&self, namespace: &str, pod: &str, container: Option<&str>) -> Result<String, String>;
+}
+
+/// Extra endpoints other modules serve on the API port (backend health, metrics).
+pub trait Extension: Send + Sync + 'static {
+    /// Answers a GET for `path` if this extension owns it.
+    fn get(&self, path: &str, query: &Query) -> Option<Response<Body>>;
+}
+
+/// Parsed query parameters (last value wins, as Go's `url.Values.Get` reads the first; kubectl
+/// never repeats a parameter).
+#[derive(Debug, Default, Clone)]
+pub struct Query(HashMap<String, String>);
+
+impl Query {
+    pub fn parse(q: Option<&str>) -> Query {
+        let mut out = HashMap::new();
+        for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            out.insert(percent_decode(k), percent_decode(v));
+        }
+        Query(out)
+    }
+
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).map(String::as_str)
+    }
+
+    /// `true`/`1` flags.
+    pub fn flag(&self, k: &str) -> bool {
+        matches!(self.get(k), Some("true") | Some("1"))
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                match (bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+                    (Some(h), Some(l)) => {
+                        out.push(h * 16 + l);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The API server: shared by every connection.
+pub struct ApiServer {
+    pub(crate) store: Store,
+    token: Option<String>,
+    logs: Option<Arc<dyn PodLogs>>,
+    extensions: Vec<Arc<dyn Extension>>,
+    /// Flips to `true` on shutdown, ending open watch streams.
+    pub(crate) stopping: watch::Receiver<bool>,
+    stop: watch::Sender<bool>,
+}
+
+impl ApiServer {
+    /// An API server over `store`. With `token`, every request but the health checks must carry
+    /// `Authorization: Bearer <token>`.
+    pub fn new(store: Store, token: Option<String>) -> ApiServer {
+        let (stop, stopping) = watch::channel(false);
+        ApiServer {
+            store,
+            token,
+            logs: None,
+            extensions: Vec::new(),
+            stopping,
+            stop,
+        }
+    }
+
+    pub fn with_logs(mut self, logs: Arc<dyn PodLogs>) -> ApiServer {
+        self.logs = Some(logs);
+        self
+    }
+
+    pub fn with_extension(mut self, ext: Arc<dyn Extension>) -> ApiServer {
+        self.extensions.push(ext);
+        self
+    }
+
+    /// Serves connections on `listener` until `shutdown` resolves; then ends watch streams and
+    /// gives open requests a moment to finish.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let conns = tokio_util_tracker::Tracker::default();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = listener.accept() => {
+                    let (stream, _) = match accepted {
+                        Ok(s) => s,
+                        Err(err) => {
+                            tracing::warn!(cause = %err, "accept failed");
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let api = self.clone();
+                    let guard = conns.guard();
+                    tokio::spawn(async move {
+                        let svc = hyper::service::service_fn(move |req| {
+                            let api = api.clone();
+                            async move { Ok::<_, Infallible>(api.handle(req).await) }
+                        });
+                        let conn = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), svc);
+                        if let Err(err) = conn.await {
+                            tracing::debug!(cause = %err, "api connection ended with an error");
+                        }
+                        drop(guard);
+                    });
+                }
+            }
+        }
+        let _ = self.stop.send(true);
+        conns.wait(std::time::Duration::from_secs(2)).await;
+    }
+
+    /// Handles one request; never fails (errors become Status responses).
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let resp = match self.route(req).await {
+            Ok(r) => r,
+            Err(err) => error_response(&err),
+        };
+        tracing::debug!(%method, %path, status = resp.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "api request");
+        resp
+    }
+
+    async fn route(self: &Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+        let path = req.uri().path().to_string();
+        if matches!(path.as_str(), "/livez" | "/readyz" | "/healthz") {
+            return Ok(text(StatusCode::OK, "ok"));
+        }
+        if let Some(token) = &self.token {
+            let given = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            if given != Some(token.as_str()) {
+                return Err(ApiError::Unauthorized);
+            }
+        }
+        let query = Query::parse(req.uri().query());
+        if req.method() == Method::GET {
+            for ext in &self.extensions {
+                if let Some(resp) = ext.get(&path, &query) {
+                    return Ok(resp);
+                }
+            }
+        }
+        let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+        match segs.as_slice() {
+            ["version"] => Ok(json_response(StatusCode::OK, &discovery::version())),
+            ["api"] => Ok(json_response(StatusCode::OK, &discovery::core_versions())),
+            ["apis"] => Ok(json_response(StatusCode::OK, &discovery::group_list())),
+            ["apis", g] => discovery::group(g)
+                .map(|d| json_response(StatusCode::OK, &d))
+                .ok_or(ApiError::NoRoute),
+            ["api", v] => discovery::resource_list("", v)
+                .map(|d| json_response(StatusCode::OK, &d))
+                .ok_or(ApiError::NoRoute),
+            ["apis", g, v] => discovery::resource_list(g, v)
+                .map(|d| json_response(StatusCode::OK, &d))
+                .ok_or(ApiError::NoRoute),
+            // An empty body is a valid empty protobuf Document: kubectl finds no schema and skips
+            // client-side validation (kubectl-contract §3, item 13).
+            ["openapi", "v2"] => Ok(Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, "application/octet-stream")
+                .body(full(Bytes::new()))
+                .expect("static response")),
+            ["api", v, rest @ ..] => {
+                let target = handlers::Target::parse("", v, rest)?;
+                handlers::dispatch(self, target, query, req).await
+            }
+            ["apis", g, v, rest @ ..] => {
+                let target = handlers::Target::parse(g, v, rest)?;
+                handlers::dispatch(self, target, query, req).await
+            }
+            _ => Err(ApiError::NoRoute),
+        }
+    }
+}
+
+/// Minimal connection tracker so shutdown can wait (bounded) for open connections.
+mod tokio_util_tracker {
+    use std::sync::Arc;
+    use tokio::sync::Notify;
+
+    #[derive(Default, Clone)]
+    pub struct Tracker(Arc<(std::sync::atomic::AtomicUsize, Notify)>);
+
+    pub struct Guard(Tracker);
+
+    impl Tracker {
+        pub fn guard(&self) -> Guard {
+            self.0 .0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Guard(self.clone())
+        }
+
+        pub async fn wait(&self, max: std::time::Duration) {
+            let deadline = tokio::time::Instant::now() + max;
+            while self.0 .0.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+                if tokio::time::timeout_at(deadline, self.0 .1.notified()).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            self.0 .0 .0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            self.0 .0 .1.notify_waiters();
+        }
+    }
+}
+
+/// A complete body.
+pub fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).map_err(|never| match never {}).boxed_unsync()
+}
+
+/// A JSON response.
+pub fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
+    let body = serde_json::to_vec(v).unwrap_or_default();
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))
+        .body(full(body))
+        .expect("static response")
+}
+
+/// A plain-text response.
+pub fn text(status: StatusCode, s: &str) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(full(s.to_string()))
+        .expect("static response")
+}
+
+/// A Status error response.
+pub fn error_response(err: &ApiError) -> Response<Body> {
+    let (code, _) = err.code_reason();
+    json_response(
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &err.to_status(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_decodes_field_selectors() {
+        let q = Query::parse(Some("fieldSelector=metadata.name%3Dgateway-01&watch=true&labelSelector=app+in+%28a%29"));
+        assert_eq!(q.get("fieldSelector"), Some("metadata.name=gateway-01"));
+        assert!(q.flag("watch"));
+        assert_eq!(q.get("labelSelector"), Some("app in (a)"));
+    }
+}

@@ -1,0 +1,43 @@
+//! Command-line interface (clap derive). `main.rs` parses, [`crate::app`] runs.
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Azure Application Gateway for Containers on one machine: an API server that kubectl drives,
+/// simulated workloads, the AGC controller and its data plane.
+#[derive(Debug, Parser)]
+#[command(name = "agc-sandbox", version, about)]
+pub struct Cli {
+    /// Log filter (e.g. `info`, `debug`, `agc_sandbox=debug`); `RUST_LOG` works too.
+    #[arg(long, global = true, env = "AGC_SANDBOX_LOG", default_value = "info")]
+    pub log_level: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the sandbox and serve until interrupted (Ctrl-C or SIGTERM).
+    Up(UpArgs),
+}
+
+#[derive(Debug, clap::Args, Clone)]
+pub struct UpArgs {
+    /// Where objects are persisted (sled) and the kubeconfig is written.
+    #[arg(long, default_value = ".agc-sandbox")]
+    pub data_dir: PathBuf,
+    /// Address of the Kubernetes API. Port 0 picks a free port (printed, and written to the
+    /// kubeconfig). Any non-loopback address requires --token-file.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub api_addr: SocketAddr,
+    /// Folder of manifests to apply and follow (repeatable).
+    #[arg(long = "watch", value_name = "DIR")]
+    pub watch: Vec<PathBuf>,
+    /// Added to every Gateway listener port, so port 80 is served on 80+N without privileges.
+    #[arg(long, default_value_t = 0)]
+    pub port_offset: u16,
+    /// File holding a bearer token that every API request must present.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+}

@@ -1,0 +1,216 @@
+//! Small helpers over Kubernetes objects held as JSON.
+//!
+//! Objects stay `serde_json::Value` end to end: the API server must hand back exactly what was
+//! stored, including fields this program does not model, and a typed model (k8s-openapi) would
+//! drop unknown fields and cost minutes of compile time on a 2-core machine.
+
+use serde_json::{Map, Value};
+use std::time::{Duration, SystemTime};
+
+/// `metadata.name`, or "" when absent.
+pub fn name(obj: &Value) -> &str {
+    obj.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// `metadata.namespace`, or "" when absent.
+pub fn namespace(obj: &Value) -> &str {
+    obj.pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// `metadata.uid`, or "".
+pub fn uid(obj: &Value) -> &str {
+    obj.pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// `metadata.generation`, or 0.
+pub fn generation(obj: &Value) -> i64 {
+    obj.pointer("/metadata/generation")
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
+}
+
+/// `metadata.resourceVersion` parsed as a number (the sandbox only ever writes numbers).
+pub fn resource_version(obj: &Value) -> Option<u64> {
+    obj.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+}
+
+/// A label value.
+pub fn label<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
+    obj.pointer("/metadata/labels")
+        .and_then(|l| l.get(key))
+        .and_then(Value::as_str)
+}
+
+/// An annotation value.
+pub fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
+    obj.pointer("/metadata/annotations")
+        .and_then(|l| l.get(key))
+        .and_then(Value::as_str)
+}
+
+/// `metadata.labels` as a map (empty when absent).
+pub fn labels(obj: &Value) -> Map<String, Value> {
+    obj.pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Mutable `metadata`, created when missing. Panics only if `obj` is not an object, which the API
+/// server rules out before calling.
+pub fn metadata_mut(obj: &mut Value) -> &mut Map<String, Value> {
+    let root = obj.as_object_mut().expect("object checked by caller");
+    let md = root
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !md.is_object() {
+        *md = Value::Object(Map::new());
+    }
+    md.as_object_mut().expect("just made an object")
+}
+
+/// Mutable map at `obj[key]`, created when missing or not a map.
+pub fn child_map<'a>(obj: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
+    let v = obj
+        .entry(key.to_string())
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !v.is_object() {
+        *v = Value::Object(Map::new());
+    }
+    v.as_object_mut().expect("just made an object")
+}
+
+/// Current time as Kubernetes writes it: RFC 3339, UTC, whole seconds (`2024-10-29T16:40:34Z`).
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// Parses an RFC 3339 timestamp as written by [`now_rfc3339`].
+pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339_weak(s).ok()
+}
+
+/// Kubernetes' `duration.HumanDuration`, used for AGE columns (`45s`, `3m2s`, `5h`, `12d`).
+/// Source: k8s.io/apimachinery/pkg/util/duration/duration.go.
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs < 60 * 2 {
+        return format!("{secs}s");
+    }
+    let minutes = secs / 60;
+    if minutes < 10 {
+        let s = secs % 60;
+        return if s == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{s}s")
+        };
+    }
+    if minutes < 60 * 3 {
+        return format!("{minutes}m");
+    }
+    let hours = minutes / 60;
+    if hours < 8 {
+        let m = minutes % 60;
+        return if m == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{m}m")
+        };
+    }
+    if hours < 48 {
+        return format!("{hours}h");
+    }
+    if hours < 24 * 8 {
+        let h = hours % 24;
+        return if h == 0 {
+            format!("{}d", hours / 24)
+        } else {
+            format!("{}d{}h", hours / 24, h)
+        };
+    }
+    if hours < 24 * 365 * 2 {
+        return format!("{}d", hours / 24);
+    }
+    if hours < 24 * 365 * 8 {
+        let dy = (hours / 24) % 365;
+        return if dy == 0 {
+            format!("{}y", hours / 24 / 365)
+        } else {
+            format!("{}y{}d", hours / 24 / 365, dy)
+        };
+    }
+    format!("{}y", hours / 24 / 365)
+}
+
+/// Age of an object from its `creationTimestamp`, formatted as kubectl shows it.
+pub fn age(obj: &Value) -> String {
+    since(
+        obj.pointer("/metadata/creationTimestamp")
+            .and_then(Value::as_str),
+    )
+}
+
+/// Time since an RFC 3339 timestamp, formatted as kubectl shows it (`<unknown>` when absent).
+pub fn since(ts: Option<&str>) -> String {
+    match ts.and_then(parse_rfc3339) {
+        Some(t) => human_duration(SystemTime::now().duration_since(t).unwrap_or_default()),
+        None => "<unknown>".to_string(),
+    }
+}
+
+/// Finds a condition by type in `status.conditions`.
+pub fn condition<'a>(obj: &'a Value, type_: &str) -> Option<&'a Value> {
+    obj.pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(type_))
+}
+
+/// The `status` string ("True"/"False"/"Unknown") of a condition, or "Unknown" when absent.
+pub fn condition_status<'a>(obj: &'a Value, type_: &str) -> &'a str {
+    condition(obj, type_)
+        .and_then(|c| c.get("status"))
+        .and_then(Value::as_str)
+        .unwrap_or("Unknown")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_duration_matches_kubernetes() {
+        let cases = [
+            (0, "0s"),
+            (119, "119s"),
+            (120, "2m"),
+            (125, "2m5s"),
+            (600, "10m"),
+            (3 * 3600, "3h"),
+            (3 * 3600 + 60, "3h1m"),
+            (10 * 3600, "10h"),
+            (50 * 3600, "2d2h"),
+            (9 * 86400, "9d"),
+            (800 * 86400, "2y70d"),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(human_duration(Duration::from_secs(secs)), want, "{secs}s");
+        }
+    }
+
+    #[test]
+    fn timestamps_round_trip() {
+        let now = now_rfc3339();
+        assert!(now.ends_with('Z'));
+        assert!(parse_rfc3339(&now).is_some());
+    }
+}

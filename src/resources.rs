@@ -1,0 +1,272 @@
+//! The kinds the sandbox serves: group, version, plural, scope and short names.
+//!
+//! This table is the single source for discovery (`/api`, `/apis`), URL routing, the store's keys
+//! and kubectl's kind → resource mapping. Scopes and short names follow Kubernetes, Gateway API and
+//! AGC's CRDs, because kubectl relies on them (a missing `namespaced` silently makes a kind
+//! cluster-scoped; see `../shared/reference/kubectl-contract.md` §2).
+
+/// One served resource type.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct ResourceDef {
+    /// API group; empty for the core group.
+    pub group: &'static str,
+    /// Versions served, preferred first. Objects are stored once whatever version wrote them.
+    pub versions: &'static [&'static str],
+    pub kind: &'static str,
+    /// Lower-case plural used in URLs, e.g. `httproutes`.
+    pub plural: &'static str,
+    pub namespaced: bool,
+    pub short_names: &'static [&'static str],
+    /// Whether the kind has a `status` subresource (status is then ignored on main-resource writes).
+    pub has_status: bool,
+    /// Whether kubectl knows the Go type and so sends strategic merge patches for it.
+    pub builtin: bool,
+    /// Discovery categories (`kubectl get all` uses `all`).
+    pub categories: &'static [&'static str],
+}
+
+impl ResourceDef {
+    /// `gateways.gateway.networking.k8s.io`, or `pods` for the core group: the name Kubernetes
+    /// uses in error messages.
+    pub fn qualified_plural(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.to_string()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+
+    /// `Gateway.gateway.networking.k8s.io`, or `Service` for the core group: the kind as
+    /// Kubernetes names it in "is invalid" messages.
+    pub fn qualified_kind(&self) -> String {
+        if self.group.is_empty() {
+            self.kind.to_string()
+        } else {
+            format!("{}.{}", self.kind, self.group)
+        }
+    }
+
+    /// `apps/v1` or `v1` for the given version.
+    pub fn api_version(&self, version: &str) -> String {
+        if self.group.is_empty() {
+            version.to_string()
+        } else {
+            format!("{}/{}", self.group, version)
+        }
+    }
+
+    /// The preferred `apiVersion`.
+    pub fn preferred_api_version(&self) -> String {
+        self.api_version(self.versions[0])
+    }
+
+    /// Stable identifier used as the store's key prefix: `group/plural` (`/pods` for core).
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.group, self.plural)
+    }
+
+    pub fn serves_version(&self, version: &str) -> bool {
+        self.versions.contains(&version)
+    }
+}
+
+macro_rules! res {
+    ($group:expr, [$($v:expr),+], $kind:expr, $plural:expr, $ns:expr, [$($short:expr),*], status=$st:expr, builtin=$b:expr, cat=[$($c:expr),*]) => {
+        ResourceDef {
+            group: $group,
+            versions: &[$($v),+],
+            kind: $kind,
+            plural: $plural,
+            namespaced: $ns,
+            short_names: &[$($short),*],
+            has_status: $st,
+            builtin: $b,
+            categories: &[$($c),*],
+        }
+    };
+}
+
+pub const CORE: &str = "";
+pub const APPS: &str = "apps";
+pub const DISCOVERY: &str = "discovery.k8s.io";
+pub const GATEWAY: &str = "gateway.networking.k8s.io";
+pub const ALB: &str = "alb.networking.azure.io";
+
+/// Every served kind. Order is the order of discovery output.
+pub static RESOURCES: &[ResourceDef] = &[
+    res!(CORE, ["v1"], "Namespace", "namespaces", false, ["ns"], status = true, builtin = true, cat = []),
+    res!(CORE, ["v1"], "Pod", "pods", true, ["po"], status = true, builtin = true, cat = ["all"]),
+    res!(CORE, ["v1"], "Service", "services", true, ["svc"], status = true, builtin = true, cat = ["all"]),
+    res!(CORE, ["v1"], "Endpoints", "endpoints", true, ["ep"], status = false, builtin = true, cat = []),
+    res!(CORE, ["v1"], "Secret", "secrets", true, [], status = false, builtin = true, cat = []),
+    res!(CORE, ["v1"], "ConfigMap", "configmaps", true, ["cm"], status = false, builtin = true, cat = []),
+    res!(CORE, ["v1"], "Event", "events", true, ["ev"], status = false, builtin = true, cat = []),
+    res!(APPS, ["v1"], "Deployment", "deployments", true, ["deploy"], status = true, builtin = true, cat = ["all"]),
+    res!(APPS, ["v1"], "ReplicaSet", "replicasets", true, ["rs"], status = true, builtin = true, cat = ["all"]),
+    res!(DISCOVERY, ["v1"], "EndpointSlice", "endpointslices", true, [], status = false, builtin = true, cat = []),
+    res!(GATEWAY, ["v1", "v1beta1"], "GatewayClass", "gatewayclasses", false, ["gc"], status = true, builtin = false, cat = ["gateway-api"]),
+    res!(GATEWAY, ["v1", "v1beta1"], "Gateway", "gateways", true, ["gtw"], status = true, builtin = false, cat = ["gateway-api"]),
+    res!(GATEWAY, ["v1", "v1beta1"], "HTTPRoute", "httproutes", true, [], status = true, builtin = false, cat = ["gateway-api"]),
+    res!(GATEWAY, ["v1"], "GRPCRoute", "grpcroutes", true, [], status = true, builtin = false, cat = ["gateway-api"]),
+    res!(GATEWAY, ["v1beta1"], "ReferenceGrant", "referencegrants", true, ["refgrant"], status = false, builtin = false, cat = ["gateway-api"]),
+    res!(ALB, ["v1"], "ApplicationLoadBalancer", "applicationloadbalancers", true, ["alb"], status = true, builtin = false, cat = []),
+    res!(ALB, ["v1"], "HealthCheckPolicy", "healthcheckpolicies", true, ["hcp"], status = true, builtin = false, cat = []),
+    res!(ALB, ["v1"], "RoutePolicy", "routepolicies", true, [], status = true, builtin = false, cat = []),
+    res!(ALB, ["v1"], "FrontendTLSPolicy", "frontendtlspolicies", true, [], status = true, builtin = false, cat = []),
+    res!(ALB, ["v1"], "BackendTLSPolicy", "backendtlspolicies", true, [], status = true, builtin = false, cat = []),
+    res!(ALB, ["v1"], "BackendLoadBalancingPolicy", "backendloadbalancingpolicies", true, [], status = true, builtin = false, cat = []),
+    res!(ALB, ["v1"], "WebApplicationFirewallPolicy", "webapplicationfirewallpolicies", true, ["wafpolicy"], status = true, builtin = false, cat = []),
+];
+
+/// Looks a resource up by group and URL plural, for any version it serves.
+pub fn by_plural(group: &str, plural: &str) -> Option<&'static ResourceDef> {
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.plural == plural)
+}
+
+/// Looks a resource up by `apiVersion` and `kind`, as written in a manifest.
+pub fn by_api_version_kind(api_version: &str, kind: &str) -> Option<&'static ResourceDef> {
+    let (group, version) = split_api_version(api_version);
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.kind == kind && r.serves_version(version))
+}
+
+/// Looks a resource up by kind alone (first match), for callers that only know the kind.
+pub fn by_kind(kind: &str) -> Option<&'static ResourceDef> {
+    RESOURCES.iter().find(|r| r.kind == kind)
+}
+
+/// Splits `apps/v1` into (`apps`, `v1`) and `v1` into (``, `v1`).
+pub fn split_api_version(api_version: &str) -> (&str, &str) {
+    match api_version.split_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", api_version),
+    }
+}
+
+/// The groups served, each with its versions, in discovery order.
+pub fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut out: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
+    for r in RESOURCES.iter().filter(|r| !r.group.is_empty()) {
+        let entry = match out.iter_mut().find(|(g, _)| *g == r.group) {
+            Some(e) => e,
+            None => {
+                out.push((r.group, Vec::new()));
+                out.last_mut().expect("just pushed")
+            }
+        };
+        for v in r.versions {
+            if !entry.1.contains(v) {
+                entry.1.push(v);
+            }
+        }
+    }
+    out
+}
+
+/// The resources served under one group/version.
+pub fn in_group_version<'a>(
+    group: &'a str,
+    version: &'a str,
+) -> impl Iterator<Item = &'static ResourceDef> + 'a {
+    RESOURCES
+        .iter()
+        .filter(move |r| r.group == group && r.serves_version(version))
+}
+
+/// Well-known resource handles, so callers do not repeat string lookups.
+pub mod kinds {
+    use super::{by_plural, ResourceDef, ALB, APPS, CORE, DISCOVERY, GATEWAY};
+
+    fn get(group: &str, plural: &str) -> &'static ResourceDef {
+        by_plural(group, plural).expect("resource is in the static table")
+    }
+    pub fn namespaces() -> &'static ResourceDef {
+        get(CORE, "namespaces")
+    }
+    pub fn pods() -> &'static ResourceDef {
+        get(CORE, "pods")
+    }
+    pub fn services() -> &'static ResourceDef {
+        get(CORE, "services")
+    }
+    pub fn endpoints() -> &'static ResourceDef {
+        get(CORE, "endpoints")
+    }
+    pub fn secrets() -> &'static ResourceDef {
+        get(CORE, "secrets")
+    }
+    pub fn events() -> &'static ResourceDef {
+        get(CORE, "events")
+    }
+    pub fn deployments() -> &'static ResourceDef {
+        get(APPS, "deployments")
+    }
+    pub fn replicasets() -> &'static ResourceDef {
+        get(APPS, "replicasets")
+    }
+    pub fn endpointslices() -> &'static ResourceDef {
+        get(DISCOVERY, "endpointslices")
+    }
+    pub fn gatewayclasses() -> &'static ResourceDef {
+        get(GATEWAY, "gatewayclasses")
+    }
+    pub fn gateways() -> &'static ResourceDef {
+        get(GATEWAY, "gateways")
+    }
+    pub fn httproutes() -> &'static ResourceDef {
+        get(GATEWAY, "httproutes")
+    }
+    pub fn grpcroutes() -> &'static ResourceDef {
+        get(GATEWAY, "grpcroutes")
+    }
+    pub fn referencegrants() -> &'static ResourceDef {
+        get(GATEWAY, "referencegrants")
+    }
+    pub fn applicationloadbalancers() -> &'static ResourceDef {
+        get(ALB, "applicationloadbalancers")
+    }
+    pub fn healthcheckpolicies() -> &'static ResourceDef {
+        get(ALB, "healthcheckpolicies")
+    }
+    pub fn routepolicies() -> &'static ResourceDef {
+        get(ALB, "routepolicies")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_found_by_its_api_version() {
+        for r in RESOURCES {
+            for v in r.versions {
+                let found = by_api_version_kind(&r.api_version(v), r.kind).unwrap();
+                assert_eq!(found, r);
+            }
+        }
+    }
+
+    #[test]
+    fn qualified_names_follow_kubernetes() {
+        assert_eq!(kinds::pods().qualified_plural(), "pods");
+        assert_eq!(
+            kinds::gateways().qualified_plural(),
+            "gateways.gateway.networking.k8s.io"
+        );
+        assert_eq!(kinds::deployments().qualified_kind(), "Deployment.apps");
+        assert_eq!(kinds::services().qualified_kind(), "Service");
+    }
+
+    #[test]
+    fn gateway_group_serves_v1_and_v1beta1() {
+        let groups = groups();
+        let gw = groups.iter().find(|(g, _)| *g == GATEWAY).unwrap();
+        assert_eq!(gw.1, vec!["v1", "v1beta1"]);
+        assert!(in_group_version(GATEWAY, "v1beta1").any(|r| r.kind == "ReferenceGrant"));
+        assert!(!in_group_version(GATEWAY, "v1").any(|r| r.kind == "ReferenceGrant"));
+    }
+}

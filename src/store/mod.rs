@@ -1,0 +1,715 @@
+//! The object store: every object in memory, written through to sled, with watch events.
+//!
+//! One global, monotonically increasing `resourceVersion` orders every write. Each write is
+//! applied to memory and to sled under one lock (so disk order equals rv order), then published on
+//! a broadcast channel and kept in a bounded history so that watches can resume from a
+//! resourceVersion (older than the history: 410 Expired, as kube-apiserver does).
+//! Callers that acknowledge a write to a client await [`Store::persisted`] first, so an
+//! acknowledged write survives `kill -9`.
+//!
+//! The store owns Kubernetes' object mechanics: `uid`, `creationTimestamp`, `generation` (bumped
+//! only when `spec` changes), the status subresource split, finalizers, graceful namespace
+//! deletion and owner-reference garbage collection. Validation and defaulting are the API
+//! server's job and happen before a write reaches here.
+
+mod persist;
+pub mod selector;
+
+use crate::meta;
+use crate::resources::{kinds, ResourceDef, RESOURCES};
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use tokio::sync::broadcast;
+
+pub use selector::{FieldSelector, LabelSelector, SelectorError};
+
+/// How many events are kept for watches that resume from an older resourceVersion.
+const HISTORY: usize = 20_000;
+/// Capacity of the live event channel; a watcher that falls this far behind is told to relist.
+const CHANNEL: usize = 65_536;
+
+/// Errors from store operations. Their `Display` is the message kubectl shows.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{resource} \"{name}\" not found")]
+    NotFound { resource: String, name: String },
+    #[error("{resource} \"{name}\" already exists")]
+    AlreadyExists { resource: String, name: String },
+    #[error("Operation cannot be fulfilled on {resource} \"{name}\": {reason}")]
+    Conflict {
+        resource: String,
+        name: String,
+        reason: String,
+    },
+    #[error("namespaces \"{0}\" not found")]
+    NamespaceNotFound(String),
+    #[error("unable to create new content in namespace {0} because it is being terminated")]
+    NamespaceTerminating(String),
+    #[error("too old resource version: {requested} ({oldest})")]
+    Expired { requested: u64, oldest: u64 },
+    #[error("failed to persist to the data directory: {0}")]
+    Persist(#[from] sled::Error),
+    #[error("stored object is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// The type of a watch event, as in the Kubernetes watch protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change to one object.
+#[derive(Debug, Clone)]
+pub struct WatchEvent {
+    pub type_: EventType,
+    pub resource: &'static ResourceDef,
+    /// The object after the change (for deletions: its last state, with the deletion's rv).
+    pub object: Arc<Value>,
+    pub rv: u64,
+}
+
+/// Which part of an object an update may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subresource {
+    /// Everything but `status` (for kinds with a status subresource).
+    Main,
+    /// Only `status`.
+    Status,
+}
+
+/// What a delete did.
+#[derive(Debug)]
+pub enum Deleted {
+    /// The object is gone; this is its last state.
+    Gone(Arc<Value>),
+    /// The object is terminating (finalizers, or a namespace draining); this is its new state.
+    Terminating(Arc<Value>),
+}
+
+/// A cheap, cloneable handle on the store.
+#[derive(Clone)]
+pub struct Store {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: RwLock<State>,
+    disk: persist::Disk,
+    events: broadcast::Sender<Arc<WatchEvent>>,
+}
+
+type Key = (String, String);
+
+struct State {
+    rv: u64,
+    /// One map per entry of [`RESOURCES`], keyed by (namespace, name) so lists come out sorted.
+    objects: Vec<BTreeMap<Key, Arc<Value>>>,
+    history: VecDeque<Arc<WatchEvent>>,
+    /// Every event with an rv above this is in `history`.
+    history_floor: u64,
+}
+
+/// The result of starting a watch: events to send first, then the live channel.
+pub struct Watch {
+    pub initial: Vec<Arc<WatchEvent>>,
+    pub live: broadcast::Receiver<Arc<WatchEvent>>,
+}
+
+fn index_of(res: &'static ResourceDef) -> usize {
+    RESOURCES
+        .iter()
+        .position(|r| std::ptr::eq(r, res))
+        .expect("resource comes from the static table")
+}
+
+fn key_of(res: &ResourceDef, ns: &str, name: &str) -> Key {
+    let ns = if res.namespaced { ns } else { "" };
+    (ns.to_string(), name.to_string())
+}
+
+/// Namespaces every fresh cluster has (kubectl-contract §12).
+const BUILTIN_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+
+impl Store {
+    /// Opens (or creates) the store under `dir` and loads every object into memory.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let disk = persist::Disk::open(dir)?;
+        let mut objects: Vec<BTreeMap<Key, Arc<Value>>> = vec![BTreeMap::new(); RESOURCES.len()];
+        let mut rv = disk.last_rv()?;
+        for item in disk.load()? {
+            let (res, obj) = item?;
+            rv = rv.max(meta::resource_version(&obj).unwrap_or(0));
+            let key = key_of(res, meta::namespace(&obj), meta::name(&obj));
+            objects[index_of(res)].insert(key, Arc::new(obj));
+        }
+        let (events, _) = broadcast::channel(CHANNEL);
+        let store = Store {
+            shared: Arc::new(Shared {
+                state: RwLock::new(State {
+                    rv,
+                    objects,
+                    history: VecDeque::new(),
+                    history_floor: rv,
+                }),
+                disk,
+                events,
+            }),
+        };
+        for ns in BUILTIN_NAMESPACES {
+            if store.get(kinds::namespaces(), "", ns).is_none() {
+                let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+                store.create(kinds::namespaces(), obj, false)?;
+            }
+        }
+        // A namespace that was terminating when the process stopped finishes terminating now.
+        for ns in store.list(kinds::namespaces(), None).0 {
+            if ns.pointer("/metadata/deletionTimestamp").is_some() {
+                store.finish_namespace(meta::name(&ns).to_string());
+            }
+        }
+        Ok(store)
+    }
+
+    /// Waits until every write made so far is on disk.
+    pub async fn persisted(&self) -> Result<(), StoreError> {
+        self.shared.disk.flush().await
+    }
+
+    /// The current global resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.read().rv
+    }
+
+    /// Number of objects held (all kinds).
+    pub fn len(&self) -> usize {
+        self.read().objects.iter().map(BTreeMap::len).sum()
+    }
+
+    /// Whether the store holds no objects at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn get(&self, res: &'static ResourceDef, ns: &str, name: &str) -> Option<Arc<Value>> {
+        self.read().objects[index_of(res)]
+            .get(&key_of(res, ns, name))
+            .cloned()
+    }
+
+    /// Objects of one kind, in one namespace or all (`None`), sorted by namespace and name,
+    /// with the resourceVersion the list is consistent with.
+    pub fn list(&self, res: &'static ResourceDef, ns: Option<&str>) -> (Vec<Arc<Value>>, u64) {
+        let state = self.read();
+        let map = &state.objects[index_of(res)];
+        let items = match ns {
+            Some(ns) if res.namespaced => map
+                .range((ns.to_string(), String::new())..)
+                .take_while(|((n, _), _)| n == ns)
+                .map(|(_, v)| v.clone())
+                .collect(),
+            _ => map.values().cloned().collect(),
+        };
+        (items, state.rv)
+    }
+
+    /// Subscribes to changes. `since = None` (or `Some(0)`) replays every current object of `res`
+    /// (or of all kinds when `res` is `None`) as ADDED; `Some(rv)` replays only the changes after
+    /// `rv`, or fails with [`StoreError::Expired`] when they are no longer kept.
+    pub fn watch(
+        &self,
+        res: Option<&'static ResourceDef>,
+        since: Option<u64>,
+    ) -> Result<Watch, StoreError> {
+        let state = self.read();
+        // Subscribing under the read lock means no event can slip between replay and live.
+        let live = self.shared.events.subscribe();
+        let initial = match since {
+            None | Some(0) => {
+                let mut out = Vec::new();
+                for (i, map) in state.objects.iter().enumerate() {
+                    let r = &RESOURCES[i];
+                    if res.is_some_and(|want| !std::ptr::eq(want, r)) {
+                        continue;
+                    }
+                    for obj in map.values() {
+                        out.push(Arc::new(WatchEvent {
+                            type_: EventType::Added,
+                            resource: r,
+                            rv: meta::resource_version(obj).unwrap_or(0),
+                            object: obj.clone(),
+                        }));
+                    }
+                }
+                out
+            }
+            Some(rv) => {
+                if rv < state.history_floor {
+                    return Err(StoreError::Expired {
+                        requested: rv,
+                        oldest: state.history_floor,
+                    });
+                }
+                state
+                    .history
+                    .iter()
+                    .filter(|e| e.rv > rv && res.is_none_or(|want| std::ptr::eq(want, e.resource)))
+                    .cloned()
+                    .collect()
+            }
+        };
+        Ok(Watch { initial, live })
+    }
+
+    /// Creates an object. Sets `uid`, `creationTimestamp`, `generation` and `resourceVersion`;
+    /// resolves `generateName`; drops `status` for kinds with a status subresource (as
+    /// kube-apiserver's PrepareForCreate does). With `dry_run` nothing is stored.
+    pub fn create(
+        &self,
+        res: &'static ResourceDef,
+        mut obj: Value,
+        dry_run: bool,
+    ) -> Result<Arc<Value>, StoreError> {
+        let mut state = self.write();
+        let ns = meta::namespace(&obj).to_string();
+        if res.namespaced {
+            let nsobj = state.objects[index_of(kinds::namespaces())].get(&(String::new(), ns.clone()));
+            match nsobj {
+                None => return Err(StoreError::NamespaceNotFound(ns)),
+                Some(n) if n.pointer("/metadata/deletionTimestamp").is_some() => {
+                    return Err(StoreError::NamespaceTerminating(ns))
+                }
+                Some(_) => {}
+            }
+        }
+        let map = &state.objects[index_of(res)];
+        if meta::name(&obj).is_empty() {
+            if let Some(prefix) = obj
+                .pointer("/metadata/generateName")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+            {
+                let name = loop {
+                    let candidate = format!("{prefix}{}", random_suffix(5));
+                    if !map.contains_key(&key_of(res, &ns, &candidate)) {
+                        break candidate;
+                    }
+                };
+                meta::metadata_mut(&mut obj).insert("name".into(), Value::String(name));
+            }
+        }
+        let name = meta::name(&obj).to_string();
+        let key = key_of(res, &ns, &name);
+        if map.contains_key(&key) {
+            return Err(StoreError::AlreadyExists {
+                resource: res.qualified_plural(),
+                name,
+            });
+        }
+        let root = obj.as_object_mut().expect("API server passes objects");
+        if res.has_status {
+            root.remove("status");
+        }
+        if std::ptr::eq(res, kinds::namespaces()) {
+            root.insert("status".into(), json!({"phase": "Active"}));
+        }
+        let rv = state.rv + 1;
+        let md = meta::metadata_mut(&mut obj);
+        if !res.namespaced {
+            md.remove("namespace");
+        }
+        md.insert("uid".into(), Value::String(uuid::Uuid::new_v4().to_string()));
+        md.insert("creationTimestamp".into(), Value::String(meta::now_rfc3339()));
+        md.insert("generation".into(), json!(1));
+        md.insert("resourceVersion".into(), Value::String(rv.to_string()));
+        md.remove("deletionTimestamp");
+        if std::ptr::eq(res, kinds::namespaces()) {
+            // Every namespace is labelled with its own name (kubectl-contract §12, item 40).
+            meta::child_map(md, "labels")
+                .insert("kubernetes.io/metadata.name".into(), Value::String(name.clone()));
+        }
+        let obj = Arc::new(obj);
+        if dry_run {
+            return Ok(obj);
+        }
+        self.commit(&mut state, res, key, Some(obj), EventType::Added, rv)
+    }
+
+    /// Replaces an object (or only its status). A non-empty `metadata.resourceVersion` in `obj`
+    /// is a precondition (409 Conflict when stale). A write that changes nothing is a no-op and
+    /// keeps the resourceVersion, as in Kubernetes, so controllers never loop on their own writes.
+    pub fn update(
+        &self,
+        res: &'static ResourceDef,
+        obj: Value,
+        sub: Subresource,
+        dry_run: bool,
+    ) -> Result<Arc<Value>, StoreError> {
+        let mut state = self.write();
+        let key = key_of(res, meta::namespace(&obj), meta::name(&obj));
+        let old = state.objects[index_of(res)]
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| StoreError::NotFound {
+                resource: res.qualified_plural(),
+                name: key.1.clone(),
+            })?;
+        if let Some(want) = obj.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
+            if !want.is_empty() && Some(want) != old.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
+                return Err(StoreError::Conflict {
+                    resource: res.qualified_plural(),
+                    name: key.1,
+                    reason: "the object has been modified; please apply your changes to the latest version and try again".into(),
+                });
+            }
+        }
+        let new = merge_for_update(res, &old, obj, sub);
+        self.commit_update(&mut state, res, key, &old, new, dry_run)
+    }
+
+    /// Read-modify-write without a precondition, for in-process controllers: `f` edits a copy
+    /// of the current object and the result is written as an update of `sub`.
+    pub fn modify(
+        &self,
+        res: &'static ResourceDef,
+        ns: &str,
+        name: &str,
+        sub: Subresource,
+        f: impl FnOnce(&mut Value),
+    ) -> Result<Arc<Value>, StoreError> {
+        let mut state = self.write();
+        let key = key_of(res, ns, name);
+        let old = state.objects[index_of(res)]
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| StoreError::NotFound {
+                resource: res.qualified_plural(),
+                name: name.to_string(),
+            })?;
+        let mut edited = (*old).clone();
+        f(&mut edited);
+        let new = merge_for_update(res, &old, edited, sub);
+        self.commit_update(&mut state, res, key, &old, new, false)
+    }
+
+    /// Deletes an object. Objects with finalizers, and namespaces, only become terminating
+    /// (`deletionTimestamp` set); a namespace's contents are removed shortly after, then the
+    /// namespace itself, each with a DELETED event. Objects owned (ownerReferences) by a deleted
+    /// object are deleted too, as Kubernetes' background garbage collector does.
+    pub fn delete(
+        &self,
+        res: &'static ResourceDef,
+        ns: &str,
+        name: &str,
+        dry_run: bool,
+    ) -> Result<Deleted, StoreError> {
+        let mut state = self.write();
+        let key = key_of(res, ns, name);
+        let old = state.objects[index_of(res)]
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| StoreError::NotFound {
+                resource: res.qualified_plural(),
+                name: name.to_string(),
+            })?;
+        let is_ns = std::ptr::eq(res, kinds::namespaces());
+        let has_finalizers = old
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
+        if is_ns || has_finalizers {
+            if old.pointer("/metadata/deletionTimestamp").is_some() {
+                return Ok(Deleted::Terminating(old));
+            }
+            let mut new = (*old).clone();
+            meta::metadata_mut(&mut new)
+                .insert("deletionTimestamp".into(), Value::String(meta::now_rfc3339()));
+            if is_ns {
+                new["status"] = json!({"phase": "Terminating"});
+            }
+            let rv = state.rv + 1;
+            meta::metadata_mut(&mut new).insert("resourceVersion".into(), Value::String(rv.to_string()));
+            let new = Arc::new(new);
+            if dry_run {
+                return Ok(Deleted::Terminating(new));
+            }
+            let new = self.commit(&mut state, res, key, Some(new), EventType::Modified, rv)?;
+            drop(state);
+            if is_ns {
+                self.finish_namespace(name.to_string());
+            }
+            return Ok(Deleted::Terminating(new));
+        }
+        if dry_run {
+            return Ok(Deleted::Gone(old));
+        }
+        let gone = self.remove_locked(&mut state, res, key)?;
+        let owner_uid = meta::uid(&old).to_string();
+        drop(state);
+        self.collect_dependents(ns, &owner_uid);
+        Ok(Deleted::Gone(gone))
+    }
+
+    // === internals ===
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.shared.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.shared.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn commit_update(
+        &self,
+        state: &mut State,
+        res: &'static ResourceDef,
+        key: Key,
+        old: &Arc<Value>,
+        mut new: Value,
+        dry_run: bool,
+    ) -> Result<Arc<Value>, StoreError> {
+        if new == **old {
+            return Ok(old.clone());
+        }
+        if spec_of(res, &new) != spec_of(res, old) {
+            let g = meta::generation(old) + 1;
+            meta::metadata_mut(&mut new).insert("generation".into(), json!(g));
+        }
+        let rv = state.rv + 1;
+        meta::metadata_mut(&mut new).insert("resourceVersion".into(), Value::String(rv.to_string()));
+        let terminating = new.pointer("/metadata/deletionTimestamp").is_some();
+        let finalized = new
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_none_or(|f| f.is_empty());
+        let new = Arc::new(new);
+        if dry_run {
+            return Ok(new);
+        }
+        // The last finalizer removed from a terminating object completes its deletion
+        // (namespaces complete through their own drain instead).
+        if terminating && finalized && !std::ptr::eq(res, kinds::namespaces()) {
+            return self.remove_locked(state, res, key);
+        }
+        self.commit(state, res, key, Some(new), EventType::Modified, rv)
+    }
+
+    fn remove_locked(
+        &self,
+        state: &mut State,
+        res: &'static ResourceDef,
+        key: Key,
+    ) -> Result<Arc<Value>, StoreError> {
+        let rv = state.rv + 1;
+        self.commit(state, res, key, None, EventType::Deleted, rv)
+    }
+
+    /// Writes one change to memory and disk and publishes it. `obj = None` removes the key.
+    /// Returns the object the event carries (for a removal: the last state with the new rv).
+    fn commit(
+        &self,
+        state: &mut State,
+        res: &'static ResourceDef,
+        key: Key,
+        obj: Option<Arc<Value>>,
+        type_: EventType,
+        rv: u64,
+    ) -> Result<Arc<Value>, StoreError> {
+        let map = &mut state.objects[index_of(res)];
+        let event_obj = match &obj {
+            Some(o) => {
+                self.shared.disk.put(res, &key.0, &key.1, o, rv)?;
+                map.insert(key, o.clone());
+                o.clone()
+            }
+            None => {
+                self.shared.disk.remove(res, &key.0, &key.1, rv)?;
+                let last = map.remove(&key).unwrap_or_else(|| Arc::new(Value::Null));
+                let mut last = (*last).clone();
+                if last.is_object() {
+                    meta::metadata_mut(&mut last)
+                        .insert("resourceVersion".into(), Value::String(rv.to_string()));
+                }
+                Arc::new(last)
+            }
+        };
+        state.rv = rv;
+        let event = Arc::new(WatchEvent {
+            type_,
+            resource: res,
+            object: event_obj.clone(),
+            rv,
+        });
+        if state.history.len() >= HISTORY {
+            if let Some(old) = state.history.pop_front() {
+                state.history_floor = old.rv;
+            }
+        }
+        state.history.push_back(event.clone());
+        // No receivers is fine: nobody is watching.
+        let _ = self.shared.events.send(event);
+        Ok(event_obj)
+    }
+
+    /// Deletes every object whose ownerReferences name `owner_uid` (recursively).
+    fn collect_dependents(&self, ns: &str, owner_uid: &str) {
+        if owner_uid.is_empty() {
+            return;
+        }
+        let mut dependents = Vec::new();
+        {
+            let state = self.read();
+            for (i, map) in state.objects.iter().enumerate() {
+                let r = &RESOURCES[i];
+                if !r.namespaced {
+                    continue;
+                }
+                for obj in map.values().filter(|o| meta::namespace(o) == ns) {
+                    let owned = obj
+                        .pointer("/metadata/ownerReferences")
+                        .and_then(Value::as_array)
+                        .is_some_and(|refs| {
+                            refs.iter()
+                                .any(|r| r.get("uid").and_then(Value::as_str) == Some(owner_uid))
+                        });
+                    if owned {
+                        dependents.push((r, meta::name(obj).to_string()));
+                    }
+                }
+            }
+        }
+        for (r, name) in dependents {
+            // Already gone (a concurrent delete) is fine.
+            let _ = self.delete(r, ns, &name, false);
+        }
+    }
+
+    /// Removes a terminating namespace's contents, then the namespace, shortly after the
+    /// delete was acknowledged, so `kubectl delete -f` of a file that starts with its namespace
+    /// can still delete the objects that follow (kubectl-contract §9, item 35).
+    fn finish_namespace(&self, ns: String) {
+        let store = self.clone();
+        let run = move || {
+            for r in RESOURCES.iter().filter(|r| r.namespaced) {
+                for obj in store.list(r, Some(&ns)).0 {
+                    let _ = store.delete(r, &ns, meta::name(&obj), false);
+                }
+            }
+            let mut state = store.write();
+            let key = key_of(kinds::namespaces(), "", &ns);
+            if state.objects[index_of(kinds::namespaces())].contains_key(&key) {
+                if let Err(err) = store.remove_locked(&mut state, kinds::namespaces(), key) {
+                    tracing::error!(namespace = %ns, cause = %err, "failed to remove namespace");
+                }
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                    run();
+                });
+            }
+            Err(_) => run(),
+        }
+    }
+}
+
+/// Builds the object an update writes: `sub` decides whether the main resource or only `status`
+/// comes from `new`; identity and server-owned metadata always come from `old`.
+fn merge_for_update(res: &ResourceDef, old: &Value, new: Value, sub: Subresource) -> Value {
+    let mut out = match sub {
+        Subresource::Status => {
+            let mut out = old.clone();
+            match new.get("status") {
+                Some(s) => {
+                    out["status"] = s.clone();
+                }
+                None => {
+                    if let Some(o) = out.as_object_mut() {
+                        o.remove("status");
+                    }
+                }
+            }
+            out
+        }
+        Subresource::Main => {
+            let mut out = new;
+            if res.has_status {
+                match old.get("status") {
+                    Some(s) => out["status"] = s.clone(),
+                    None => {
+                        if let Some(o) = out.as_object_mut() {
+                            o.remove("status");
+                        }
+                    }
+                }
+            }
+            out
+        }
+    };
+    let old_md = old.get("metadata").cloned().unwrap_or_default();
+    let md = meta::metadata_mut(&mut out);
+    for k in ["uid", "creationTimestamp", "generation", "resourceVersion", "namespace", "name"] {
+        match old_md.get(k) {
+            Some(v) => {
+                md.insert(k.into(), v.clone());
+            }
+            None => {
+                md.remove(k);
+            }
+        }
+    }
+    // deletionTimestamp can be set only by delete, never cleared by an update.
+    match old_md.get("deletionTimestamp") {
+        Some(v) => {
+            md.insert("deletionTimestamp".into(), v.clone());
+        }
+        None => {
+            md.remove("deletionTimestamp");
+        }
+    }
+    out
+}
+
+/// The part of an object whose change bumps `generation`: `spec`, or for kinds without one
+/// (ConfigMap, Secret, ...) everything but metadata and status.
+fn spec_of(res: &ResourceDef, obj: &Value) -> Value {
+    if let Some(spec) = obj.get("spec") {
+        return spec.clone();
+    }
+    if res.has_status && obj.get("status").is_some() && obj.get("spec").is_none() {
+        return Value::Null;
+    }
+    let mut rest: Map<String, Value> = obj.as_object().cloned().unwrap_or_default();
+    rest.remove("metadata");
+    rest.remove("status");
+    Value::Object(rest)
+}
+
+/// Lower-case alphanumerics as Kubernetes uses for generated names (no vowels, to avoid words;
+/// k8s.io/apimachinery/pkg/util/rand).
+pub fn random_suffix(n: usize) -> String {
+    const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    (0..n)
+        .map(|_| ALPHANUMS[fastrand::usize(..ALPHANUMS.len())] as char)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;
