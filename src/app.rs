@@ -27,7 +27,10 @@ fn load_token(args: &UpArgs) -> anyhow::Result<Option<String>> {
                 .with_context(|| format!("failed to read the token file {}", path.display()))?;
             let t = t.trim().to_string();
             if t.is_empty() {
-                bail!("the token file {} is empty; put a secret token in it", path.display());
+                bail!(
+                    "the token file {} is empty; put a secret token in it",
+                    path.display()
+                );
             }
             Some(t)
         }
@@ -45,10 +48,9 @@ fn load_token(args: &UpArgs) -> anyhow::Result<Option<String>> {
 /// Writes `DIR/kubeconfig` with a context named `agc-sandbox`.
 fn write_kubeconfig(dir: &Path, url: &str, token: Option<&str>) -> anyhow::Result<PathBuf> {
     let user = match token {
-        Some(t) => format!("    token: {t}\n"),
-        None => "    {}\n".to_string(),
+        Some(t) => format!("  user:\n    token: {t}\n"),
+        None => "  user: {}\n".to_string(),
     };
-    let user = if token.is_some() { format!("  user:\n{user}") } else { format!("  user:\n{user}") };
     let text = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: agc-sandbox\n  cluster:\n    server: {url}\ncontexts:\n- name: agc-sandbox\n  context:\n    cluster: agc-sandbox\n    user: agc-sandbox\n    namespace: default\ncurrent-context: agc-sandbox\nusers:\n- name: agc-sandbox\n{user}"
     );
@@ -67,8 +69,12 @@ pub async fn run(
     on_start: impl FnOnce(&Started),
 ) -> anyhow::Result<()> {
     let token = load_token(&args)?;
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("failed to create the data directory {}", args.data_dir.display()))?;
+    std::fs::create_dir_all(&args.data_dir).with_context(|| {
+        format!(
+            "failed to create the data directory {}",
+            args.data_dir.display()
+        )
+    })?;
     let store = Store::open(&args.data_dir).map_err(|e| match e {
         crate::store::StoreError::Persist(sled::Error::Io(io)) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") => {
             anyhow::anyhow!(
@@ -100,7 +106,10 @@ pub async fn run(
         kubeconfig,
     });
     let _ = api_task.await;
-    store.persisted().await.context("failed to flush the store on shutdown")?;
+    store
+        .persisted()
+        .await
+        .context("failed to flush the store on shutdown")?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -15,7 +15,7 @@ fn set_default(m: &mut Map<String, Value>, key: &str, v: Value) {
     }
 }
 
-fn each_obj<'a>(v: Option<&'a mut Value>) -> impl Iterator<Item = &'a mut Map<String, Value>> {
+fn each_obj(v: Option<&mut Value>) -> impl Iterator<Item = &mut Map<String, Value>> {
     v.and_then(Value::as_array_mut)
         .into_iter()
         .flatten()
@@ -58,6 +58,8 @@ pub fn apply(res: &ResourceDef, obj: &mut Value, used_cluster_ips: &dyn Fn() -> 
                     json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
                 );
                 if let Some(s) = spec.get_mut("strategy").and_then(Value::as_object_mut) {
+                    // kubectl sends `strategy: {}`; an empty type means RollingUpdate.
+                    set_default(s, "type", json!("RollingUpdate"));
                     if s.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
                         let ru = crate::meta::child_map(s, "rollingUpdate");
                         set_default(ru, "maxSurge", json!("25%"));
@@ -116,7 +118,8 @@ fn pod_spec(spec: &mut Map<String, Value>) {
             let image = c.get("image").and_then(Value::as_str).unwrap_or("");
             // IfNotPresent unless the tag is :latest or missing (core/v1 SetDefaults_Container).
             let last = image.rsplit('/').next().unwrap_or(image);
-            let policy = if !last.contains(':') && !image.contains('@') || last.ends_with(":latest") {
+            let policy = if !last.contains(':') && !image.contains('@') || last.ends_with(":latest")
+            {
                 "Always"
             } else {
                 "IfNotPresent"
@@ -179,11 +182,19 @@ fn route(http: bool, obj: &mut Value) {
         return;
     };
     if http {
-        set_default(spec, "rules", json!([{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}]}]));
+        set_default(
+            spec,
+            "rules",
+            json!([{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}]}]),
+        );
     }
     for rule in each_obj(spec.get_mut("rules")) {
         if http {
-            set_default(rule, "matches", json!([{"path": {"type": "PathPrefix", "value": "/"}}]));
+            set_default(
+                rule,
+                "matches",
+                json!([{"path": {"type": "PathPrefix", "value": "/"}}]),
+            );
             for m in each_obj(rule.get_mut("matches")) {
                 set_default(m, "path", json!({"type": "PathPrefix", "value": "/"}));
                 if let Some(p) = m.get_mut("path").and_then(Value::as_object_mut) {
@@ -228,15 +239,22 @@ mod tests {
         let mut r = json!({"spec": {"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [{"name": "svc", "port": 80}]}]}});
         apply(kinds::httproutes(), &mut r, &Vec::new);
         assert_eq!(r["spec"]["parentRefs"][0]["kind"], "Gateway");
-        assert_eq!(r["spec"]["rules"][0]["matches"], json!([{"path": {"type": "PathPrefix", "value": "/"}}]));
+        assert_eq!(
+            r["spec"]["rules"][0]["matches"],
+            json!([{"path": {"type": "PathPrefix", "value": "/"}}])
+        );
         assert_eq!(r["spec"]["rules"][0]["backendRefs"][0]["weight"], 1);
     }
 
     #[test]
     fn gateway_listener_allows_same_namespace_by_default() {
-        let mut g = json!({"spec": {"listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}});
+        let mut g =
+            json!({"spec": {"listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}});
         apply(kinds::gateways(), &mut g, &Vec::new);
-        assert_eq!(g["spec"]["listeners"][0]["allowedRoutes"], json!({"namespaces": {"from": "Same"}}));
+        assert_eq!(
+            g["spec"]["listeners"][0]["allowedRoutes"],
+            json!({"namespaces": {"from": "Same"}})
+        );
     }
 
     #[test]

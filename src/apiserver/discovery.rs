@@ -86,7 +86,14 @@ fn resource_entry(r: &ResourceDef) -> Value {
     e
 }
 
-fn sub_entry(r: &ResourceDef, sub: &str, group: &str, version: &str, kind: &str, verbs: &[&str]) -> Value {
+fn sub_entry(
+    r: &ResourceDef,
+    sub: &str,
+    group: &str,
+    version: &str,
+    kind: &str,
+    verbs: &[&str],
+) -> Value {
     let mut e = json!({
         "name": format!("{}/{sub}", r.plural),
         "singularName": "",
@@ -107,12 +114,26 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     for r in resources::in_group_version(group, version) {
         list.push(resource_entry(r));
         if r.has_status {
-            list.push(sub_entry(r, "status", "", "", r.kind, &["get", "patch", "update"]));
+            list.push(sub_entry(
+                r,
+                "status",
+                "",
+                "",
+                r.kind,
+                &["get", "patch", "update"],
+            ));
         }
         match (r.group, r.plural) {
             // `kubectl scale` finds the scale subresource through discovery.
             ("apps", "deployments") | ("apps", "replicasets") => {
-                list.push(sub_entry(r, "scale", "autoscaling", "v1", "Scale", &["get", "patch", "update"]));
+                list.push(sub_entry(
+                    r,
+                    "scale",
+                    "autoscaling",
+                    "v1",
+                    "Scale",
+                    &["get", "patch", "update"],
+                ));
             }
             ("", "pods") => list.push(sub_entry(r, "log", "", "", "Pod", &["get"])),
             _ => {}
@@ -126,7 +147,9 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     } else {
         format!("{group}/{version}")
     };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": list}))
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": list}),
+    )
 }
 
 #[cfg(test)]
@@ -151,10 +174,19 @@ mod tests {
     #[test]
     fn gateway_short_name_and_scale_subresource_are_advertised() {
         let gw = resource_list("gateway.networking.k8s.io", "v1").unwrap();
-        let gateways = gw["resources"].as_array().unwrap().iter().find(|r| r["name"] == "gateways").unwrap();
+        let gateways = gw["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "gateways")
+            .unwrap();
         assert_eq!(gateways["shortNames"], json!(["gtw"]));
         let apps = resource_list("apps", "v1").unwrap();
-        assert!(apps["resources"].as_array().unwrap().iter().any(|r| r["name"] == "deployments/scale" && r["kind"] == "Scale"));
+        assert!(apps["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "deployments/scale" && r["kind"] == "Scale"));
     }
 
     #[test]

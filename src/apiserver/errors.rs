@@ -26,7 +26,9 @@ pub enum ApiError {
     },
     #[error("the server could not find the requested resource")]
     NoRoute,
-    #[error("the body of the request was in an unknown format - accepted media types include: {0}")]
+    #[error(
+        "the body of the request was in an unknown format - accepted media types include: {0}"
+    )]
     UnsupportedMediaType(&'static str),
     #[error("the server has received too large of a request")]
     TooLarge,
@@ -95,7 +97,9 @@ impl ApiError {
                 | StoreError::Conflict { name, .. } => {
                     Some(json!({"name": name, "group": res.group, "kind": res.plural}))
                 }
-                StoreError::NamespaceNotFound(ns) => Some(json!({"name": ns, "kind": "namespaces"})),
+                StoreError::NamespaceNotFound(ns) => {
+                    Some(json!({"name": ns, "kind": "namespaces"}))
+                }
                 _ => None,
             },
             _ => None,

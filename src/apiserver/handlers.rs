@@ -2,7 +2,9 @@
 //! plus the `status`, `scale` and `log` subresources.
 
 use super::patch::{self, PatchType};
-use super::{defaults, full, json_response, table, validation, ApiError, ApiServer, Body, Query, MAX_BODY};
+use super::{
+    defaults, full, json_response, table, validation, ApiError, ApiServer, Body, Query, MAX_BODY,
+};
 use crate::meta;
 use crate::resources::{self, kinds, ResourceDef};
 use crate::store::{Deleted, FieldSelector, LabelSelector, StoreError, Subresource, WatchEvent};
@@ -43,7 +45,11 @@ impl Target {
         let (res, name, sub) = match rest.as_slice() {
             [plural] => (lookup(plural)?, None, None),
             [plural, name] => (lookup(plural)?, Some(name.to_string()), None),
-            [plural, name, sub] => (lookup(plural)?, Some(name.to_string()), Some(sub.to_string())),
+            [plural, name, sub] => (
+                lookup(plural)?,
+                Some(name.to_string()),
+                Some(sub.to_string()),
+            ),
             _ => return Err(ApiError::NoRoute),
         };
         if res.namespaced && namespace.is_none() && name.is_some() {
@@ -93,7 +99,9 @@ pub async fn dispatch(
             let (ct, body) = read_body(req).await?;
             update(api, &t, &q, &ct, &body).await
         }
-        (Method::PATCH, true, None) | (Method::PATCH, true, Some("status")) | (Method::PATCH, true, Some("scale")) => {
+        (Method::PATCH, true, None)
+        | (Method::PATCH, true, Some("status"))
+        | (Method::PATCH, true, Some("scale")) => {
             let (ct, body) = read_body(req).await?;
             patch(api, &t, &q, &ct, &body).await
         }
@@ -147,15 +155,22 @@ async fn read_body(req: Request<Incoming>) -> Result<(String, Bytes), ApiError> 
 
 /// Decodes a JSON or YAML body into an object.
 fn decode(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
-    let v: Value = if content_type.contains("yaml") {
+    let v: Value = if content_type.contains("protobuf") {
+        // kubectl's typed clients (`kubectl create namespace|secret|configmap|...`) send protobuf
+        // and have no JSON fallback.
+        super::protobuf::decode(body).map_err(|e| ApiError::BadRequest(e.to_string()))?
+    } else if content_type.contains("yaml") {
         match serde_json::from_slice(body) {
             Ok(v) => v,
-            Err(_) => serde_yaml::from_slice(body)
-                .map_err(|e| ApiError::BadRequest(format!("error converting YAML to JSON: yaml: {e}")))?,
+            Err(_) => serde_yaml::from_slice(body).map_err(|e| {
+                ApiError::BadRequest(format!("error converting YAML to JSON: yaml: {e}"))
+            })?,
         }
     } else {
         serde_json::from_slice(body).map_err(|e| {
-            ApiError::BadRequest(format!("the object provided is unrecognized: invalid JSON: {e}"))
+            ApiError::BadRequest(format!(
+                "the object provided is unrecognized: invalid JSON: {e}"
+            ))
         })?
     };
     if !v.is_object() {
@@ -206,7 +221,10 @@ fn not_found(t: &Target, name: &str) -> ApiError {
 
 fn get(api: &ApiServer, t: &Target, as_table: bool) -> Result<Response<Body>, ApiError> {
     let name = t.name.as_deref().unwrap_or("");
-    let obj = api.store.get(t.res, t.ns(), name).ok_or_else(|| not_found(t, name))?;
+    let obj = api
+        .store
+        .get(t.res, t.ns(), name)
+        .ok_or_else(|| not_found(t, name))?;
     Ok(object_response(t, StatusCode::OK, &obj, as_table))
 }
 
@@ -227,16 +245,27 @@ impl Filter {
     }
 
     fn matches(&self, obj: &Value) -> bool {
-        self.ns.as_deref().is_none_or(|ns| meta::namespace(obj) == ns)
+        self.ns
+            .as_deref()
+            .is_none_or(|ns| meta::namespace(obj) == ns)
             && self.labels.matches(obj)
             && self.fields.matches(obj)
     }
 }
 
-fn list(api: &ApiServer, t: &Target, q: &Query, as_table: bool) -> Result<Response<Body>, ApiError> {
+fn list(
+    api: &ApiServer,
+    t: &Target,
+    q: &Query,
+    as_table: bool,
+) -> Result<Response<Body>, ApiError> {
     let filter = Filter::new(t, q)?;
     let (items, rv) = api.store.list(t.res, filter.ns.as_deref());
-    let items: Vec<&Value> = items.iter().map(|o| &**o).filter(|o| filter.matches(o)).collect();
+    let items: Vec<&Value> = items
+        .iter()
+        .map(|o| &**o)
+        .filter(|o| filter.matches(o))
+        .collect();
     if as_table {
         return Ok(table_response(&table::table(t.res, &items, rv)));
     }
@@ -257,7 +286,8 @@ fn watch_line(t: &Target, type_: &str, obj: &Value, as_table: bool) -> Bytes {
     } else {
         present(t, obj)
     };
-    let mut line = serde_json::to_vec(&json!({"type": type_, "object": object})).unwrap_or_default();
+    let mut line =
+        serde_json::to_vec(&json!({"type": type_, "object": object})).unwrap_or_default();
     line.push(b'\n');
     Bytes::from(line)
 }
@@ -273,7 +303,12 @@ fn expired_line(msg: &str) -> Bytes {
 
 /// Streams watch events (kubectl-contract §8): resourceVersion `0` or absent replays current
 /// objects as ADDED, `N` sends only later changes, and a too-old `N` gets a 410 ERROR event.
-fn watch(api: &Arc<ApiServer>, t: &Target, q: &Query, as_table: bool) -> Result<Response<Body>, ApiError> {
+fn watch(
+    api: &Arc<ApiServer>,
+    t: &Target,
+    q: &Query,
+    as_table: bool,
+) -> Result<Response<Body>, ApiError> {
     let filter = Filter::new(t, q)?;
     let since = match q.get("resourceVersion").filter(|s| !s.is_empty()) {
         None => None,
@@ -297,7 +332,9 @@ fn watch(api: &Arc<ApiServer>, t: &Target, q: &Query, as_table: bool) -> Result<
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     match api.store.watch(Some(t.res), since) {
         Err(StoreError::Expired { requested, oldest }) => {
-            let _ = tx.try_send(expired_line(&format!("too old resource version: {requested} ({oldest})")));
+            let _ = tx.try_send(expired_line(&format!(
+                "too old resource version: {requested} ({oldest})"
+            )));
         }
         Err(e) => return Err(ApiError::store(t.res)(e)),
         Ok(w) => {
@@ -346,7 +383,9 @@ fn watch(api: &Arc<ApiServer>, t: &Target, q: &Query, as_table: bool) -> Result<
         }
     }
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, std::convert::Infallible>(Frame::data(b)), rx))
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, std::convert::Infallible>(Frame::data(b)), rx))
     });
     Ok(Response::builder()
         .status(StatusCode::OK)
@@ -367,18 +406,38 @@ fn prepare(t: &Target, obj: &mut Value) -> Result<(), ApiError> {
             field: field.to_string(),
             message: message.clone(),
         }],
-        message: format!("{} \"{}\" is invalid: {field}: {message}", t.res.qualified_kind(), meta::name(obj)),
+        message: format!(
+            "{} \"{}\" is invalid: {field}: {message}",
+            t.res.qualified_kind(),
+            meta::name(obj)
+        ),
     };
     let want_av = t.res.api_version(&t.version);
     match obj.get("apiVersion").and_then(Value::as_str) {
-        Some(av) if !t.res.serves_version(resources::split_api_version(av).1) || resources::split_api_version(av).0 != t.res.group => {
-            return Err(invalid("apiVersion", format!("Invalid value: \"{av}\": must be {want_av} for {}", t.res.qualified_plural())));
+        Some(av)
+            if !t.res.serves_version(resources::split_api_version(av).1)
+                || resources::split_api_version(av).0 != t.res.group =>
+        {
+            return Err(invalid(
+                "apiVersion",
+                format!(
+                    "Invalid value: \"{av}\": must be {want_av} for {}",
+                    t.res.qualified_plural()
+                ),
+            ));
         }
         _ => {}
     }
     match obj.get("kind").and_then(Value::as_str) {
         Some(k) if k != t.res.kind => {
-            return Err(invalid("kind", format!("Invalid value: \"{k}\": must be {} for {}", t.res.kind, t.res.qualified_plural())));
+            return Err(invalid(
+                "kind",
+                format!(
+                    "Invalid value: \"{k}\": must be {} for {}",
+                    t.res.kind,
+                    t.res.qualified_plural()
+                ),
+            ));
         }
         _ => {}
     }
@@ -417,9 +476,17 @@ fn admit(api: &ApiServer, t: &Target, obj: &mut Value) -> Result<(), ApiError> {
             .list(kinds::services(), None)
             .0
             .iter()
-            .filter_map(|s| s.pointer("/spec/clusterIP").and_then(Value::as_str).map(str::to_string))
+            .filter_map(|s| {
+                s.pointer("/spec/clusterIP")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
             .collect()
     };
+    // Wrong JSON types in built-in kinds are decode errors (400) on a real server.
+    if let Some(msg) = validation::decode_error(t.res.group, t.res.kind, obj) {
+        return Err(ApiError::BadRequest(msg));
+    }
     defaults::apply(t.res, obj, &used_ips);
     let causes = validation::validate(t.res.group, t.res.kind, obj);
     if !causes.is_empty() {
@@ -438,11 +505,20 @@ async fn persisted(api: &ApiServer, t: &Target) -> Result<(), ApiError> {
     api.store.persisted().await.map_err(ApiError::store(t.res))
 }
 
-async fn create(api: &ApiServer, t: &Target, q: &Query, ct: &str, body: &[u8]) -> Result<Response<Body>, ApiError> {
+async fn create(
+    api: &ApiServer,
+    t: &Target,
+    q: &Query,
+    ct: &str,
+    body: &[u8],
+) -> Result<Response<Body>, ApiError> {
     let mut obj = decode(body, ct)?;
     prepare(t, &mut obj)?;
     admit(api, t, &mut obj)?;
-    let created = api.store.create(t.res, obj, dry_run(q)).map_err(ApiError::store(t.res))?;
+    let created = api
+        .store
+        .create(t.res, obj, dry_run(q))
+        .map_err(ApiError::store(t.res))?;
     if !dry_run(q) {
         persisted(api, t).await?;
     }
@@ -457,7 +533,13 @@ fn subresource(t: &Target) -> Subresource {
     }
 }
 
-async fn update(api: &ApiServer, t: &Target, q: &Query, ct: &str, body: &[u8]) -> Result<Response<Body>, ApiError> {
+async fn update(
+    api: &ApiServer,
+    t: &Target,
+    q: &Query,
+    ct: &str,
+    body: &[u8],
+) -> Result<Response<Body>, ApiError> {
     let mut obj = decode(body, ct)?;
     let url_name = t.name.clone().unwrap_or_default();
     let body_name = meta::name(&obj).to_string();
@@ -480,13 +562,25 @@ async fn update(api: &ApiServer, t: &Target, q: &Query, ct: &str, body: &[u8]) -
     Ok(object_response(t, StatusCode::OK, &updated, false))
 }
 
-async fn patch(api: &ApiServer, t: &Target, q: &Query, ct: &str, body: &[u8]) -> Result<Response<Body>, ApiError> {
+async fn patch(
+    api: &ApiServer,
+    t: &Target,
+    q: &Query,
+    ct: &str,
+    body: &[u8],
+) -> Result<Response<Body>, ApiError> {
     let pt = PatchType::from_content_type(ct, t.res)?;
     let name = t.name.clone().unwrap_or_default();
     if t.sub.as_deref() == Some("scale") {
-        let current = api.store.get(t.res, t.ns(), &name).ok_or_else(|| not_found(t, &name))?;
+        let current = api
+            .store
+            .get(t.res, t.ns(), &name)
+            .ok_or_else(|| not_found(t, &name))?;
         let patched = patch::apply_patch(t.res, &scale_of(t, &current), body, pt)?;
-        let replicas = patched.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
+        let replicas = patched
+            .pointer("/spec/replicas")
+            .cloned()
+            .unwrap_or(json!(0));
         return set_replicas(api, t, replicas, dry_run(q)).await;
     }
     // Like kube-apiserver's GuaranteedUpdate: re-read and re-apply when a concurrent write won.
@@ -506,7 +600,10 @@ async fn patch(api: &ApiServer, t: &Target, q: &Query, ct: &str, body: &[u8]) ->
                 prepare(t, &mut applied)?;
                 let manager = q.get("fieldManager").unwrap_or("unknown");
                 let creating = current.is_none();
-                (patch::server_side_apply(current.as_deref(), applied, manager), creating)
+                (
+                    patch::server_side_apply(current.as_deref(), applied, manager),
+                    creating,
+                )
             }
             (_, None) => return Err(not_found(t, &name)),
             (_, Some(current)) => (patch::apply_patch(t.res, &current, body, pt)?, false),
@@ -523,7 +620,11 @@ async fn patch(api: &ApiServer, t: &Target, q: &Query, ct: &str, body: &[u8]) ->
                 if !dry_run(q) {
                     persisted(api, t).await?;
                 }
-                let status = if creating { StatusCode::CREATED } else { StatusCode::OK };
+                let status = if creating {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                };
                 return Ok(object_response(t, status, &done, false));
             }
             Err(StoreError::Conflict { .. }) | Err(StoreError::AlreadyExists { .. }) => continue,
@@ -571,11 +672,19 @@ fn get_scale(api: &ApiServer, t: &Target) -> Result<Response<Body>, ApiError> {
         return Err(ApiError::NoRoute);
     }
     let name = t.name.clone().unwrap_or_default();
-    let obj = api.store.get(t.res, t.ns(), &name).ok_or_else(|| not_found(t, &name))?;
+    let obj = api
+        .store
+        .get(t.res, t.ns(), &name)
+        .ok_or_else(|| not_found(t, &name))?;
     Ok(json_response(StatusCode::OK, &scale_of(t, &obj)))
 }
 
-async fn set_replicas(api: &ApiServer, t: &Target, replicas: Value, dry: bool) -> Result<Response<Body>, ApiError> {
+async fn set_replicas(
+    api: &ApiServer,
+    t: &Target,
+    replicas: Value,
+    dry: bool,
+) -> Result<Response<Body>, ApiError> {
     if t.res.kind != "ReplicaSet" && t.res.kind != "Deployment" {
         return Err(ApiError::NoRoute);
     }
@@ -591,13 +700,19 @@ async fn set_replicas(api: &ApiServer, t: &Target, replicas: Value, dry: bool) -
         message: format!("Scale.autoscaling \"{name}\" is invalid: spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0"),
     })?;
     let obj = if dry {
-        let mut o = (*api.store.get(t.res, t.ns(), &name).ok_or_else(|| not_found(t, &name))?).clone();
+        let mut o = (*api
+            .store
+            .get(t.res, t.ns(), &name)
+            .ok_or_else(|| not_found(t, &name))?)
+        .clone();
         o["spec"]["replicas"] = json!(n);
         Arc::new(o)
     } else {
         let o = api
             .store
-            .modify(t.res, t.ns(), &name, Subresource::Main, |o| o["spec"]["replicas"] = json!(n))
+            .modify(t.res, t.ns(), &name, Subresource::Main, |o| {
+                o["spec"]["replicas"] = json!(n)
+            })
             .map_err(ApiError::store(t.res))?;
         persisted(api, t).await?;
         o
@@ -605,7 +720,12 @@ async fn set_replicas(api: &ApiServer, t: &Target, replicas: Value, dry: bool) -
     Ok(json_response(StatusCode::OK, &scale_of(t, &obj)))
 }
 
-async fn delete(api: &ApiServer, t: &Target, q: &Query, body: &[u8]) -> Result<Response<Body>, ApiError> {
+async fn delete(
+    api: &ApiServer,
+    t: &Target,
+    q: &Query,
+    body: &[u8],
+) -> Result<Response<Body>, ApiError> {
     let name = t.name.clone().unwrap_or_default();
     let opts: Value = if body.is_empty() {
         json!({})
@@ -618,16 +738,25 @@ async fn delete(api: &ApiServer, t: &Target, q: &Query, body: &[u8]) -> Result<R
             .and_then(Value::as_array)
             .is_some_and(|d| d.iter().any(|x| x == "All"));
     if let Some(want) = opts.pointer("/preconditions/uid").and_then(Value::as_str) {
-        let cur = api.store.get(t.res, t.ns(), &name).ok_or_else(|| not_found(t, &name))?;
+        let cur = api
+            .store
+            .get(t.res, t.ns(), &name)
+            .ok_or_else(|| not_found(t, &name))?;
         if meta::uid(&cur) != want {
             return Err(ApiError::store(t.res)(StoreError::Conflict {
                 resource: t.res.qualified_plural(),
                 name,
-                reason: format!("Precondition failed: UID in precondition: {want}, UID in object meta: {}", meta::uid(&cur)),
+                reason: format!(
+                    "Precondition failed: UID in precondition: {want}, UID in object meta: {}",
+                    meta::uid(&cur)
+                ),
             }));
         }
     }
-    let outcome = api.store.delete(t.res, t.ns(), &name, dry).map_err(ApiError::store(t.res))?;
+    let outcome = api
+        .store
+        .delete(t.res, t.ns(), &name, dry)
+        .map_err(ApiError::store(t.res))?;
     if !dry {
         persisted(api, t).await?;
     }
@@ -637,12 +766,19 @@ async fn delete(api: &ApiServer, t: &Target, q: &Query, body: &[u8]) -> Result<R
     Ok(object_response(t, StatusCode::OK, &obj, false))
 }
 
-async fn delete_collection(api: &ApiServer, t: &Target, q: &Query) -> Result<Response<Body>, ApiError> {
+async fn delete_collection(
+    api: &ApiServer,
+    t: &Target,
+    q: &Query,
+) -> Result<Response<Body>, ApiError> {
     let filter = Filter::new(t, q)?;
     let (items, _) = api.store.list(t.res, filter.ns.as_deref());
     let mut deleted = Vec::new();
     for obj in items.iter().filter(|o| filter.matches(o)) {
-        match api.store.delete(t.res, meta::namespace(obj), meta::name(obj), dry_run(q)) {
+        match api
+            .store
+            .delete(t.res, meta::namespace(obj), meta::name(obj), dry_run(q))
+        {
             Ok(Deleted::Gone(o)) | Ok(Deleted::Terminating(o)) => deleted.push(present(t, &o)),
             Err(StoreError::NotFound { .. }) => {}
             Err(e) => return Err(ApiError::store(t.res)(e)),
@@ -662,9 +798,13 @@ async fn delete_collection(api: &ApiServer, t: &Target, q: &Query) -> Result<Res
 
 fn logs(api: &ApiServer, t: &Target, q: &Query) -> Result<Response<Body>, ApiError> {
     let name = t.name.clone().unwrap_or_default();
-    api.store.get(t.res, t.ns(), &name).ok_or_else(|| not_found(t, &name))?;
+    api.store
+        .get(t.res, t.ns(), &name)
+        .ok_or_else(|| not_found(t, &name))?;
     let text = match &api.logs {
-        Some(l) => l.logs(t.ns(), &name, q.get("container")).map_err(ApiError::BadRequest)?,
+        Some(l) => l
+            .logs(t.ns(), &name, q.get("container"))
+            .map_err(ApiError::BadRequest)?,
         None => String::new(),
     };
     let text = match q.get("tailLines").and_then(|n| n.parse::<usize>().ok()) {
@@ -681,4 +821,3 @@ fn logs(api: &ApiServer, t: &Target, q: &Query) -> Result<Response<Body>, ApiErr
         .body(full(text))
         .expect("static response"))
 }
-

@@ -10,9 +10,9 @@ mod discovery;
 mod errors;
 mod handlers;
 mod patch;
+mod protobuf;
 mod smp;
 mod table;
-#[path = "/work/scratch/validation_shim.rs"]
 pub mod validation;
 
 pub use errors::ApiError;
@@ -87,7 +87,10 @@ fn percent_decode(s: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                match (bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+                match (
+                    bytes.get(i + 1).copied().and_then(hex),
+                    bytes.get(i + 2).copied().and_then(hex),
+                ) {
                     (Some(h), Some(l)) => {
                         out.push(h * 16 + l);
                         i += 2;
@@ -213,7 +216,11 @@ impl ApiServer {
                 }
             }
         }
-        let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+        let segs: Vec<&str> = path
+            .trim_matches('/')
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .collect();
         match segs.as_slice() {
             ["version"] => Ok(json_response(StatusCode::OK, &discovery::version())),
             ["api"] => Ok(json_response(StatusCode::OK, &discovery::core_versions())),
@@ -266,7 +273,10 @@ mod tokio_util_tracker {
         pub async fn wait(&self, max: std::time::Duration) {
             let deadline = tokio::time::Instant::now() + max;
             while self.0 .0.load(std::sync::atomic::Ordering::SeqCst) > 0 {
-                if tokio::time::timeout_at(deadline, self.0 .1.notified()).await.is_err() {
+                if tokio::time::timeout_at(deadline, self.0 .1.notified())
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -275,7 +285,10 @@ mod tokio_util_tracker {
 
     impl Drop for Guard {
         fn drop(&mut self) {
-            self.0 .0 .0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            self.0
+                 .0
+                 .0
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
             self.0 .0 .1.notify_waiters();
         }
     }
@@ -283,7 +296,9 @@ mod tokio_util_tracker {
 
 /// A complete body.
 pub fn full(b: impl Into<Bytes>) -> Body {
-    Full::new(b.into()).map_err(|never| match never {}).boxed_unsync()
+    Full::new(b.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// A JSON response.
@@ -291,7 +306,10 @@ pub fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
     let body = serde_json::to_vec(v).unwrap_or_default();
     Response::builder()
         .status(status)
-        .header(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))
+        .header(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )
         .body(full(body))
         .expect("static response")
 }
@@ -320,7 +338,9 @@ mod tests {
 
     #[test]
     fn query_decodes_field_selectors() {
-        let q = Query::parse(Some("fieldSelector=metadata.name%3Dgateway-01&watch=true&labelSelector=app+in+%28a%29"));
+        let q = Query::parse(Some(
+            "fieldSelector=metadata.name%3Dgateway-01&watch=true&labelSelector=app+in+%28a%29",
+        ));
         assert_eq!(q.get("fieldSelector"), Some("metadata.name=gateway-01"));
         assert!(q.flag("watch"));
         assert_eq!(q.get("labelSelector"), Some("app in (a)"));

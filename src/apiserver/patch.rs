@@ -22,7 +22,8 @@ pub enum PatchType {
     Apply,
 }
 
-pub const ACCEPTED: &str = "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml";
+pub const ACCEPTED: &str =
+    "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml";
 pub const ACCEPTED_BUILTIN: &str = "application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml";
 
 impl PatchType {
@@ -30,7 +31,11 @@ impl PatchType {
     /// as a real server answers it with 415 on custom resources.
     pub fn from_content_type(ct: &str, res: &ResourceDef) -> Result<PatchType, ApiError> {
         let mime = ct.split(';').next().unwrap_or("").trim();
-        let accepted = if res.builtin { ACCEPTED_BUILTIN } else { ACCEPTED };
+        let accepted = if res.builtin {
+            ACCEPTED_BUILTIN
+        } else {
+            ACCEPTED
+        };
         match mime {
             "application/json-patch+json" => Ok(PatchType::Json),
             "application/merge-patch+json" => Ok(PatchType::Merge),
@@ -42,19 +47,27 @@ impl PatchType {
 }
 
 /// Applies a JSON, merge or strategic patch to `current`.
-pub fn apply_patch(res: &'static ResourceDef, current: &Value, body: &[u8], pt: PatchType) -> Result<Value, ApiError> {
+pub fn apply_patch(
+    res: &'static ResourceDef,
+    current: &Value,
+    body: &[u8],
+    pt: PatchType,
+) -> Result<Value, ApiError> {
     let bad = |e: serde_json::Error| ApiError::BadRequest(format!("error decoding patch: {e}"));
     match pt {
         PatchType::Json => {
             let patch: json_patch::Patch = serde_json::from_slice(body).map_err(bad)?;
             let mut doc = current.clone();
-            json_patch::patch(&mut doc, &patch).map_err(|e| invalid_patch(res, current, e.to_string()))?;
+            json_patch::patch(&mut doc, &patch)
+                .map_err(|e| invalid_patch(res, current, e.to_string()))?;
             Ok(doc)
         }
         PatchType::Merge => {
             let patch: Value = serde_json::from_slice(body).map_err(bad)?;
             if !patch.is_object() {
-                return Err(ApiError::BadRequest("a merge patch must be a JSON object".into()));
+                return Err(ApiError::BadRequest(
+                    "a merge patch must be a JSON object".into(),
+                ));
             }
             let mut doc = current.clone();
             json_patch::merge(&mut doc, &patch);
@@ -62,9 +75,12 @@ pub fn apply_patch(res: &'static ResourceDef, current: &Value, body: &[u8], pt: 
         }
         PatchType::Strategic => {
             let patch: Value = serde_json::from_slice(body).map_err(bad)?;
-            smp::strategic_merge_patch(current, &patch, res.kind).map_err(|e| invalid_patch(res, current, e.to_string()))
+            smp::strategic_merge_patch(current, &patch, res.kind)
+                .map_err(|e| invalid_patch(res, current, e.to_string()))
         }
-        PatchType::Apply => Err(ApiError::Internal("apply patches go through server_side_apply".into())),
+        PatchType::Apply => Err(ApiError::Internal(
+            "apply patches go through server_side_apply".into(),
+        )),
     }
 }
 
@@ -97,7 +113,9 @@ fn remove_dropped(live: &mut Value, before: &Value, after: &Value) {
         return;
     };
     for (fk, sub_before) in before {
-        let Some(key) = fk.strip_prefix("f:") else { continue };
+        let Some(key) = fk.strip_prefix("f:") else {
+            continue;
+        };
         match after.get(fk) {
             None => {
                 live.remove(key);
@@ -123,7 +141,8 @@ pub fn server_side_apply(live: Option<&Value>, applied: Value, manager: &str) ->
                 .pointer("/metadata/managedFields")
                 .and_then(Value::as_array)
                 .and_then(|mf| {
-                    mf.iter().find(|e| e["manager"] == manager && e["operation"] == "Apply")
+                    mf.iter()
+                        .find(|e| e["manager"] == manager && e["operation"] == "Apply")
                 })
                 .map(|e| e["fieldsV1"].clone());
             if let Some(before) = before {
@@ -158,7 +177,9 @@ fn merge_applied(live: &mut Value, applied: &Value) {
         (Some(l), Some(a)) => {
             for (k, v) in a {
                 match l.get_mut(k) {
-                    Some(existing) if existing.is_object() && v.is_object() => merge_applied(existing, v),
+                    Some(existing) if existing.is_object() && v.is_object() => {
+                        merge_applied(existing, v)
+                    }
                     _ => {
                         l.insert(k.clone(), v.clone());
                     }
@@ -176,20 +197,52 @@ mod tests {
 
     #[test]
     fn strategic_merge_is_refused_for_custom_kinds() {
-        let err = PatchType::from_content_type("application/strategic-merge-patch+json", kinds::gateways()).unwrap_err();
+        let err = PatchType::from_content_type(
+            "application/strategic-merge-patch+json",
+            kinds::gateways(),
+        )
+        .unwrap_err();
         assert_eq!(err.code_reason().0, 415);
-        assert!(PatchType::from_content_type("application/strategic-merge-patch+json", kinds::deployments()).is_ok());
-        assert_eq!(PatchType::from_content_type("text/plain", kinds::pods()).unwrap_err().code_reason().0, 415);
+        assert!(PatchType::from_content_type(
+            "application/strategic-merge-patch+json",
+            kinds::deployments()
+        )
+        .is_ok());
+        assert_eq!(
+            PatchType::from_content_type("text/plain", kinds::pods())
+                .unwrap_err()
+                .code_reason()
+                .0,
+            415
+        );
     }
 
     #[test]
     fn json_patch_and_merge_patch() {
         let cur = json!({"metadata": {"name": "a"}, "spec": {"x": 1, "y": [1, 2]}});
-        let out = apply_patch(kinds::gateways(), &cur, br#"[{"op":"replace","path":"/spec/x","value":2}]"#, PatchType::Json).unwrap();
+        let out = apply_patch(
+            kinds::gateways(),
+            &cur,
+            br#"[{"op":"replace","path":"/spec/x","value":2}]"#,
+            PatchType::Json,
+        )
+        .unwrap();
         assert_eq!(out["spec"]["x"], 2);
-        let err = apply_patch(kinds::gateways(), &cur, br#"[{"op":"replace","path":"/spec/nope/z","value":2}]"#, PatchType::Json).unwrap_err();
+        let err = apply_patch(
+            kinds::gateways(),
+            &cur,
+            br#"[{"op":"replace","path":"/spec/nope/z","value":2}]"#,
+            PatchType::Json,
+        )
+        .unwrap_err();
         assert_eq!(err.code_reason().0, 422);
-        let out = apply_patch(kinds::gateways(), &cur, br#"{"spec":{"x":null,"y":[3]}}"#, PatchType::Merge).unwrap();
+        let out = apply_patch(
+            kinds::gateways(),
+            &cur,
+            br#"{"spec":{"x":null,"y":[3]}}"#,
+            PatchType::Merge,
+        )
+        .unwrap();
         assert_eq!(out["spec"], json!({"y": [3]}));
     }
 
@@ -201,13 +254,23 @@ mod tests {
         let out = server_side_apply(Some(&live), second, "kubectl");
         assert_eq!(out["metadata"]["labels"], json!({"a": "1"}));
         assert_eq!(out["data"]["k"], "v2");
-        assert_eq!(out["metadata"]["managedFields"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            out["metadata"]["managedFields"].as_array().unwrap().len(),
+            1
+        );
     }
 
     #[test]
     fn apply_keeps_fields_of_other_managers() {
         let mut live = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"other": "x"}}});
-        live = server_side_apply(Some(&live), json!({"metadata": {"name": "c", "labels": {"mine": "y"}}}), "kubectl");
-        assert_eq!(live["metadata"]["labels"], json!({"other": "x", "mine": "y"}));
+        live = server_side_apply(
+            Some(&live),
+            json!({"metadata": {"name": "c", "labels": {"mine": "y"}}}),
+            "kubectl",
+        );
+        assert_eq!(
+            live["metadata"]["labels"],
+            json!({"other": "x", "mine": "y"})
+        );
     }
 }

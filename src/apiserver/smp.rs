@@ -514,247 +514,276 @@ mod tests {
         serde_json::from_str(text).expect("test JSON parses")
     }
 
-    /// Applies the patch and checks that no directive survived into the result.
+    /// Applies the patch and checks that no directive key survived into the result.
     fn smp(original: &str, patch: &str, kind: &str) -> Value {
         let out = strategic_merge_patch(&j(original), &j(patch), kind).expect("patch applies");
-        let mut stack = vec![&out];
-        while let Some(v) = stack.pop() {
-            match v {
-                Value::Object(m) => m.iter().for_each(|(k, v)| {
-                    assert!(!k.starts_with('$'), "directive {k} leaked into {out}");
-                    stack.push(v);
-                }),
-                Value::Array(a) => stack.extend(a),
-                _ => {}
-            }
-        }
+        assert!(
+            !out.to_string().contains("\"$"),
+            "directive leaked into {out}"
+        );
         out
+    }
+
+    /// Runs cases written as blocks of four lines: kind, original, patch, expected result.
+    fn check(cases: &str) {
+        let lines: Vec<&str> = cases
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        for case in lines.chunks(4) {
+            let [kind, original, patch, want] = case else {
+                panic!("incomplete case {case:?}");
+            };
+            assert_eq!(smp(original, patch, kind), j(want), "{kind} {patch}");
+        }
     }
 
     #[test]
     fn kubectl_apply_image_change_keeps_ports_and_env() {
-        let original = r#"{"metadata":{"name":"backend","annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{}"}},
+        let original = r#"{"metadata":{"annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{}"}},
             "spec":{"replicas":1,"template":{"spec":{"containers":[{"name":"backend-v1","image":"acr.io/backend:v1",
             "ports":[{"containerPort":3000}],"env":[{"name":"MODE","value":"prod"}]}]}}}}"#;
         // kubectl 1.32 apply, from the wire log (annotation value shortened).
         let patch = r#"{"metadata":{"annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{\"v\":2}"}},"spec":{"template":{"spec":{"$setElementOrder/containers":[{"name":"backend-v1"}],"containers":[{"image":"acr.io/backend:v2","name":"backend-v1"}]}}}}"#;
-        let want = j(
-            r#"{"metadata":{"name":"backend","annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{\"v\":2}"}},
+        let want = r#"{"metadata":{"annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{\"v\":2}"}},
             "spec":{"replicas":1,"template":{"spec":{"containers":[{"name":"backend-v1","image":"acr.io/backend:v2",
-            "ports":[{"containerPort":3000}],"env":[{"name":"MODE","value":"prod"}]}]}}}}"#,
-        );
-        assert_eq!(smp(original, patch, "Deployment"), want);
+            "ports":[{"containerPort":3000}],"env":[{"name":"MODE","value":"prod"}]}]}}}}"#;
+        assert_eq!(smp(original, patch, "Deployment"), j(want));
     }
 
     #[test]
     fn kubectl_apply_service_port_change() {
-        let original = r#"{"spec":{"selector":{"app":"b"},"ports":[{"port":8080,"protocol":"TCP","targetPort":3000}]}}"#;
+        let original = r#"{"spec":{"ports":[{"port":8080,"protocol":"TCP","targetPort":3000}]}}"#;
+        // kubectl 1.32 apply, from the wire log.
         let patch = r#"{"spec":{"$setElementOrder/ports":[{"port":8081}],"ports":[{"port":8081,"protocol":"TCP","targetPort":3000},{"$patch":"delete","port":8080}]}}"#;
-        let want = j(r#"[{"port":8081,"protocol":"TCP","targetPort":3000}]"#);
-        let out = smp(original, patch, "Service");
-        assert_eq!(
-            (&out["spec"]["ports"], &out["spec"]["selector"]["app"]),
-            (&want, &j(r#""b""#))
-        );
+        let want = r#"{"spec":{"ports":[{"port":8081,"protocol":"TCP","targetPort":3000}]}}"#;
+        assert_eq!(smp(original, patch, "Service"), j(want));
     }
 
     #[test]
     fn env_var_add_and_remove() {
-        let original = r#"{"spec":{"containers":[{"name":"c","env":[{"name":"A","value":"1"},{"name":"B","value":"2"}]}]}}"#;
-        let patch = r#"{"spec":{"containers":[{"name":"c","$setElementOrder/env":[{"name":"A"},{"name":"C"}],
-            "env":[{"name":"C","value":"3"},{"$patch":"delete","name":"B"}]}]}}"#;
-        let want = j(r#"[{"name":"A","value":"1"},{"name":"C","value":"3"}]"#);
-        assert_eq!(
-            smp(original, patch, "Pod")["spec"]["containers"][0]["env"],
-            want
+        check(
+            r#"
+            Pod
+            {"spec":{"containers":[{"name":"c","env":[{"name":"A","value":"1"},{"name":"B","value":"2"}]}]}}
+            {"spec":{"containers":[{"name":"c","$setElementOrder/env":[{"name":"A"},{"name":"C"}],"env":[{"name":"C","value":"3"},{"$patch":"delete","name":"B"}]}]}}
+            {"spec":{"containers":[{"name":"c","env":[{"name":"A","value":"1"},{"name":"C","value":"3"}]}]}}
+        "#,
         );
     }
 
     #[test]
     fn null_deletes_key() {
-        let original = r#"{"metadata":{"labels":{"a":"1","b":"2"}},"data":{"k":"v"}}"#;
-        let patch =
-            r#"{"metadata":{"labels":{"a":null,"zz":null}},"data":null,"new":{"x":null,"y":1}}"#;
-        let want = j(r#"{"metadata":{"labels":{"b":"2"}},"new":{"y":1}}"#);
-        assert_eq!(smp(original, patch, "ConfigMap"), want);
+        check(
+            r#"
+            ConfigMap
+            {"metadata":{"labels":{"a":"1","b":"2"}},"data":{"k":"v"}}
+            {"metadata":{"labels":{"a":null,"zz":null}},"data":null,"new":{"x":null,"y":1}}
+            {"metadata":{"labels":{"b":"2"}},"new":{"y":1}}
+        "#,
+        );
     }
 
     #[test]
     fn patch_replace_in_list() {
-        let original = r#"{"spec":{"containers":[{"name":"a"},{"name":"b"}]}}"#;
-        let patch = r#"{"spec":{"containers":[{"name":"c","image":"x"},{"$patch":"replace"}]}}"#;
-        let want = j(r#"[{"name":"c","image":"x"}]"#);
-        assert_eq!(smp(original, patch, "Pod")["spec"]["containers"], want);
-        let patch = r#"{"spec":{"containers":[{"$patch":"replace"}]}}"#;
-        assert_eq!(smp(original, patch, "Pod")["spec"]["containers"], j("[]"));
+        check(
+            r#"
+            Pod
+            {"spec":{"containers":[{"name":"a"},{"name":"b"}]}}
+            {"spec":{"containers":[{"name":"c","image":"x"},{"$patch":"replace"}]}}
+            {"spec":{"containers":[{"name":"c","image":"x"}]}}
+
+            Pod
+            {"spec":{"containers":[{"name":"a"},{"name":"b"}]}}
+            {"spec":{"containers":[{"$patch":"replace"}]}}
+            {"spec":{"containers":[]}}
+        "#,
+        );
     }
 
     #[test]
     fn patch_replace_and_delete_in_map() {
-        let original = r#"{"spec":{"nodeSelector":{"a":"1","b":"2"},"x":1}}"#;
-        let patch = r#"{"spec":{"nodeSelector":{"$patch":"replace","c":"3"}}}"#;
-        let want = j(r#"{"nodeSelector":{"c":"3"},"x":1}"#);
-        assert_eq!(smp(original, patch, "Pod")["spec"], want);
         // Like apimachinery, `$patch: delete` leaves an empty map in place.
-        let patch = r#"{"spec":{"nodeSelector":{"$patch":"delete"}}}"#;
-        assert_eq!(
-            smp(original, patch, "Pod")["spec"],
-            j(r#"{"nodeSelector":{},"x":1}"#)
+        check(
+            r#"
+            Pod
+            {"spec":{"nodeSelector":{"a":"1","b":"2"},"x":1}}
+            {"spec":{"nodeSelector":{"$patch":"replace","c":"3"}}}
+            {"spec":{"nodeSelector":{"c":"3"},"x":1}}
+
+            Pod
+            {"spec":{"nodeSelector":{"a":"1","b":"2"},"x":1}}
+            {"spec":{"nodeSelector":{"$patch":"delete"}}}
+            {"spec":{"nodeSelector":{},"x":1}}
+        "#,
         );
     }
 
     #[test]
     fn retain_keys_switches_deployment_strategy() {
-        let original =
-            r#"{"spec":{"strategy":{"type":"RollingUpdate","rollingUpdate":{"maxSurge":"25%"}}}}"#;
-        // What kubectl apply sends when a manifest switches to Recreate, and the bare directive.
-        for patch in [
-            r#"{"spec":{"strategy":{"$retainKeys":["type"],"rollingUpdate":null,"type":"Recreate"}}}"#,
-            r#"{"spec":{"strategy":{"$retainKeys":["type"],"type":"Recreate"}}}"#,
-        ] {
-            let out = smp(original, patch, "Deployment");
-            assert_eq!(out["spec"]["strategy"], j(r#"{"type":"Recreate"}"#));
-        }
+        // What kubectl apply sends when a manifest switches to Recreate, then the bare directive.
+        check(
+            r#"
+            Deployment
+            {"spec":{"strategy":{"type":"RollingUpdate","rollingUpdate":{"maxSurge":"25%"}}}}
+            {"spec":{"strategy":{"$retainKeys":["type"],"rollingUpdate":null,"type":"Recreate"}}}
+            {"spec":{"strategy":{"type":"Recreate"}}}
+
+            Deployment
+            {"spec":{"strategy":{"type":"RollingUpdate","rollingUpdate":{"maxSurge":"25%"}}}}
+            {"spec":{"strategy":{"$retainKeys":["type"],"type":"Recreate"}}}
+            {"spec":{"strategy":{"type":"Recreate"}}}
+        "#,
+        );
     }
 
     #[test]
     fn primitive_merge_list_unions() {
-        let original = r#"{"metadata":{"finalizers":["a","b"]}}"#;
-        let out = smp(
-            original,
-            r#"{"metadata":{"finalizers":["b","c"]}}"#,
-            "Namespace",
+        check(
+            r#"
+            Namespace
+            {"metadata":{"finalizers":["a","b"]}}
+            {"metadata":{"finalizers":["b","c"]}}
+            {"metadata":{"finalizers":["a","b","c"]}}
+        "#,
         );
-        assert_eq!(out["metadata"]["finalizers"], j(r#"["a","b","c"]"#));
     }
 
     #[test]
     fn delete_from_primitive_list() {
-        let original = r#"{"metadata":{"finalizers":["a","b","c"]}}"#;
-        let patch = r#"{"metadata":{"$deleteFromPrimitiveList/finalizers":["b","zz"]}}"#;
-        assert_eq!(
-            smp(original, patch, "Secret")["metadata"]["finalizers"],
-            j(r#"["a","c"]"#)
+        // Then kubectl's form when adding d and dropping b; then an absent list.
+        check(
+            r#"
+            Secret
+            {"metadata":{"finalizers":["a","b","c"]}}
+            {"metadata":{"$deleteFromPrimitiveList/finalizers":["b","zz"]}}
+            {"metadata":{"finalizers":["a","c"]}}
+
+            Secret
+            {"metadata":{"finalizers":["a","b","c"]}}
+            {"metadata":{"$setElementOrder/finalizers":["a","c","d"],"$deleteFromPrimitiveList/finalizers":["b"],"finalizers":["d"]}}
+            {"metadata":{"finalizers":["a","c","d"]}}
+
+            Secret
+            {}
+            {"metadata":{"$deleteFromPrimitiveList/finalizers":["b"]}}
+            {"metadata":{}}
+        "#,
         );
-        // kubectl's form when adding d and dropping b.
-        let patch = r#"{"metadata":{"$setElementOrder/finalizers":["a","c","d"],
-            "$deleteFromPrimitiveList/finalizers":["b"],"finalizers":["d"]}}"#;
-        let want = j(r#"["a","c","d"]"#);
-        assert_eq!(
-            smp(original, patch, "Secret")["metadata"]["finalizers"],
-            want
-        );
-        let patch = r#"{"metadata":{"$deleteFromPrimitiveList/finalizers":["b"]}}"#;
-        assert_eq!(smp("{}", patch, "Secret"), j(r#"{"metadata":{}}"#));
     }
 
     #[test]
     fn set_element_order_reorders() {
-        let original = r#"{"spec":{"template":{"spec":{"containers":[{"name":"c","env":[{"name":"A"},{"name":"B"},{"name":"C"}]}]}}}}"#;
-        // Unlisted live items (B in the second case) are interleaved by live position.
-        for (order, want) in [("CBA", "CBA"), ("CA", "BCA")] {
-            let order: Vec<Value> = order
-                .chars()
-                .map(|c| j(&format!(r#"{{"name":"{c}"}}"#)))
-                .collect();
-            let patch = format!(
-                r#"{{"spec":{{"template":{{"spec":{{"containers":[{{"name":"c","$setElementOrder/env":{}}}]}}}}}}}}"#,
-                Value::from(order)
-            );
-            let out = smp(original, &patch, "ReplicaSet");
-            let env = out["spec"]["template"]["spec"]["containers"][0]["env"]
-                .as_array()
-                .cloned();
-            let names: String = env
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|e| e["name"].as_str())
-                .collect();
-            assert_eq!(names, want);
-        }
-        // Primitive lists too; order entries missing from the list are ignored.
-        let original = r#"{"metadata":{"finalizers":["x","y"]}}"#;
-        let patch = r#"{"metadata":{"$setElementOrder/finalizers":["y","q","x"]}}"#;
-        assert_eq!(
-            smp(original, patch, "Pod")["metadata"]["finalizers"],
-            j(r#"["y","x"]"#)
+        // In the second case the unlisted B is interleaved by its live position
+        // (mergeSortedSlice); in the third, order entries missing from the list are ignored.
+        check(
+            r#"
+            ReplicaSet
+            {"spec":{"template":{"spec":{"containers":[{"name":"c","env":[{"name":"A"},{"name":"B"},{"name":"C"}]}]}}}}
+            {"spec":{"template":{"spec":{"containers":[{"name":"c","$setElementOrder/env":[{"name":"C"},{"name":"B"},{"name":"A"}]}]}}}}
+            {"spec":{"template":{"spec":{"containers":[{"name":"c","env":[{"name":"C"},{"name":"B"},{"name":"A"}]}]}}}}
+
+            ReplicaSet
+            {"spec":{"template":{"spec":{"containers":[{"name":"c","env":[{"name":"A"},{"name":"B"},{"name":"C"}]}]}}}}
+            {"spec":{"template":{"spec":{"containers":[{"name":"c","$setElementOrder/env":[{"name":"C"},{"name":"A"}]}]}}}}
+            {"spec":{"template":{"spec":{"containers":[{"name":"c","env":[{"name":"B"},{"name":"C"},{"name":"A"}]}]}}}}
+
+            Pod
+            {"metadata":{"finalizers":["x","y"]}}
+            {"metadata":{"$setElementOrder/finalizers":["y","q","x"]}}
+            {"metadata":{"finalizers":["y","x"]}}
+        "#,
         );
     }
 
     #[test]
     fn new_items_without_order_directive_go_first() {
-        // mergeSortedSlice puts patch items unknown to the live list first; the kubectl patch
-        // docs show the added container ahead of the existing one.
-        let original = r#"{"spec":{"containers":[{"name":"a"},{"name":"b"}]}}"#;
-        let patch = r#"{"spec":{"containers":[{"name":"new","image":"redis"}]}}"#;
-        let want = j(r#"[{"name":"new","image":"redis"},{"name":"a"},{"name":"b"}]"#);
-        assert_eq!(smp(original, patch, "Pod")["spec"]["containers"], want);
-        // Patch order wins for the items it names (apimachinery "preserve the order" case).
-        let original =
-            r#"{"spec":{"containers":[{"name":"1"},{"name":"2","v":"b"},{"name":"3"}]}}"#;
-        let patch = r#"{"spec":{"containers":[{"name":"3","v":"c"},{"name":"1","v":"a"}]}}"#;
-        let want = j(r#"[{"name":"2","v":"b"},{"name":"3","v":"c"},{"name":"1","v":"a"}]"#);
-        assert_eq!(smp(original, patch, "Pod")["spec"]["containers"], want);
+        // mergeSortedSlice puts patch items unknown to the live list first (the kubectl patch
+        // docs show the added container ahead of the old one); patch order wins for the items
+        // it names (apimachinery's "preserve the order from the patch" case).
+        check(
+            r#"
+            Pod
+            {"spec":{"containers":[{"name":"a"},{"name":"b"}]}}
+            {"spec":{"containers":[{"name":"new","image":"redis"}]}}
+            {"spec":{"containers":[{"name":"new","image":"redis"},{"name":"a"},{"name":"b"}]}}
+
+            Pod
+            {"spec":{"containers":[{"name":"1"},{"name":"2","v":"b"},{"name":"3"}]}}
+            {"spec":{"containers":[{"name":"3","v":"c"},{"name":"1","v":"a"}]}}
+            {"spec":{"containers":[{"name":"2","v":"b"},{"name":"3","v":"c"},{"name":"1","v":"a"}]}}
+        "#,
+        );
     }
 
     #[test]
     fn other_merge_keys() {
-        let original = r#"{"metadata":{"ownerReferences":[{"uid":"u1","name":"rs"}]},
-            "spec":{"volumes":[{"name":"v","emptyDir":{}}],"containers":[{"name":"c",
-                "volumeMounts":[{"mountPath":"/a","name":"v"}],"ports":[{"containerPort":80}]}]},
-            "status":{"conditions":[{"type":"Ready","status":"False"},{"type":"Initialized","status":"True"}]}}"#;
-        let patch = r#"{"metadata":{"ownerReferences":[{"uid":"u1","controller":true}]},
-            "spec":{"volumes":[{"name":"w","secret":{"secretName":"s"}}],"containers":[{"name":"c",
-                "volumeMounts":[{"mountPath":"/a","readOnly":true}],"ports":[{"containerPort":80,"name":"http"}]}]},
-            "status":{"conditions":[{"type":"Ready","status":"True"}]}}"#;
-        let want = j(
-            r#"{"metadata":{"ownerReferences":[{"uid":"u1","name":"rs","controller":true}]},
-            "spec":{"volumes":[{"name":"w","secret":{"secretName":"s"}},{"name":"v","emptyDir":{}}],
-                "containers":[{"name":"c","volumeMounts":[{"mountPath":"/a","name":"v","readOnly":true}],
-                "ports":[{"containerPort":80,"name":"http"}]}]},
-            "status":{"conditions":[{"type":"Ready","status":"True"},{"type":"Initialized","status":"True"}]}}"#,
+        check(
+            r#"
+            Pod
+            {"metadata":{"ownerReferences":[{"uid":"u1","name":"rs"}]},"spec":{"volumes":[{"name":"v"}],"containers":[{"name":"c","volumeMounts":[{"mountPath":"/a","name":"v"}],"ports":[{"containerPort":80}]}]},"status":{"conditions":[{"type":"Ready","status":"False"},{"type":"Initialized"}]}}
+            {"metadata":{"ownerReferences":[{"uid":"u1","controller":true}]},"spec":{"volumes":[{"name":"w"}],"containers":[{"name":"c","volumeMounts":[{"mountPath":"/a","readOnly":true}],"ports":[{"containerPort":80,"name":"http"}]}]},"status":{"conditions":[{"type":"Ready","status":"True"}]}}
+            {"metadata":{"ownerReferences":[{"uid":"u1","name":"rs","controller":true}]},"spec":{"volumes":[{"name":"w"},{"name":"v"}],"containers":[{"name":"c","volumeMounts":[{"mountPath":"/a","name":"v","readOnly":true}],"ports":[{"containerPort":80,"name":"http"}]}]},"status":{"conditions":[{"type":"Ready","status":"True"},{"type":"Initialized"}]}}
+        "#,
         );
-        assert_eq!(smp(original, patch, "Pod"), want);
     }
 
     #[test]
     fn atomic_lists_replace() {
-        // kind | original | patch (= expected result)
-        let cases = r#"
-            Pod | {"spec":{"tolerations":[{"key":"a"}]}} | {"spec":{"tolerations":[{"key":"b"}]}}
-            Pod | {"spec":{"containers":[{"name":"c","args":["x"],"command":["sh"]}]}} | {"spec":{"containers":[{"name":"c","args":["y"],"command":["sh"]}]}}
-            Pod | {"spec":{"containers":[{"name":"c","resizePolicy":[{"resourceName":"cpu"}]}]}} | {"spec":{"containers":[{"name":"c","resizePolicy":[{"resourceName":"memory"}]}]}}
-            Service | {"spec":{"externalIPs":["1.1.1.1"]}} | {"spec":{"externalIPs":["2.2.2.2"]}}
-            EndpointSlice | {"endpoints":[{"addresses":["10.0.0.1"]}]} | {"endpoints":[{"addresses":["10.0.0.2"]}]}
-            Namespace | {"spec":{"finalizers":["kubernetes"]}} | {"spec":{"finalizers":["x"]}}"#;
-        for row in cases.lines().filter(|l| !l.trim().is_empty()) {
-            let cols: Vec<&str> = row.split(" | ").map(str::trim).collect();
-            assert_eq!(smp(cols[1], cols[2], cols[0]), j(cols[2]), "{row}");
-        }
+        check(
+            r#"
+            Pod
+            {"spec":{"tolerations":[{"key":"a"}],"containers":[{"name":"c","args":["x"],"command":["sh"],"resizePolicy":[{"resourceName":"cpu"}]}]}}
+            {"spec":{"tolerations":[{"key":"b"}],"containers":[{"name":"c","args":["y"],"resizePolicy":[{"resourceName":"memory"}]}]}}
+            {"spec":{"tolerations":[{"key":"b"}],"containers":[{"name":"c","args":["y"],"command":["sh"],"resizePolicy":[{"resourceName":"memory"}]}]}}
+
+            Service
+            {"spec":{"externalIPs":["1.1.1.1"]}}
+            {"spec":{"externalIPs":["2.2.2.2"]}}
+            {"spec":{"externalIPs":["2.2.2.2"]}}
+
+            EndpointSlice
+            {"endpoints":[{"addresses":["10.0.0.1"]}]}
+            {"endpoints":[{"addresses":["10.0.0.2"]}]}
+            {"endpoints":[{"addresses":["10.0.0.2"]}]}
+
+            Namespace
+            {"spec":{"finalizers":["kubernetes"]}}
+            {"spec":{"finalizers":["x"]}}
+            {"spec":{"finalizers":["x"]}}
+        "#,
+        );
     }
 
     #[test]
     fn unknown_kind_is_merge_patch_plus_directives() {
-        let original = r#"{"metadata":{"finalizers":["a"]},"spec":{"containers":[{"name":"a","image":"x"}],"opts":{"k":1,"j":2}}}"#;
-        let patch = r#"{"metadata":{"finalizers":["b"]},"spec":{"containers":[{"name":"a","image":"y"},{"$patch":"replace"}],
-            "opts":{"$retainKeys":["k"],"k":3}}}"#;
-        let want = j(
-            r#"{"metadata":{"finalizers":["b"]},"spec":{"containers":[{"name":"a","image":"y"}],"opts":{"k":3}}}"#,
+        check(
+            r#"
+            Widget
+            {"metadata":{"finalizers":["a"]},"spec":{"containers":[{"name":"a","image":"x"}],"opts":{"k":1,"j":2}}}
+            {"metadata":{"finalizers":["b"]},"spec":{"containers":[{"name":"a","image":"y"},{"$patch":"replace"}],"opts":{"$retainKeys":["k"],"k":3}}}
+            {"metadata":{"finalizers":["b"]},"spec":{"containers":[{"name":"a","image":"y"}],"opts":{"k":3}}}
+        "#,
         );
-        assert_eq!(smp(original, patch, "Widget"), want);
     }
 
     #[test]
     fn values_without_original_are_cleaned() {
-        let patch = r#"{"spec":{"containers":[{"name":"c","image":"i","stdin":null,"$setElementOrder/env":[{"name":"A"}],
-            "env":[{"name":"A","value":"1"},{"$patch":"delete","name":"gone"}]}]}}"#;
-        let want = j(
-            r#"{"spec":{"containers":[{"name":"c","image":"i","env":[{"name":"A","value":"1"}]}]}}"#,
+        // Then a changed JSON type, which takes the patch value.
+        check(
+            r#"
+            Pod
+            {}
+            {"spec":{"containers":[{"name":"c","stdin":null,"$setElementOrder/env":[{"name":"A"}],"env":[{"name":"A"},{"$patch":"delete","name":"gone"}]}]}}
+            {"spec":{"containers":[{"name":"c","env":[{"name":"A"}]}]}}
+
+            ConfigMap
+            {"data":["x"]}
+            {"data":{"k":"v"}}
+            {"data":{"k":"v"}}
+        "#,
         );
-        assert_eq!(smp("{}", patch, "Pod"), want);
-        // A changed JSON type takes the patch value.
-        let out = smp(r#"{"data":["x"]}"#, r#"{"data":{"k":"v"}}"#, "ConfigMap");
-        assert_eq!(out, j(r#"{"data":{"k":"v"}}"#));
     }
 
     #[test]

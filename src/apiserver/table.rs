@@ -87,7 +87,9 @@ fn columns(res: &ResourceDef) -> Vec<Col> {
         ],
         (_, "HTTPRoute") | (_, "GRPCRoute") => &[("Hostnames", "string", 0)],
         ("alb.networking.azure.io", "ApplicationLoadBalancer")
-        | ("alb.networking.azure.io", "WebApplicationFirewallPolicy") => &[("Deployment", "string", 0)],
+        | ("alb.networking.azure.io", "WebApplicationFirewallPolicy") => {
+            &[("Deployment", "string", 0)]
+        }
         ("alb.networking.azure.io", _) => &[("Accepted", "string", 0)],
         _ => &[],
     };
@@ -120,7 +122,12 @@ fn or_none(v: String) -> Value {
 
 fn join_strs(v: &Value, sep: &str) -> String {
     v.as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(sep))
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(sep)
+        })
         .unwrap_or_default()
 }
 
@@ -140,10 +147,20 @@ fn selector_string(sel: &Value) -> String {
 fn containers_images(spec: &Value) -> (String, String) {
     let cs = spec.get("containers").and_then(Value::as_array);
     let names = cs
-        .map(|c| c.iter().filter_map(|c| c["name"].as_str()).collect::<Vec<_>>().join(","))
+        .map(|c| {
+            c.iter()
+                .filter_map(|c| c["name"].as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
         .unwrap_or_default();
     let images = cs
-        .map(|c| c.iter().filter_map(|c| c["image"].as_str()).collect::<Vec<_>>().join(","))
+        .map(|c| {
+            c.iter()
+                .filter_map(|c| c["image"].as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
         .unwrap_or_default();
     (names, images)
 }
@@ -159,10 +176,17 @@ fn pod_status(obj: &Value) -> String {
         .or_else(|| get(obj, "/status/phase").as_str())
         .unwrap_or("Pending")
         .to_string();
-    for cs in get(obj, "/status/containerStatuses").as_array().into_iter().flatten() {
+    for cs in get(obj, "/status/containerStatuses")
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         if let Some(r) = cs.pointer("/state/waiting/reason").and_then(Value::as_str) {
             reason = r.to_string();
-        } else if let Some(r) = cs.pointer("/state/terminated/reason").and_then(Value::as_str) {
+        } else if let Some(r) = cs
+            .pointer("/state/terminated/reason")
+            .and_then(Value::as_str)
+        {
             reason = r.to_string();
         }
     }
@@ -174,12 +198,20 @@ fn cells(res: &ResourceDef, obj: &Value) -> Vec<Value> {
     let age = s(meta::age(obj));
     let cond = |t: &str| s(meta::condition_status(obj, t));
     match (res.group, res.kind) {
-        ("", "Namespace") => vec![name, s(get(obj, "/status/phase").as_str().unwrap_or("Active")), age],
+        ("", "Namespace") => vec![
+            name,
+            s(get(obj, "/status/phase").as_str().unwrap_or("Active")),
+            age,
+        ],
         ("", "Pod") => {
             let statuses = get(obj, "/status/containerStatuses").as_array();
             let total = get(obj, "/spec/containers").as_array().map_or(0, Vec::len);
             let ready = statuses.map_or(0, |c| c.iter().filter(|c| c["ready"] == true).count());
-            let restarts: i64 = statuses.map_or(0, |c| c.iter().map(|c| c["restartCount"].as_i64().unwrap_or(0)).sum());
+            let restarts: i64 = statuses.map_or(0, |c| {
+                c.iter()
+                    .map(|c| c["restartCount"].as_i64().unwrap_or(0))
+                    .sum()
+            });
             vec![
                 name,
                 s(format!("{ready}/{total}")),
@@ -232,7 +264,12 @@ fn cells(res: &ResourceDef, obj: &Value) -> Vec<Value> {
         }
         ("", "Secret") => {
             let data = get(obj, "/data").as_object().map_or(0, |m| m.len());
-            vec![name, s(get(obj, "/type").as_str().unwrap_or("Opaque")), s(data.to_string()), age]
+            vec![
+                name,
+                s(get(obj, "/type").as_str().unwrap_or("Opaque")),
+                s(data.to_string()),
+                age,
+            ]
         }
         ("", "ConfigMap") => {
             let data = get(obj, "/data").as_object().map_or(0, |m| m.len())
@@ -244,7 +281,10 @@ fn cells(res: &ResourceDef, obj: &Value) -> Vec<Value> {
                 .as_str()
                 .or_else(|| get(obj, "/eventTime").as_str())
                 .or_else(|| get(obj, "/metadata/creationTimestamp").as_str());
-            let kind = get(obj, "/involvedObject/kind").as_str().unwrap_or("").to_lowercase();
+            let kind = get(obj, "/involvedObject/kind")
+                .as_str()
+                .unwrap_or("")
+                .to_lowercase();
             let oname = get(obj, "/involvedObject/name").as_str().unwrap_or("");
             vec![
                 s(meta::since(last)),
@@ -259,7 +299,11 @@ fn cells(res: &ResourceDef, obj: &Value) -> Vec<Value> {
             let (c, i) = containers_images(get(obj, "/spec/template/spec"));
             vec![
                 name,
-                s(format!("{}/{}", num(obj, "/status/readyReplicas"), get(obj, "/spec/replicas").as_i64().unwrap_or(1))),
+                s(format!(
+                    "{}/{}",
+                    num(obj, "/status/readyReplicas"),
+                    get(obj, "/spec/replicas").as_i64().unwrap_or(1)
+                )),
                 s(num(obj, "/status/updatedReplicas").to_string()),
                 s(num(obj, "/status/availableReplicas").to_string()),
                 age,
@@ -284,7 +328,12 @@ fn cells(res: &ResourceDef, obj: &Value) -> Vec<Value> {
         ("discovery.k8s.io", "EndpointSlice") => {
             let ports = get(obj, "/ports")
                 .as_array()
-                .map(|ps| ps.iter().map(|p| p["port"].to_string()).collect::<Vec<_>>().join(","))
+                .map(|ps| {
+                    ps.iter()
+                        .map(|p| p["port"].to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
                 .unwrap_or_default();
             let addrs = get(obj, "/endpoints")
                 .as_array()
@@ -296,7 +345,13 @@ fn cells(res: &ResourceDef, obj: &Value) -> Vec<Value> {
                         .join(",")
                 })
                 .unwrap_or_default();
-            vec![name, s(get(obj, "/addressType").as_str().unwrap_or("")), or_none(ports), or_none(addrs), age]
+            vec![
+                name,
+                s(get(obj, "/addressType").as_str().unwrap_or("")),
+                or_none(ports),
+                or_none(addrs),
+                age,
+            ]
         }
         (_, "GatewayClass") => vec![
             name,
@@ -312,9 +367,13 @@ fn cells(res: &ResourceDef, obj: &Value) -> Vec<Value> {
             cond("Programmed"),
             age,
         ],
-        (_, "HTTPRoute") | (_, "GRPCRoute") => vec![name, s(join_strs(get(obj, "/spec/hostnames"), ",")), age],
+        (_, "HTTPRoute") | (_, "GRPCRoute") => {
+            vec![name, s(join_strs(get(obj, "/spec/hostnames"), ",")), age]
+        }
         ("alb.networking.azure.io", "ApplicationLoadBalancer")
-        | ("alb.networking.azure.io", "WebApplicationFirewallPolicy") => vec![name, cond("Deployment"), age],
+        | ("alb.networking.azure.io", "WebApplicationFirewallPolicy") => {
+            vec![name, cond("Deployment"), age]
+        }
         ("alb.networking.azure.io", _) => vec![name, cond("Accepted"), age],
         _ => vec![name, age],
     }
@@ -369,18 +428,50 @@ mod tests {
     use crate::resources::kinds;
 
     fn header(res: &ResourceDef, wide: bool) -> Vec<&'static str> {
-        columns(res).into_iter().filter(|c| wide || c.2 == 0).map(|c| c.0).collect()
+        columns(res)
+            .into_iter()
+            .filter(|c| wide || c.2 == 0)
+            .map(|c| c.0)
+            .collect()
     }
 
     #[test]
     fn columns_match_a_real_cluster() {
-        assert_eq!(header(kinds::gateways(), false), ["Name", "Class", "Address", "Programmed", "Age"]);
-        assert_eq!(header(kinds::httproutes(), false), ["Name", "Hostnames", "Age"]);
-        assert_eq!(header(kinds::pods(), false), ["Name", "Ready", "Status", "Restarts", "Age"]);
-        assert_eq!(header(kinds::deployments(), false), ["Name", "Ready", "Up-to-date", "Available", "Age"]);
-        assert_eq!(header(kinds::services(), false), ["Name", "Type", "Cluster-IP", "External-IP", "Port(s)", "Age"]);
-        assert_eq!(header(kinds::healthcheckpolicies(), false), ["Name", "Accepted", "Age"]);
-        assert_eq!(header(kinds::applicationloadbalancers(), false), ["Name", "Deployment", "Age"]);
+        assert_eq!(
+            header(kinds::gateways(), false),
+            ["Name", "Class", "Address", "Programmed", "Age"]
+        );
+        assert_eq!(
+            header(kinds::httproutes(), false),
+            ["Name", "Hostnames", "Age"]
+        );
+        assert_eq!(
+            header(kinds::pods(), false),
+            ["Name", "Ready", "Status", "Restarts", "Age"]
+        );
+        assert_eq!(
+            header(kinds::deployments(), false),
+            ["Name", "Ready", "Up-to-date", "Available", "Age"]
+        );
+        assert_eq!(
+            header(kinds::services(), false),
+            [
+                "Name",
+                "Type",
+                "Cluster-IP",
+                "External-IP",
+                "Port(s)",
+                "Age"
+            ]
+        );
+        assert_eq!(
+            header(kinds::healthcheckpolicies(), false),
+            ["Name", "Accepted", "Age"]
+        );
+        assert_eq!(
+            header(kinds::applicationloadbalancers(), false),
+            ["Name", "Deployment", "Age"]
+        );
         assert!(header(kinds::pods(), true).contains(&"IP"));
     }
 
@@ -399,6 +490,14 @@ mod tests {
             "status": {"addresses": [{"type": "IPAddress", "value": "127.1.0.1"}],
                        "conditions": [{"type": "Programmed", "status": "True"}]}});
         let c = cells(kinds::gateways(), &gw);
-        assert_eq!(c[..4], [json!("gateway-01"), json!("azure-alb-external"), json!("127.1.0.1"), json!("True")]);
+        assert_eq!(
+            c[..4],
+            [
+                json!("gateway-01"),
+                json!("azure-alb-external"),
+                json!("127.1.0.1"),
+                json!("True")
+            ]
+        );
     }
 }

@@ -172,7 +172,8 @@ impl Store {
         };
         for ns in BUILTIN_NAMESPACES {
             if store.get(kinds::namespaces(), "", ns).is_none() {
-                let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+                let obj =
+                    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
                 store.create(kinds::namespaces(), obj, false)?;
             }
         }
@@ -187,7 +188,8 @@ impl Store {
 
     /// Waits until every write made so far is on disk.
     pub async fn persisted(&self) -> Result<(), StoreError> {
-        self.shared.disk.flush().await
+        let rv = self.resource_version();
+        self.shared.disk.flush(rv).await
     }
 
     /// The current global resourceVersion.
@@ -287,7 +289,8 @@ impl Store {
         let mut state = self.write();
         let ns = meta::namespace(&obj).to_string();
         if res.namespaced {
-            let nsobj = state.objects[index_of(kinds::namespaces())].get(&(String::new(), ns.clone()));
+            let nsobj =
+                state.objects[index_of(kinds::namespaces())].get(&(String::new(), ns.clone()));
             match nsobj {
                 None => return Err(StoreError::NamespaceNotFound(ns)),
                 Some(n) if n.pointer("/metadata/deletionTimestamp").is_some() => {
@@ -332,15 +335,23 @@ impl Store {
         if !res.namespaced {
             md.remove("namespace");
         }
-        md.insert("uid".into(), Value::String(uuid::Uuid::new_v4().to_string()));
-        md.insert("creationTimestamp".into(), Value::String(meta::now_rfc3339()));
+        md.insert(
+            "uid".into(),
+            Value::String(uuid::Uuid::new_v4().to_string()),
+        );
+        md.insert(
+            "creationTimestamp".into(),
+            Value::String(meta::now_rfc3339()),
+        );
         md.insert("generation".into(), json!(1));
         md.insert("resourceVersion".into(), Value::String(rv.to_string()));
         md.remove("deletionTimestamp");
         if std::ptr::eq(res, kinds::namespaces()) {
             // Every namespace is labelled with its own name (kubectl-contract §12, item 40).
-            meta::child_map(md, "labels")
-                .insert("kubernetes.io/metadata.name".into(), Value::String(name.clone()));
+            meta::child_map(md, "labels").insert(
+                "kubernetes.io/metadata.name".into(),
+                Value::String(name.clone()),
+            );
         }
         let obj = Arc::new(obj);
         if dry_run {
@@ -368,8 +379,16 @@ impl Store {
                 resource: res.qualified_plural(),
                 name: key.1.clone(),
             })?;
-        if let Some(want) = obj.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
-            if !want.is_empty() && Some(want) != old.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
+        if let Some(want) = obj
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+        {
+            if !want.is_empty()
+                && Some(want)
+                    != old
+                        .pointer("/metadata/resourceVersion")
+                        .and_then(Value::as_str)
+            {
                 return Err(StoreError::Conflict {
                     resource: res.qualified_plural(),
                     name: key.1,
@@ -436,13 +455,16 @@ impl Store {
                 return Ok(Deleted::Terminating(old));
             }
             let mut new = (*old).clone();
-            meta::metadata_mut(&mut new)
-                .insert("deletionTimestamp".into(), Value::String(meta::now_rfc3339()));
+            meta::metadata_mut(&mut new).insert(
+                "deletionTimestamp".into(),
+                Value::String(meta::now_rfc3339()),
+            );
             if is_ns {
                 new["status"] = json!({"phase": "Terminating"});
             }
             let rv = state.rv + 1;
-            meta::metadata_mut(&mut new).insert("resourceVersion".into(), Value::String(rv.to_string()));
+            meta::metadata_mut(&mut new)
+                .insert("resourceVersion".into(), Value::String(rv.to_string()));
             let new = Arc::new(new);
             if dry_run {
                 return Ok(Deleted::Terminating(new));
@@ -491,7 +513,8 @@ impl Store {
             meta::metadata_mut(&mut new).insert("generation".into(), json!(g));
         }
         let rv = state.rv + 1;
-        meta::metadata_mut(&mut new).insert("resourceVersion".into(), Value::String(rv.to_string()));
+        meta::metadata_mut(&mut new)
+            .insert("resourceVersion".into(), Value::String(rv.to_string()));
         let terminating = new.pointer("/metadata/deletionTimestamp").is_some();
         let finalized = new
             .pointer("/metadata/finalizers")
@@ -665,7 +688,14 @@ fn merge_for_update(res: &ResourceDef, old: &Value, new: Value, sub: Subresource
     };
     let old_md = old.get("metadata").cloned().unwrap_or_default();
     let md = meta::metadata_mut(&mut out);
-    for k in ["uid", "creationTimestamp", "generation", "resourceVersion", "namespace", "name"] {
+    for k in [
+        "uid",
+        "creationTimestamp",
+        "generation",
+        "resourceVersion",
+        "namespace",
+        "name",
+    ] {
         match old_md.get(k) {
             Some(v) => {
                 md.insert(k.into(), v.clone());

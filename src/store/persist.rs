@@ -1,16 +1,38 @@
 //! The sled side of the store: one tree of objects keyed `group/plural/namespace/name` holding
 //! JSON, and the last resourceVersion in the default tree.
+//!
+//! Durability is a group commit: writers wait until a single flusher thread has made their
+//! resourceVersion stable, so concurrent writers share one `fsync`. (sled's own `flush_async`
+//! deadlocks when many callers flush at once: every sled IO thread ends up waiting on the others.)
 
 use super::StoreError;
 use crate::resources::{by_plural, ResourceDef};
 use serde_json::Value;
 use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
+use tokio::sync::watch;
 
 const RV_KEY: &[u8] = b"resourceVersion";
 
 pub(super) struct Disk {
     db: sled::Db,
     objects: sled::Tree,
+    flusher: Arc<Flusher>,
+}
+
+/// What the flusher thread has made durable, published to waiting writers.
+#[derive(Debug, Clone, Default)]
+struct Durable {
+    /// Every write with a resourceVersion up to this one is on disk.
+    upto: u64,
+    /// The last flush failure, for writers that waited on it.
+    error: Option<String>,
+}
+
+struct Flusher {
+    requested: Mutex<Option<u64>>,
+    wake: Condvar,
+    durable: watch::Sender<Durable>,
 }
 
 fn key(res: &ResourceDef, ns: &str, name: &str) -> Vec<u8> {
@@ -26,7 +48,30 @@ impl Disk {
             .flush_every_ms(Some(100))
             .open()?;
         let objects = db.open_tree("objects")?;
-        Ok(Disk { db, objects })
+        let last = db
+            .get(RV_KEY)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0);
+        let flusher = Arc::new(Flusher {
+            requested: Mutex::new(Some(0)),
+            wake: Condvar::new(),
+            durable: watch::channel(Durable {
+                upto: last,
+                error: None,
+            })
+            .0,
+        });
+        let (thread_db, thread_flusher) = (db.clone(), Arc::downgrade(&flusher));
+        std::thread::Builder::new()
+            .name("store-flush".into())
+            .spawn(move || flush_loop(thread_db, thread_flusher))
+            .map_err(|e| StoreError::Corrupt(format!("failed to start the flush thread: {e}")))?;
+        Ok(Disk {
+            db,
+            objects,
+            flusher,
+        })
     }
 
     pub(super) fn last_rv(&self) -> Result<u64, StoreError> {
@@ -41,8 +86,10 @@ impl Disk {
     /// Every stored object with its resource type.
     pub(super) fn load(
         &self,
-    ) -> Result<impl Iterator<Item = Result<(&'static ResourceDef, Value), StoreError>> + '_, StoreError>
-    {
+    ) -> Result<
+        impl Iterator<Item = Result<(&'static ResourceDef, Value), StoreError>> + '_,
+        StoreError,
+    > {
         Ok(self.objects.iter().map(|item| {
             let (k, v) = item?;
             let key = String::from_utf8_lossy(&k).into_owned();
@@ -70,14 +117,88 @@ impl Disk {
         Ok(())
     }
 
-    pub(super) fn remove(&self, res: &ResourceDef, ns: &str, name: &str, rv: u64) -> Result<(), StoreError> {
+    pub(super) fn remove(
+        &self,
+        res: &ResourceDef,
+        ns: &str,
+        name: &str,
+        rv: u64,
+    ) -> Result<(), StoreError> {
         self.objects.remove(key(res, ns, name))?;
         self.db.insert(RV_KEY, &rv.to_be_bytes())?;
         Ok(())
     }
 
-    pub(super) async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
-        Ok(())
+    /// Waits until every write up to resourceVersion `rv` is on disk.
+    pub(super) async fn flush(&self, rv: u64) -> Result<(), StoreError> {
+        let mut rx = self.flusher.durable.subscribe();
+        if rx.borrow().upto >= rv {
+            return Ok(());
+        }
+        {
+            let mut req = self
+                .flusher
+                .requested
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            *req = Some(req.unwrap_or(0).max(rv));
+        }
+        self.flusher.wake.notify_one();
+        let state = rx
+            .wait_for(|d| d.upto >= rv || d.error.is_some())
+            .await
+            .map_err(|_| StoreError::Corrupt("the flush thread stopped".into()))?
+            .clone();
+        match state.error {
+            Some(e) if state.upto < rv => {
+                Err(StoreError::Corrupt(format!("failed to flush to disk: {e}")))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for Disk {
+    fn drop(&mut self) {
+        // Wakes the flush thread so it sees the flusher is gone and exits.
+        self.flusher.wake.notify_one();
+    }
+}
+
+/// Flushes whenever a writer asks, covering every write made before the flush started.
+fn flush_loop(db: sled::Db, flusher: std::sync::Weak<Flusher>) {
+    loop {
+        let Some(f) = flusher.upgrade() else { return };
+        let target = {
+            let mut req = f.requested.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                let done = f.durable.borrow().upto;
+                match *req {
+                    Some(r) if r > done => break r,
+                    _ => {}
+                }
+                let (guard, timeout) = f
+                    .wake
+                    .wait_timeout(req, std::time::Duration::from_millis(200))
+                    .unwrap_or_else(|e| e.into_inner());
+                req = guard;
+                if timeout.timed_out() && Arc::strong_count(&f) == 1 {
+                    return;
+                }
+            }
+        };
+        // Writes are inserted in resourceVersion order under the store lock before anyone asks
+        // for them to be flushed, so this flush covers every rv up to `target`.
+        match db.flush() {
+            Ok(_) => f.durable.send_modify(|d| {
+                d.upto = d.upto.max(target);
+                d.error = None;
+            }),
+            Err(e) => {
+                tracing::error!(cause = %e, "failed to flush the store to disk");
+                f.durable.send_modify(|d| d.error = Some(e.to_string()));
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
     }
 }

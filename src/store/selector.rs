@@ -46,7 +46,10 @@ impl LabelSelector {
         let mut reqs = Vec::new();
         if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
             for (k, v) in m {
-                reqs.push(LabelReq::Eq(k.clone(), v.as_str().unwrap_or("").to_string()));
+                reqs.push(LabelReq::Eq(
+                    k.clone(),
+                    v.as_str().unwrap_or("").to_string(),
+                ));
             }
         }
         for e in sel
@@ -55,11 +58,19 @@ impl LabelSelector {
             .into_iter()
             .flatten()
         {
-            let key = e.get("key").and_then(Value::as_str).unwrap_or("").to_string();
+            let key = e
+                .get("key")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             let values: Vec<String> = e
                 .get("values")
                 .and_then(Value::as_array)
-                .map(|v| v.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+                .map(|v| {
+                    v.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default();
             let op = e.get("operator").and_then(Value::as_str).unwrap_or("");
             reqs.push(match op {
@@ -121,7 +132,9 @@ fn split_top_level(s: &str) -> Vec<&str> {
 }
 
 fn parse_label_req(term: &str) -> Result<LabelReq, SelectorError> {
-    let bad = || SelectorError::Label(format!("found '{term}', expected: key, !key, key=value, key!=value, key in (a,b) or key notin (a,b)"));
+    let bad = || {
+        SelectorError::Label(format!("found '{term}', expected: key, !key, key=value, key!=value, key in (a,b) or key notin (a,b)"))
+    };
     if let Some(k) = term.strip_prefix('!') {
         return Ok(LabelReq::NotExists(k.trim().to_string()));
     }
@@ -217,7 +230,9 @@ mod tests {
     fn equality_and_inequality() {
         let o = obj(json!({"app": "web", "tier": "fe"}));
         assert!(LabelSelector::parse("app=web").unwrap().matches(&o));
-        assert!(LabelSelector::parse("app==web,tier=fe").unwrap().matches(&o));
+        assert!(LabelSelector::parse("app==web,tier=fe")
+            .unwrap()
+            .matches(&o));
         assert!(!LabelSelector::parse("app!=web").unwrap().matches(&o));
         assert!(LabelSelector::parse("app!=db").unwrap().matches(&o));
     }
@@ -225,7 +240,9 @@ mod tests {
     #[test]
     fn set_based_requirements() {
         let o = obj(json!({"app": "web"}));
-        assert!(LabelSelector::parse("app in (web, db)").unwrap().matches(&o));
+        assert!(LabelSelector::parse("app in (web, db)")
+            .unwrap()
+            .matches(&o));
         assert!(!LabelSelector::parse("app notin (web)").unwrap().matches(&o));
         assert!(LabelSelector::parse("app,!missing").unwrap().matches(&o));
         assert!(!LabelSelector::parse("missing").unwrap().matches(&o));
@@ -238,7 +255,10 @@ mod tests {
         let s = LabelSelector::from_object(&sel).unwrap();
         assert!(s.matches(&obj(json!({"app": "web", "tier": "fe"}))));
         assert!(!s.matches(&obj(json!({"app": "web", "tier": "db"}))));
-        assert!(LabelSelector::from_object(&json!({"matchExpressions": [{"key": "a", "operator": "Nope"}]})).is_err());
+        assert!(LabelSelector::from_object(
+            &json!({"matchExpressions": [{"key": "a", "operator": "Nope"}]})
+        )
+        .is_err());
     }
 
     #[test]
@@ -247,8 +267,14 @@ mod tests {
         let s = FieldSelector::parse("metadata.name=gateway-01").unwrap();
         assert!(s.matches(&o));
         assert_eq!(s.name(), Some("gateway-01"));
-        assert!(!FieldSelector::parse("metadata.name=gateway-02").unwrap().matches(&o));
-        assert!(FieldSelector::parse("involvedObject.kind==Pod,metadata.name!=x").unwrap().matches(&o));
+        assert!(!FieldSelector::parse("metadata.name=gateway-02")
+            .unwrap()
+            .matches(&o));
+        assert!(
+            FieldSelector::parse("involvedObject.kind==Pod,metadata.name!=x")
+                .unwrap()
+                .matches(&o)
+        );
         assert!(FieldSelector::parse("nonsense").is_err());
     }
 }

@@ -29,35 +29,54 @@ fn fresh_store_has_the_builtin_namespaces_labelled() {
 #[test]
 fn create_sets_identity_and_rejects_duplicates_and_missing_namespaces() {
     let (_d, store) = open();
-    let obj = store.create(kinds::gateways(), gateway("gw"), false).unwrap();
+    let obj = store
+        .create(kinds::gateways(), gateway("gw"), false)
+        .unwrap();
     assert!(!meta::uid(&obj).is_empty());
     assert_eq!(meta::generation(&obj), 1);
     assert!(obj.pointer("/metadata/creationTimestamp").is_some());
-    let err = store.create(kinds::gateways(), gateway("gw"), false).unwrap_err();
-    assert_eq!(err.to_string(), "gateways.gateway.networking.k8s.io \"gw\" already exists");
+    let err = store
+        .create(kinds::gateways(), gateway("gw"), false)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "gateways.gateway.networking.k8s.io \"gw\" already exists"
+    );
     let mut elsewhere = gateway("gw2");
     elsewhere["metadata"]["namespace"] = json!("nope");
-    let err = store.create(kinds::gateways(), elsewhere, false).unwrap_err();
+    let err = store
+        .create(kinds::gateways(), elsewhere, false)
+        .unwrap_err();
     assert_eq!(err.to_string(), "namespaces \"nope\" not found");
 }
 
 #[test]
 fn generation_moves_only_with_spec() {
     let (_d, store) = open();
-    let obj = store.create(kinds::gateways(), gateway("gw"), false).unwrap();
+    let obj = store
+        .create(kinds::gateways(), gateway("gw"), false)
+        .unwrap();
     let mut labelled = (*obj).clone();
     labelled["metadata"]["labels"] = json!({"a": "b"});
-    let obj2 = store.update(kinds::gateways(), labelled, Subresource::Main, false).unwrap();
+    let obj2 = store
+        .update(kinds::gateways(), labelled, Subresource::Main, false)
+        .unwrap();
     assert_eq!(meta::generation(&obj2), 1);
     let obj3 = store
-        .modify(kinds::gateways(), "default", "gw", Subresource::Status, |o| {
-            o["status"] = json!({"conditions": []})
-        })
+        .modify(
+            kinds::gateways(),
+            "default",
+            "gw",
+            Subresource::Status,
+            |o| o["status"] = json!({"conditions": []}),
+        )
         .unwrap();
     assert_eq!(meta::generation(&obj3), 1);
     let mut respec = (*obj3).clone();
     respec["spec"]["listeners"] = json!([{"name": "http", "port": 80, "protocol": "HTTP"}]);
-    let obj4 = store.update(kinds::gateways(), respec, Subresource::Main, false).unwrap();
+    let obj4 = store
+        .update(kinds::gateways(), respec, Subresource::Main, false)
+        .unwrap();
     assert_eq!(meta::generation(&obj4), 2);
     // Status survived the main-resource update.
     assert_eq!(obj4["status"], json!({"conditions": []}));
@@ -66,13 +85,21 @@ fn generation_moves_only_with_spec() {
 #[test]
 fn stale_resource_version_conflicts_and_noop_keeps_rv() {
     let (_d, store) = open();
-    let obj = store.create(kinds::gateways(), gateway("gw"), false).unwrap();
-    let same = store.update(kinds::gateways(), (*obj).clone(), Subresource::Main, false).unwrap();
+    let obj = store
+        .create(kinds::gateways(), gateway("gw"), false)
+        .unwrap();
+    let same = store
+        .update(kinds::gateways(), (*obj).clone(), Subresource::Main, false)
+        .unwrap();
     assert_eq!(meta::resource_version(&same), meta::resource_version(&obj));
     let mut changed = (*obj).clone();
     changed["spec"]["gatewayClassName"] = json!("other");
-    store.update(kinds::gateways(), changed.clone(), Subresource::Main, false).unwrap();
-    let err = store.update(kinds::gateways(), changed, Subresource::Main, false).unwrap_err();
+    store
+        .update(kinds::gateways(), changed.clone(), Subresource::Main, false)
+        .unwrap();
+    let err = store
+        .update(kinds::gateways(), changed, Subresource::Main, false)
+        .unwrap_err();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
 }
 
@@ -81,22 +108,30 @@ fn objects_survive_reopen_with_uid_and_increasing_rv() {
     let dir = tempfile::tempdir().unwrap();
     let (uid, rv) = {
         let store = Store::open(dir.path()).unwrap();
-        let obj = store.create(kinds::gateways(), gateway("gw"), false).unwrap();
+        let obj = store
+            .create(kinds::gateways(), gateway("gw"), false)
+            .unwrap();
         (meta::uid(&obj).to_string(), store.resource_version())
     };
     let store = Store::open(dir.path()).unwrap();
     let obj = store.get(kinds::gateways(), "default", "gw").unwrap();
     assert_eq!(meta::uid(&obj), uid);
-    let next = store.create(kinds::gateways(), gateway("gw2"), false).unwrap();
+    let next = store
+        .create(kinds::gateways(), gateway("gw2"), false)
+        .unwrap();
     assert!(meta::resource_version(&next).unwrap() > rv);
 }
 
 #[test]
 fn watch_replays_from_rv_and_expires_before_history() {
     let (_d, store) = open();
-    let a = store.create(kinds::gateways(), gateway("a"), false).unwrap();
+    let a = store
+        .create(kinds::gateways(), gateway("a"), false)
+        .unwrap();
     let rv_a = meta::resource_version(&a).unwrap();
-    store.create(kinds::gateways(), gateway("b"), false).unwrap();
+    store
+        .create(kinds::gateways(), gateway("b"), false)
+        .unwrap();
     let w = store.watch(Some(kinds::gateways()), Some(rv_a)).unwrap();
     assert_eq!(w.initial.len(), 1);
     assert_eq!(meta::name(&w.initial[0].object), "b");
@@ -110,11 +145,16 @@ fn watch_from_before_a_restart_is_expired() {
     let dir = tempfile::tempdir().unwrap();
     let rv = {
         let store = Store::open(dir.path()).unwrap();
-        store.create(kinds::gateways(), gateway("a"), false).unwrap();
+        store
+            .create(kinds::gateways(), gateway("a"), false)
+            .unwrap();
         store.resource_version()
     };
     let store = Store::open(dir.path()).unwrap();
-    let err = store.watch(Some(kinds::gateways()), Some(rv - 1)).err().unwrap();
+    let err = store
+        .watch(Some(kinds::gateways()), Some(rv - 1))
+        .err()
+        .unwrap();
     assert!(matches!(err, StoreError::Expired { .. }), "{err}");
     // Watching from the current rv needs no history and works.
     assert!(store.watch(Some(kinds::gateways()), Some(rv)).is_ok());
@@ -126,7 +166,9 @@ fn finalizers_hold_deletion_until_removed() {
     let mut g = gateway("gw");
     g["metadata"]["finalizers"] = json!(["example.com/hold"]);
     store.create(kinds::gateways(), g, false).unwrap();
-    let d = store.delete(kinds::gateways(), "default", "gw", false).unwrap();
+    let d = store
+        .delete(kinds::gateways(), "default", "gw", false)
+        .unwrap();
     assert!(matches!(d, Deleted::Terminating(_)));
     store
         .modify(kinds::gateways(), "default", "gw", Subresource::Main, |o| {
@@ -139,12 +181,16 @@ fn finalizers_hold_deletion_until_removed() {
 #[test]
 fn deleting_an_owner_deletes_its_dependents() {
     let (_d, store) = open();
-    let owner = store.create(kinds::gateways(), gateway("owner"), false).unwrap();
+    let owner = store
+        .create(kinds::gateways(), gateway("owner"), false)
+        .unwrap();
     let mut dep = gateway("dep");
     dep["metadata"]["ownerReferences"] = json!([{"apiVersion": "gateway.networking.k8s.io/v1",
         "kind": "Gateway", "name": "owner", "uid": meta::uid(&owner)}]);
     store.create(kinds::gateways(), dep, false).unwrap();
-    store.delete(kinds::gateways(), "default", "owner", false).unwrap();
+    store
+        .delete(kinds::gateways(), "default", "owner", false)
+        .unwrap();
     assert!(store.get(kinds::gateways(), "default", "dep").is_none());
 }
 
@@ -152,14 +198,22 @@ fn deleting_an_owner_deletes_its_dependents() {
 fn namespace_delete_is_graceful_then_removes_contents() {
     let (_d, store) = open();
     store
-        .create(kinds::namespaces(), json!({"metadata": {"name": "test-infra"}}), false)
+        .create(
+            kinds::namespaces(),
+            json!({"metadata": {"name": "test-infra"}}),
+            false,
+        )
         .unwrap();
     let mut g = gateway("gw");
     g["metadata"]["namespace"] = json!("test-infra");
     store.create(kinds::gateways(), g, false).unwrap();
     // No runtime here, so the drain runs inline; the handler path is covered by API tests.
-    let d = store.delete(kinds::namespaces(), "", "test-infra", false).unwrap();
-    let Deleted::Terminating(obj) = d else { panic!("namespace deletion must be graceful") };
+    let d = store
+        .delete(kinds::namespaces(), "", "test-infra", false)
+        .unwrap();
+    let Deleted::Terminating(obj) = d else {
+        panic!("namespace deletion must be graceful")
+    };
     assert_eq!(obj["status"]["phase"], "Terminating");
     assert!(store.get(kinds::gateways(), "test-infra", "gw").is_none());
     assert!(store.get(kinds::namespaces(), "", "test-infra").is_none());
@@ -169,7 +223,9 @@ fn namespace_delete_is_graceful_then_removes_contents() {
 fn dry_run_changes_nothing() {
     let (_d, store) = open();
     let rv = store.resource_version();
-    store.create(kinds::gateways(), gateway("gw"), true).unwrap();
+    store
+        .create(kinds::gateways(), gateway("gw"), true)
+        .unwrap();
     assert!(store.get(kinds::gateways(), "default", "gw").is_none());
     assert_eq!(store.resource_version(), rv);
 }

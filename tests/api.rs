@@ -1,0 +1,380 @@
+//! The API server over plain HTTP: discovery, CRUD, errors as Status objects, watch semantics,
+//! auth, and durability of acknowledged writes across `kill -9` of the real binary.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::*;
+
+fn gateway(name: &str, port: i64) -> Value {
+    json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+        "metadata": {"name": name},
+        "spec": {"gatewayClassName": "azure-alb-external",
+                 "listeners": [{"name": "http", "port": port, "protocol": "HTTP"}]}})
+}
+
+const GW: &str = "/apis/gateway.networking.k8s.io/v1/namespaces/default/gateways";
+
+/// Discovery documents kubectl relies on: version, groups, resources with kind and scope.
+#[tokio::test]
+async fn discovery_and_version() {
+    let sb = Sandbox::start().await;
+    let v = get(&sb.url("/version")).await.json();
+    assert_eq!(v["minor"], "32");
+    let groups = get(&sb.url("/apis")).await.json();
+    let names: Vec<&str> = groups["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"gateway.networking.k8s.io") && names.contains(&"alb.networking.azure.io"),
+        "{names:?}"
+    );
+    let alb = get(&sb.url("/apis/alb.networking.azure.io/v1"))
+        .await
+        .json();
+    let hcp = alb["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "healthcheckpolicies")
+        .unwrap();
+    assert_eq!(hcp["kind"], "HealthCheckPolicy");
+    assert_eq!(hcp["namespaced"], true);
+    let openapi = get(&sb.url("/openapi/v2")).await;
+    assert_eq!((openapi.status, openapi.body.len()), (200, 0));
+    assert_eq!(get(&sb.url("/readyz")).await.status, 200);
+    sb.stop().await;
+}
+
+/// Create, read, the errors kubectl users meet, and that rejected writes change nothing.
+#[tokio::test]
+async fn crud_and_errors_leave_the_store_untouched() {
+    let sb = Sandbox::start().await;
+    let created = post_json(&sb.url(GW), &gateway("gateway-01", 80)).await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let obj = created.json();
+    assert_eq!(obj["metadata"]["generation"], 1);
+    assert_eq!(
+        obj["spec"]["listeners"][0]["allowedRoutes"]["namespaces"]["from"],
+        "Same"
+    );
+    let rv_before = get(&sb.url(GW)).await.json()["metadata"]["resourceVersion"].clone();
+
+    let dup = post_json(&sb.url(GW), &gateway("gateway-01", 80)).await;
+    assert_eq!(dup.status, 409);
+    assert_eq!(dup.json()["reason"], "AlreadyExists");
+    assert_eq!(
+        dup.json()["message"],
+        "gateways.gateway.networking.k8s.io \"gateway-01\" already exists"
+    );
+
+    let bad_port = post_json(&sb.url(GW), &gateway("gw-port", 0)).await;
+    assert_eq!(bad_port.status, 422, "{}", bad_port.text());
+    let s = bad_port.json();
+    assert_eq!(s["reason"], "Invalid");
+    assert_eq!(s["details"]["causes"][0]["field"], "spec.listeners[0].port");
+
+    let bad_name = post_json(&sb.url(GW), &gateway("Bad_Name", 80)).await;
+    assert_eq!(bad_name.status, 422);
+    assert_eq!(
+        bad_name.json()["details"]["causes"][0]["field"],
+        "metadata.name"
+    );
+
+    let no_ns = post_json(
+        &sb.url("/apis/gateway.networking.k8s.io/v1/namespaces/nope/gateways"),
+        &gateway("g", 80),
+    )
+    .await;
+    assert_eq!(no_ns.status, 404);
+    assert_eq!(no_ns.json()["message"], "namespaces \"nope\" not found");
+
+    let mut wrong_kind = gateway("g2", 80);
+    wrong_kind["kind"] = json!("HTTPRoute");
+    let r = post_json(&sb.url(GW), &wrong_kind).await;
+    assert_eq!(r.status, 422);
+    assert_eq!(r.json()["details"]["causes"][0]["field"], "kind");
+
+    let mut other_ns = gateway("g3", 80);
+    other_ns["metadata"]["namespace"] = json!("kube-system");
+    let r = post_json(&sb.url(GW), &other_ns).await;
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        r.json()["details"]["causes"][0]["field"],
+        "metadata.namespace"
+    );
+
+    let malformed = http("POST", &sb.url(GW), "application/json", "{not json").await;
+    assert_eq!(malformed.status, 400);
+    assert_eq!(malformed.json()["kind"], "Status");
+
+    let smp = http(
+        "PATCH",
+        &sb.url(&format!("{GW}/gateway-01")),
+        "application/strategic-merge-patch+json",
+        "{}",
+    )
+    .await;
+    assert_eq!(smp.status, 415);
+
+    let huge = vec![b' '; 3 * 1024 * 1024 + 10];
+    assert_eq!(
+        http("POST", &sb.url(GW), "application/json", huge)
+            .await
+            .status,
+        413
+    );
+
+    let mut stale = obj.clone();
+    stale["metadata"]["resourceVersion"] = json!("1");
+    stale["spec"]["gatewayClassName"] = json!("other");
+    let conflict = http(
+        "PUT",
+        &sb.url(&format!("{GW}/gateway-01")),
+        "application/json",
+        serde_json::to_vec(&stale).unwrap(),
+    )
+    .await;
+    assert_eq!(conflict.status, 409);
+    assert_eq!(conflict.json()["reason"], "Conflict");
+
+    let after = get(&sb.url(GW)).await.json();
+    assert_eq!(
+        after["metadata"]["resourceVersion"], rv_before,
+        "a rejected request changed the store"
+    );
+    assert_eq!(after["items"].as_array().unwrap().len(), 1);
+    sb.stop().await;
+}
+
+/// Status is a subresource: main-resource writes keep it, and only spec bumps generation.
+#[tokio::test]
+async fn status_subresource_and_generation() {
+    let sb = Sandbox::start().await;
+    post_json(&sb.url(GW), &gateway("gw", 80)).await;
+    let url = sb.url(&format!("{GW}/gw/status"));
+    let patch = json!({"status": {"conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted", "message": "m", "lastTransitionTime": "2024-01-01T00:00:00Z"}]}});
+    let r = http(
+        "PATCH",
+        &url,
+        "application/merge-patch+json",
+        serde_json::to_vec(&patch).unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["metadata"]["generation"], 1);
+    let label = json!({"metadata": {"labels": {"a": "b"}}, "status": null});
+    let r = http(
+        "PATCH",
+        &sb.url(&format!("{GW}/gw")),
+        "application/merge-patch+json",
+        serde_json::to_vec(&label).unwrap(),
+    )
+    .await;
+    assert_eq!(r.json()["metadata"]["generation"], 1);
+    assert_eq!(
+        r.json()["status"]["conditions"][0]["type"],
+        "Accepted",
+        "main-resource patch must not drop status"
+    );
+    let spec = json!([{"op": "replace", "path": "/spec/listeners/0/port", "value": 443}]);
+    let r = http(
+        "PATCH",
+        &sb.url(&format!("{GW}/gw")),
+        "application/json-patch+json",
+        serde_json::to_vec(&spec).unwrap(),
+    )
+    .await;
+    assert_eq!(r.json()["metadata"]["generation"], 2);
+    sb.stop().await;
+}
+
+/// Reads lines of a watch stream until `n` events arrived.
+async fn watch_events(url: &str, n: usize) -> Vec<Value> {
+    use http_body_util::BodyExt;
+    let uri: http::Uri = url.parse().unwrap();
+    let addr = format!("{}:{}", uri.host().unwrap(), uri.port_u16().unwrap());
+    let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get(uri.path_and_query().unwrap().as_str())
+        .header("host", addr)
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let mut body = send.send_request(req).await.unwrap().into_body();
+    let mut buf = Vec::new();
+    let mut events = Vec::new();
+    while events.len() < n {
+        let frame = within("watch event", body.frame())
+            .await
+            .expect("watch ended early")
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            buf.extend_from_slice(&data);
+            while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=pos).collect();
+                events.push(serde_json::from_slice(&line).unwrap());
+            }
+        }
+    }
+    events
+}
+
+/// resourceVersion rules: `0` replays current objects as ADDED; `N` sends only later changes;
+/// fieldSelector on metadata.name filters (kubectl wait depends on it).
+#[tokio::test]
+async fn watch_resource_version_and_field_selector() {
+    let sb = Sandbox::start().await;
+    post_json(&sb.url(GW), &gateway("a", 80)).await;
+    post_json(&sb.url(GW), &gateway("b", 80)).await;
+    let list = get(&sb.url(GW)).await.json();
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let replay = watch_events(
+        &sb.url(&format!(
+            "{GW}?watch=true&resourceVersion=0&fieldSelector=metadata.name%3Db"
+        )),
+        1,
+    )
+    .await;
+    assert_eq!(replay[0]["type"], "ADDED");
+    assert_eq!(replay[0]["object"]["metadata"]["name"], "b");
+
+    let url = sb.url(&format!(
+        "{GW}?watch=true&resourceVersion={rv}&fieldSelector=metadata.name%3Da"
+    ));
+    let watcher = tokio::spawn(async move { watch_events(&url, 1).await });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let patch = json!({"metadata": {"labels": {"x": "y"}}});
+    http(
+        "PATCH",
+        &sb.url(&format!("{GW}/b")),
+        "application/merge-patch+json",
+        serde_json::to_vec(&patch).unwrap(),
+    )
+    .await;
+    http(
+        "PATCH",
+        &sb.url(&format!("{GW}/a")),
+        "application/merge-patch+json",
+        serde_json::to_vec(&patch).unwrap(),
+    )
+    .await;
+    let events = within("watcher", watcher).await.unwrap();
+    assert_eq!(events[0]["type"], "MODIFIED");
+    assert_eq!(
+        events[0]["object"]["metadata"]["name"], "a",
+        "the change to b must be filtered out"
+    );
+    sb.stop().await;
+}
+
+/// With a token file, requests without `Authorization: Bearer <token>` get 401.
+#[tokio::test]
+async fn token_is_required_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let mut args = up_args(dir.path());
+    args.token_file = Some(token);
+    let sb = Sandbox::start_with(dir, args).await;
+    let r = get(&sb.url("/api/v1/namespaces")).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["reason"], "Unauthorized");
+    let ok = http_with(
+        "GET",
+        &sb.url("/api/v1/namespaces"),
+        &[("authorization", "Bearer s3cret")],
+        bytes::Bytes::new(),
+    )
+    .await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(
+        get(&sb.url("/readyz")).await.status,
+        200,
+        "health checks stay open"
+    );
+    let kubeconfig = std::fs::read_to_string(&sb.started.kubeconfig).unwrap();
+    assert!(kubeconfig.contains("token: s3cret"), "{kubeconfig}");
+    sb.stop().await;
+}
+
+/// Binding beyond loopback without a token is refused with a message saying what to do.
+#[tokio::test]
+async fn non_loopback_bind_requires_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = up_args(dir.path());
+    args.api_addr = "0.0.0.0:0".parse().unwrap();
+    let err = agc_sandbox::app::run(args, async {}, |_| {})
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("--token-file"), "{err:#}");
+}
+
+/// Starts the real binary on port 0 and returns it with its API URL (read from its output).
+fn spawn_binary(dir: &std::path::Path) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(binary())
+        .args(["up", "--api-addr", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("binary exited before printing its API URL")
+            .unwrap();
+        if let Some(u) = line.trim().strip_prefix("API:") {
+            break u.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, url)
+}
+
+/// An acknowledged write survives `kill -9` a moment later; after a restart every object has
+/// the same uid and resourceVersion keeps increasing.
+#[tokio::test]
+async fn acknowledged_writes_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url) = spawn_binary(dir.path());
+    let created = post_json(&format!("{url}{GW}"), &gateway("durable", 80)).await;
+    assert_eq!(created.status, 201);
+    let uid = created.json()["metadata"]["uid"].clone();
+    let rv: u64 = created.json()["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let (mut child, url) = spawn_binary(dir.path());
+    let got = get(&format!("{url}{GW}/durable")).await;
+    assert_eq!(got.status, 200, "object lost after kill -9");
+    assert_eq!(got.json()["metadata"]["uid"], uid);
+    let next = post_json(&format!("{url}{GW}"), &gateway("next", 80))
+        .await
+        .json();
+    let rv2: u64 = next["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(rv2 > rv, "resourceVersion went backwards: {rv2} <= {rv}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -1,0 +1,421 @@
+//! Real kubectl against the sandbox: every kubectl command of the seed tutorial, plus apply
+//! (unchanged / configured / server-side), get -A, get -w, wait, patch, scale and delete -f.
+
+mod support;
+
+use support::*;
+
+const ALB: &str = "apiVersion: v1
+kind: Namespace
+metadata:
+  name: alb-test-infra
+---
+apiVersion: alb.networking.azure.io/v1
+kind: ApplicationLoadBalancer
+metadata:
+  name: alb-test
+  namespace: alb-test-infra
+spec:
+  associations:
+  - /subscriptions/sub/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/vnet/subnets/alb
+";
+
+const GATEWAY_MANAGED: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gateway-01
+  namespace: test-infra
+  annotations:
+    alb.networking.azure.io/alb-namespace: alb-test-infra
+    alb.networking.azure.io/alb-name: alb-test
+spec:
+  gatewayClassName: azure-alb-external
+  listeners:
+  - name: http-listener
+    port: 80
+    protocol: HTTP
+    allowedRoutes:
+      namespaces:
+        from: Same
+";
+
+const GATEWAY_BYO: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gateway-02
+  namespace: test-infra
+  annotations:
+    alb.networking.azure.io/alb-id: /subscriptions/sub/resourceGroups/rg/providers/Microsoft.ServiceNetworking/trafficControllers/alb-test
+spec:
+  gatewayClassName: azure-alb-external
+  listeners:
+  - name: http-listener
+    port: 80
+    protocol: HTTP
+    allowedRoutes:
+      namespaces:
+        from: Same
+  addresses:
+  - type: alb.networking.azure.io/alb-frontend
+    value: frontend
+";
+
+const ROUTE: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: websocket-example
+  namespace: test-infra
+spec:
+  parentRefs:
+  - name: gateway-01
+  hostnames:
+  - \"contoso.com\"
+  rules:
+    - backendRefs:
+        - name: websocket-backend
+          port: 8080
+";
+
+const HCP: &str = "apiVersion: alb.networking.azure.io/v1
+kind: HealthCheckPolicy
+metadata:
+  name: websockets-backend-health-check-policy
+  namespace: test-infra
+spec:
+  targetRef:
+    group: \"\"
+    kind: Service
+    name: websocket-backend
+    namespace: test-infra
+  default:
+    interval: 5s
+    timeout: 3s
+    healthyThreshold: 1
+    unhealthyThreshold: 1
+    http:
+      path: /health 
+";
+
+/// The seed tutorial's kubectl commands, as written, in order.
+#[tokio::test(flavor = "multi_thread")]
+async fn seed_tutorial_commands_succeed() {
+    let sb = Sandbox::start().await;
+    let deployment = seed("websocket-deployment.yaml");
+    let deployment = deployment.to_str().unwrap();
+    let out = sb.kubectl(&["apply", "-f", deployment]).success();
+    assert!(out.contains("namespace/test-infra created"), "{out}");
+    assert!(
+        out.contains("deployment.apps/websocket-backend created"),
+        "{out}"
+    );
+    assert!(out.contains("service/websocket-backend created"), "{out}");
+
+    sb.kubectl_stdin(&["apply", "-f", "-"], ALB).success();
+    let out = sb
+        .kubectl_stdin(&["apply", "-f", "-"], GATEWAY_MANAGED)
+        .success();
+    assert_eq!(
+        out.trim(),
+        "gateway.gateway.networking.k8s.io/gateway-01 created"
+    );
+    sb.kubectl_stdin(&["apply", "-f", "-"], GATEWAY_BYO)
+        .success();
+    let yaml = sb
+        .kubectl(&[
+            "get",
+            "gateway",
+            "gateway-01",
+            "-n",
+            "test-infra",
+            "-o",
+            "yaml",
+        ])
+        .success();
+    assert!(
+        yaml.contains("gatewayClassName: azure-alb-external"),
+        "{yaml}"
+    );
+    let out = sb.kubectl_stdin(&["apply", "-f", "-"], ROUTE).success();
+    assert_eq!(
+        out.trim(),
+        "httproute.gateway.networking.k8s.io/websocket-example created"
+    );
+    sb.kubectl(&[
+        "get",
+        "httproute",
+        "websocket-example",
+        "-n",
+        "test-infra",
+        "-o",
+        "yaml",
+    ])
+    .success();
+    let out = sb.kubectl_stdin(&["apply", "-f", "-"], HCP).success();
+    assert_eq!(
+        out.trim(),
+        "healthcheckpolicy.alb.networking.azure.io/websockets-backend-health-check-policy created"
+    );
+    // The jsonpath query runs (rc 0) whatever the status holds.
+    sb.kubectl(&[
+        "get",
+        "gateway",
+        "gateway-01",
+        "-n",
+        "test-infra",
+        "-o",
+        "jsonpath={.status.addresses[0].value}",
+    ])
+    .success();
+
+    // Tables show a real cluster's columns.
+    let table = sb
+        .kubectl(&["get", "gateway", "-n", "test-infra"])
+        .success();
+    assert!(
+        table.starts_with("NAME") && table.contains("CLASS") && table.contains("PROGRAMMED"),
+        "{table}"
+    );
+    let all = sb
+        .kubectl(&["get", "httproute,healthcheckpolicy", "-A"])
+        .success();
+    assert!(
+        all.contains("NAMESPACE") && all.contains("test-infra") && all.contains("contoso.com"),
+        "{all}"
+    );
+    sb.stop().await;
+}
+
+/// apply again: unchanged, then configured after an edit; server-side apply; patch; scale.
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_patch_and_scale() {
+    let sb = Sandbox::start().await;
+    let deployment = seed("websocket-deployment.yaml");
+    let deployment = deployment.to_str().unwrap();
+    sb.kubectl(&["apply", "-f", deployment]).success();
+    let out = sb.kubectl(&["apply", "-f", deployment]).success();
+    assert!(
+        out.contains("deployment.apps/websocket-backend unchanged"),
+        "{out}"
+    );
+
+    let edited = std::fs::read_to_string(deployment)
+        .unwrap()
+        .replace("replicas: 1", "replicas: 2");
+    let out = sb.kubectl_stdin(&["apply", "-f", "-"], &edited).success();
+    assert!(
+        out.contains("deployment.apps/websocket-backend configured"),
+        "{out}"
+    );
+    // Strategic merge kept the container's ports (a plain merge patch would have wiped them).
+    let ports = sb
+        .kubectl(&[
+            "get",
+            "deploy",
+            "websocket-backend",
+            "-n",
+            "test-infra",
+            "-o",
+            "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].ports[0].containerPort}",
+        ])
+        .success();
+    assert_eq!(ports, "2 8080");
+
+    let out = sb
+        .kubectl_stdin(&["apply", "--server-side", "-f", "-"], &edited)
+        .success();
+    assert!(
+        out.contains("deployment.apps/websocket-backend serverside-applied"),
+        "{out}"
+    );
+    let out = sb
+        .kubectl_stdin(&["apply", "--server-side", "-f", "-"], GATEWAY_BYO)
+        .success();
+    assert!(
+        out.contains("gateway.gateway.networking.k8s.io/gateway-02 serverside-applied"),
+        "{out}"
+    );
+
+    sb.kubectl(&[
+        "patch",
+        "gateway",
+        "gateway-02",
+        "-n",
+        "test-infra",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"labels":{"team":"web"}}}"#,
+    ])
+    .success();
+    sb.kubectl(&[
+        "patch",
+        "gateway",
+        "gateway-02",
+        "-n",
+        "test-infra",
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/metadata/labels/tier","value":"edge"}]"#,
+    ])
+    .success();
+    let labels = sb
+        .kubectl(&[
+            "get",
+            "gateway",
+            "-n",
+            "test-infra",
+            "-l",
+            "team=web,tier=edge",
+            "-o",
+            "name",
+        ])
+        .success();
+    assert_eq!(
+        labels.trim(),
+        "gateway.gateway.networking.k8s.io/gateway-02"
+    );
+
+    sb.kubectl(&[
+        "scale",
+        "deployment",
+        "websocket-backend",
+        "-n",
+        "test-infra",
+        "--replicas=3",
+    ])
+    .success();
+    let replicas = sb
+        .kubectl(&[
+            "get",
+            "deploy",
+            "websocket-backend",
+            "-n",
+            "test-infra",
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ])
+        .success();
+    assert_eq!(replicas, "3");
+
+    let missing = sb.kubectl(&["get", "gateway", "nope", "-n", "test-infra"]);
+    assert!(!missing.ok);
+    assert!(
+        missing
+            .stderr
+            .contains(r#"gateways.gateway.networking.k8s.io "nope" not found"#),
+        "{}",
+        missing.stderr
+    );
+    let invalid = sb.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &GATEWAY_BYO.replace("port: 80", "port: 0"),
+    );
+    assert!(!invalid.ok);
+    assert!(
+        invalid.stderr.contains("spec.listeners[0].port"),
+        "{}",
+        invalid.stderr
+    );
+    sb.stop().await;
+}
+
+/// `get -w` prints changes; `wait` returns once the watched object satisfies the condition.
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_and_wait() {
+    let sb = Sandbox::start().await;
+    sb.kubectl(&[
+        "apply",
+        "-f",
+        seed("websocket-deployment.yaml").to_str().unwrap(),
+    ])
+    .success();
+    sb.kubectl_stdin(&["apply", "-f", "-"], GATEWAY_BYO)
+        .success();
+    let kubeconfig = sb.started.kubeconfig.clone();
+    let cache = sb.dir.path().join("kube-cache-w");
+    let watcher = std::thread::spawn(move || {
+        kubectl(
+            &kubeconfig,
+            &cache,
+            &[
+                "get",
+                "gateway",
+                "gateway-02",
+                "-n",
+                "test-infra",
+                "-w",
+                "--request-timeout=4s",
+                "-o",
+                "jsonpath={.metadata.labels.step}{\"\\n\"}",
+            ],
+            None,
+        )
+    });
+    let waiter = {
+        let kubeconfig = sb.started.kubeconfig.clone();
+        let cache = sb.dir.path().join("kube-cache-x");
+        std::thread::spawn(move || {
+            kubectl(
+                &kubeconfig,
+                &cache,
+                &[
+                    "wait",
+                    "--for=jsonpath={.metadata.labels.step}=two",
+                    "gateway/gateway-02",
+                    "-n",
+                    "test-infra",
+                    "--timeout=20s",
+                ],
+                None,
+            )
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    sb.kubectl(&[
+        "label",
+        "gateway",
+        "gateway-02",
+        "-n",
+        "test-infra",
+        "step=one",
+    ])
+    .success();
+    sb.kubectl(&[
+        "label",
+        "--overwrite",
+        "gateway",
+        "gateway-02",
+        "-n",
+        "test-infra",
+        "step=two",
+    ])
+    .success();
+    let waited = waiter.join().unwrap();
+    assert!(waited.ok, "wait failed: {}", waited.stderr);
+    assert!(waited.stdout.contains("condition met"), "{}", waited.stdout);
+    let watched = watcher.join().unwrap();
+    assert!(
+        watched.stdout.contains("one") && watched.stdout.contains("two"),
+        "get -w saw: {:?} / {}",
+        watched.stdout,
+        watched.stderr
+    );
+    sb.stop().await;
+}
+
+/// `delete -f` of a file that starts with its namespace deletes everything without errors.
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_file_namespace_first() {
+    let sb = Sandbox::start().await;
+    let deployment = seed("websocket-deployment.yaml");
+    let deployment = deployment.to_str().unwrap();
+    sb.kubectl(&["apply", "-f", deployment]).success();
+    let out = sb.kubectl(&["delete", "-f", deployment]).success();
+    assert!(out.contains("namespace \"test-infra\" deleted"), "{out}");
+    assert!(
+        out.contains("deployment.apps \"websocket-backend\" deleted"),
+        "{out}"
+    );
+    let ns = sb.kubectl(&["get", "ns", "test-infra"]);
+    assert!(!ns.ok && ns.stderr.contains("not found"), "{ns:?}");
+    sb.stop().await;
+}

@@ -1,0 +1,259 @@
+//! Test support: an in-process sandbox on port 0 in a temp dir, a tiny HTTP client, and a
+//! kubectl runner. Every await is wrapped in a timeout naming what probably hung.
+#![allow(dead_code)]
+
+use agc_sandbox::app::{self, Started};
+use agc_sandbox::cli::UpArgs;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+pub const T: Duration = Duration::from_secs(10);
+
+/// Awaits `fut` for at most `T`, panicking with `what` if it hangs.
+pub async fn within<F: std::future::Future>(what: &str, fut: F) -> F::Output {
+    tokio::time::timeout(T, fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out: {what}"))
+}
+
+/// A sandbox running inside the test process.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+    pub started: Started,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub fn up_args(dir: &Path) -> UpArgs {
+    UpArgs {
+        data_dir: dir.to_path_buf(),
+        api_addr: "127.0.0.1:0".parse().unwrap(),
+        watch: vec![],
+        port_offset: 0,
+        token_file: None,
+    }
+}
+
+impl Sandbox {
+    pub async fn start() -> Sandbox {
+        let dir = tempfile::tempdir().unwrap();
+        let args = up_args(dir.path());
+        Sandbox::start_with(dir, args).await
+    }
+
+    pub async fn start_with(dir: tempfile::TempDir, args: UpArgs) -> Sandbox {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(app::run(
+            args,
+            async move {
+                let _ = stopped.await;
+            },
+            move |s| {
+                let _ = tx.send(s.clone());
+            },
+        ));
+        let started = within("sandbox start", rx)
+            .await
+            .expect("sandbox failed to start");
+        Sandbox {
+            dir,
+            started,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.started.api_url, path)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            within("sandbox stop", t).await.unwrap().unwrap();
+        }
+    }
+
+    /// Runs real kubectl against this sandbox.
+    pub fn kubectl(&self, args: &[&str]) -> Kubectl {
+        kubectl(
+            &self.started.kubeconfig,
+            &self.dir.path().join("kube-cache"),
+            args,
+            None,
+        )
+    }
+
+    pub fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> Kubectl {
+        kubectl(
+            &self.started.kubeconfig,
+            &self.dir.path().join("kube-cache"),
+            args,
+            Some(stdin),
+        )
+    }
+}
+
+/// What a kubectl run printed.
+#[derive(Debug)]
+pub struct Kubectl {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Kubectl {
+    /// Panics with kubectl's output unless it succeeded.
+    pub fn success(self) -> String {
+        assert!(
+            self.ok,
+            "kubectl failed\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self.stdout
+    }
+}
+
+pub fn kubectl(kubeconfig: &Path, cache: &Path, args: &[&str], stdin: Option<&str>) -> Kubectl {
+    use std::io::Write;
+    let mut cmd = Command::new("kubectl");
+    cmd.env("KUBECONFIG", kubeconfig)
+        .arg("--cache-dir")
+        .arg(cache)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    // The tests fail, not skip, without kubectl: the product is driven by it.
+    let mut child = cmd
+        .spawn()
+        .expect("kubectl must be installed (it is on these machines)");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    let out = wait_timeout(child, Duration::from_secs(60));
+    Kubectl {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn wait_timeout(child: std::process::Child, limit: Duration) -> std::process::Output {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let id = child.id();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("kubectl output"),
+        Err(_) => {
+            let _ = Command::new("kill").arg("-9").arg(id.to_string()).status();
+            panic!("kubectl hung for {limit:?}");
+        }
+    }
+}
+
+/// A response as the tests look at it.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection.
+pub async fn http(method: &str, url: &str, content_type: &str, body: impl Into<Bytes>) -> Resp {
+    http_with(method, url, &[("content-type", content_type)], body).await
+}
+
+pub async fn http_with(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Resp {
+    let uri: http::Uri = url.parse().unwrap();
+    let addr = format!("{}:{}", uri.host().unwrap(), uri.port_u16().unwrap_or(80));
+    let stream = within("connect", TcpStream::connect(&addr)).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
+        .header("host", addr);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = within(
+        "request",
+        send.send_request(req.body(Full::new(body.into())).unwrap()),
+    )
+    .await
+    .unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = within("response body", resp.into_body().collect())
+        .await
+        .unwrap()
+        .to_bytes();
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub async fn get(url: &str) -> Resp {
+    http("GET", url, "application/json", Bytes::new()).await
+}
+
+pub async fn post_json(url: &str, v: &Value) -> Resp {
+    http(
+        "POST",
+        url,
+        "application/json",
+        serde_json::to_vec(v).unwrap(),
+    )
+    .await
+}
+
+/// Path of the built binary, for tests that drive it as a user would.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_agc-sandbox"))
+}
+
+/// The seed's sample manifests.
+pub fn seed(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("manifests/examples")
+        .join(name)
+}
