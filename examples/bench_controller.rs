@@ -27,7 +27,10 @@ fn cond_true(obj: &Value, t: &str) -> bool {
 fn route_accepted(obj: &Value) -> bool {
     obj.pointer("/status/parents/0/conditions")
         .and_then(Value::as_array)
-        .is_some_and(|a| a.iter().any(|c| c["type"] == "Accepted" && c["status"] == "True"))
+        .is_some_and(|a| {
+            a.iter()
+                .any(|c| c["type"] == "Accepted" && c["status"] == "True")
+        })
 }
 
 fn gateway(name: &str) -> Value {
@@ -56,23 +59,42 @@ async fn start() -> Sandbox {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("store");
     store
-        .create(kinds::namespaces(), json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}}), false)
+        .create(
+            kinds::namespaces(),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}}),
+            false,
+        )
         .expect("namespace");
     store
-        .create(kinds::services(), json!({"apiVersion": "v1", "kind": "Service",
+        .create(
+            kinds::services(),
+            json!({"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "svc", "namespace": "bench"},
-            "spec": {"ports": [{"name": "http", "port": 8080, "targetPort": 8080}]}}), false)
+            "spec": {"ports": [{"name": "http", "port": 8080, "targetPort": 8080}]}}),
+            false,
+        )
         .expect("service");
     let (table_tx, _table_rx) = tokio::sync::watch::channel(Arc::new(RoutingTable::default()));
     let (_b_tx, b_rx) = tokio::sync::watch::channel(Arc::new(Bindings::new()));
     let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(controller::run(store.clone(), table_tx, b_rx, ControllerOptions::default(), async move {
-        let _ = stop_rx.await;
-    }));
+    let task = tokio::spawn(controller::run(
+        store.clone(),
+        table_tx,
+        b_rx,
+        ControllerOptions::default(),
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
     // Keep the channels' other ends alive for the run.
     std::mem::forget(_b_tx);
     std::mem::forget(_table_rx);
-    Sandbox { store, _dir: dir, stop: Some(stop), task }
+    Sandbox {
+        store,
+        _dir: dir,
+        stop: Some(stop),
+        task,
+    }
 }
 
 impl Sandbox {
@@ -108,8 +130,12 @@ async fn main() {
     for i in 0..50 {
         let (g, r) = (format!("gw-{i}"), format!("rt-{i}"));
         let t0 = Instant::now();
-        sb.store.create(kinds::gateways(), gateway(&g), false).expect("gateway");
-        sb.store.create(kinds::httproutes(), route(&r, &g), false).expect("route");
+        sb.store
+            .create(kinds::gateways(), gateway(&g), false)
+            .expect("gateway");
+        sb.store
+            .create(kinds::httproutes(), route(&r, &g), false)
+            .expect("route");
         let store = sb.store.clone();
         until(Duration::from_secs(10), || {
             let gw = store.get(kinds::gateways(), "bench", &g);
@@ -118,15 +144,25 @@ async fn main() {
                 && rt.is_some_and(|o| {
                     o.pointer("/status/parents/0/conditions")
                         .and_then(Value::as_array)
-                        .is_some_and(|a| a.iter().any(|c| c["type"] == "Programmed" && c["status"] == "True"))
+                        .is_some_and(|a| {
+                            a.iter()
+                                .any(|c| c["type"] == "Programmed" && c["status"] == "True")
+                        })
                 })
         })
         .await;
         runs.push(t0.elapsed());
-        sb.store.delete(kinds::httproutes(), "bench", &r, false).expect("delete route");
-        sb.store.delete(kinds::gateways(), "bench", &g, false).expect("delete gateway");
+        sb.store
+            .delete(kinds::httproutes(), "bench", &r, false)
+            .expect("delete route");
+        sb.store
+            .delete(kinds::gateways(), "bench", &g, false)
+            .expect("delete gateway");
     }
-    println!("gateway + route -> Programmed:      p50 {:?} (50 runs)", median(runs));
+    println!(
+        "gateway + route -> Programmed:      p50 {:?} (50 runs)",
+        median(runs)
+    );
     sb.stop().await;
 
     // 2. 1,000 routes → all Accepted; 3. one more.
@@ -134,10 +170,14 @@ async fn main() {
     let mut one_more = Vec::new();
     for _ in 0..3 {
         let sb = start().await;
-        sb.store.create(kinds::gateways(), gateway("gw"), false).expect("gateway");
+        sb.store
+            .create(kinds::gateways(), gateway("gw"), false)
+            .expect("gateway");
         let t0 = Instant::now();
         for i in 0..1000 {
-            sb.store.create(kinds::httproutes(), route(&format!("rt-{i}"), "gw"), false).expect("route");
+            sb.store
+                .create(kinds::httproutes(), route(&format!("rt-{i}"), "gw"), false)
+                .expect("route");
         }
         let store = sb.store.clone();
         until(Duration::from_secs(60), || {
@@ -149,13 +189,27 @@ async fn main() {
         for j in 0..7 {
             let name = format!("extra-{}-{j}", bulk.len());
             let t0 = Instant::now();
-            sb.store.create(kinds::httproutes(), route(&name, "gw"), false).expect("route");
+            sb.store
+                .create(kinds::httproutes(), route(&name, "gw"), false)
+                .expect("route");
             let store = sb.store.clone();
-            until(Duration::from_secs(10), || store.get(kinds::httproutes(), "bench", &name).is_some_and(|o| route_accepted(&o))).await;
+            until(Duration::from_secs(10), || {
+                store
+                    .get(kinds::httproutes(), "bench", &name)
+                    .is_some_and(|o| route_accepted(&o))
+            })
+            .await;
             one_more.push(t0.elapsed());
         }
         sb.stop().await;
     }
-    println!("1,000 routes -> all Accepted:       median {:?} (3 runs)", median(bulk));
-    println!("1 more route (after 1,000) -> Accepted: median {:?} ({} runs)", median(one_more.clone()), one_more.len());
+    println!(
+        "1,000 routes -> all Accepted:       median {:?} (3 runs)",
+        median(bulk)
+    );
+    println!(
+        "1 more route (after 1,000) -> Accepted: median {:?} ({} runs)",
+        median(one_more.clone()),
+        one_more.len()
+    );
 }

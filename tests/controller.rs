@@ -17,14 +17,30 @@ async fn call(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) 
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    let mut s = timeout(STEP, TcpStream::connect(addr)).await.expect("connect timeout").expect("connect");
-    timeout(STEP, s.write_all(req.as_bytes())).await.expect("write timeout").expect("write");
+    let mut s = timeout(STEP, TcpStream::connect(addr))
+        .await
+        .expect("connect timeout")
+        .expect("connect");
+    timeout(STEP, s.write_all(req.as_bytes()))
+        .await
+        .expect("write timeout")
+        .expect("write");
     let mut buf = Vec::new();
-    timeout(STEP, s.read_to_end(&mut buf)).await.expect("read timeout").expect("read");
+    timeout(STEP, s.read_to_end(&mut buf))
+        .await
+        .expect("read timeout")
+        .expect("read");
     let text = String::from_utf8_lossy(&buf).to_string();
     let (head, rest) = text.split_once("\r\n\r\n").expect("response head");
-    let status: u16 = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status code");
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let status: u16 = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         let mut out = String::new();
         let mut rest = rest;
         while let Some((size, after)) = rest.split_once("\r\n") {
@@ -83,16 +99,30 @@ async fn gateway_and_route_status_converge_through_the_api() {
             let _ = addr_tx.send(s.api_addr);
         },
     ));
-    let addr = timeout(STEP, addr_rx).await.expect("start timeout").expect("started");
+    let addr = timeout(STEP, addr_rx)
+        .await
+        .expect("start timeout")
+        .expect("started");
 
     // The default class is created and accepted.
-    let gc = wait_for(addr, "/apis/gateway.networking.k8s.io/v1/gatewayclasses/azure-alb-external", |o| {
-        cond(&o["status"]["conditions"], "Accepted").is_some_and(|c| c["status"] == "True")
-    })
+    let gc = wait_for(
+        addr,
+        "/apis/gateway.networking.k8s.io/v1/gatewayclasses/azure-alb-external",
+        |o| cond(&o["status"]["conditions"], "Accepted").is_some_and(|c| c["status"] == "True"),
+    )
     .await;
-    assert_eq!(gc["spec"]["controllerName"], "alb.networking.azure.io/alb-controller");
+    assert_eq!(
+        gc["spec"]["controllerName"],
+        "alb.networking.azure.io/alb-controller"
+    );
 
-    let (code, _) = call(addr, "POST", "/api/v1/namespaces", Some(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "test-infra"}}))).await;
+    let (code, _) = call(
+        addr,
+        "POST",
+        "/api/v1/namespaces",
+        Some(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "test-infra"}})),
+    )
+    .await;
     assert_eq!(code, 201);
     let (code, _) = call(addr, "POST", "/api/v1/namespaces/test-infra/services", Some(&json!({
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": "websocket-backend", "namespace": "test-infra"},
@@ -106,18 +136,30 @@ async fn gateway_and_route_status_converge_through_the_api() {
             {"name": "http-listener", "port": 80, "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "Same"}}}]}}))).await;
     assert_eq!(code, 201);
     let rt_path = "/apis/gateway.networking.k8s.io/v1/namespaces/test-infra/httproutes";
-    let (code, _) = call(addr, "POST", rt_path, Some(&json!({
+    let (code, _) = call(
+        addr,
+        "POST",
+        rt_path,
+        Some(&json!({
         "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
         "metadata": {"name": "websocket-example", "namespace": "test-infra"},
         "spec": {"parentRefs": [{"name": "gateway-01"}], "hostnames": ["contoso.com"],
-                 "rules": [{"backendRefs": [{"name": "websocket-backend", "port": 8080}]}]}}))).await;
+                 "rules": [{"backendRefs": [{"name": "websocket-backend", "port": 8080}]}]}})),
+    )
+    .await;
     assert_eq!(code, 201);
     // A broken route next to it must not disturb the good one.
-    let (code, _) = call(addr, "POST", rt_path, Some(&json!({
+    let (code, _) = call(
+        addr,
+        "POST",
+        rt_path,
+        Some(&json!({
         "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
         "metadata": {"name": "broken", "namespace": "test-infra"},
         "spec": {"parentRefs": [{"name": "gateway-01", "sectionName": "nope"}],
-                 "rules": [{"backendRefs": [{"name": "missing", "port": 8080}]}]}}))).await;
+                 "rules": [{"backendRefs": [{"name": "missing", "port": 8080}]}]}})),
+    )
+    .await;
     assert_eq!(code, 201);
 
     let gw = wait_for(addr, &format!("{gw_path}/gateway-01"), |o| {
@@ -125,26 +167,60 @@ async fn gateway_and_route_status_converge_through_the_api() {
             && cond(&o["status"]["conditions"], "Programmed").is_some_and(|c| c["status"] == "True")
     })
     .await;
-    assert_eq!(cond(&gw["status"]["conditions"], "Accepted").unwrap()["message"], "Valid Gateway");
-    assert!(gw["status"]["addresses"][0]["value"].as_str().unwrap().starts_with("127.20."));
+    assert_eq!(
+        cond(&gw["status"]["conditions"], "Accepted").unwrap()["message"],
+        "Valid Gateway"
+    );
+    assert!(gw["status"]["addresses"][0]["value"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.20."));
 
-    let rt = wait_for(addr, &format!("{rt_path}/websocket-example"), |o| !o["status"]["parents"].is_null()).await;
+    let rt = wait_for(addr, &format!("{rt_path}/websocket-example"), |o| {
+        !o["status"]["parents"].is_null()
+    })
+    .await;
     let p = &rt["status"]["parents"][0];
-    assert_eq!(cond(&p["conditions"], "Accepted").unwrap()["message"], "Route is Accepted");
-    assert_eq!(cond(&p["conditions"], "ResolvedRefs").unwrap()["reason"], "ResolvedRefs");
+    assert_eq!(
+        cond(&p["conditions"], "Accepted").unwrap()["message"],
+        "Route is Accepted"
+    );
+    assert_eq!(
+        cond(&p["conditions"], "ResolvedRefs").unwrap()["reason"],
+        "ResolvedRefs"
+    );
 
-    let broken = wait_for(addr, &format!("{rt_path}/broken"), |o| !o["status"]["parents"].is_null()).await;
+    let broken = wait_for(addr, &format!("{rt_path}/broken"), |o| {
+        !o["status"]["parents"].is_null()
+    })
+    .await;
     let p = &broken["status"]["parents"][0];
-    assert_eq!(cond(&p["conditions"], "Accepted").unwrap()["reason"], "NoMatchingParent");
-    assert_eq!(cond(&p["conditions"], "ResolvedRefs").unwrap()["reason"], "BackendNotFound");
+    assert_eq!(
+        cond(&p["conditions"], "Accepted").unwrap()["reason"],
+        "NoMatchingParent"
+    );
+    assert_eq!(
+        cond(&p["conditions"], "ResolvedRefs").unwrap()["reason"],
+        "BackendNotFound"
+    );
 
     // The rejection is explained by an Event.
     let events = wait_for(addr, "/api/v1/namespaces/test-infra/events", |o| {
-        o["items"].as_array().is_some_and(|a| a.iter().any(|e| e["reason"] == "NoMatchingParent"))
+        o["items"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|e| e["reason"] == "NoMatchingParent"))
     })
     .await;
-    assert!(events["items"].as_array().unwrap().iter().any(|e| e["involvedObject"]["name"] == "broken"));
+    assert!(events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["involvedObject"]["name"] == "broken"));
 
     let _ = stop_tx.send(());
-    timeout(STEP, server).await.expect("shutdown timeout").expect("join").expect("run");
+    timeout(STEP, server)
+        .await
+        .expect("shutdown timeout")
+        .expect("join")
+        .expect("run");
 }

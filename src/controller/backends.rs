@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use super::compute::{Outcome, StatusWrite};
 use super::snapshot::{Index, Snapshot};
-use super::util::{condition, grant_allows, merge_conditions, parse_go_duration, str_of, RefFrom, GW_GROUP};
+use super::util::{
+    condition, grant_allows, merge_conditions, parse_go_duration, str_of, RefFrom, GW_GROUP,
+};
 use crate::meta;
 use crate::resources::{self, kinds, ResourceDef};
 use crate::routing::{
@@ -50,7 +52,10 @@ pub fn resolve_ref(
     let group = br.get("group").and_then(Value::as_str).unwrap_or("");
     let kind = br.get("kind").and_then(Value::as_str).unwrap_or("Service");
     let name = str_of(br, "name");
-    let ns = br.get("namespace").and_then(Value::as_str).unwrap_or(route_ns);
+    let ns = br
+        .get("namespace")
+        .and_then(Value::as_str)
+        .unwrap_or(route_ns);
     if !group.is_empty() || kind != "Service" {
         return Err(RefError {
             reason: "InvalidKind",
@@ -66,7 +71,9 @@ pub fn resolve_ref(
     if !grant_allows(snap, &from, "", "Service", ns, name) {
         return Err(RefError {
             reason: "RefNotPermitted",
-            message: format!("backendRef to Service {ns}/{name} not permitted by any ReferenceGrant"),
+            message: format!(
+                "backendRef to Service {ns}/{name} not permitted by any ReferenceGrant"
+            ),
             fatal: true,
         });
     }
@@ -119,7 +126,10 @@ pub fn build(
     let btls = valid_backend_tls(snap, idx);
     let mut out = HashMap::new();
     for (key, &grpc_only) in &set.keys {
-        let Some(svc) = idx.services.get(&(key.namespace.as_str(), key.service.as_str())) else {
+        let Some(svc) = idx
+            .services
+            .get(&(key.namespace.as_str(), key.service.as_str()))
+        else {
             continue;
         };
         let Some(sport) = svc
@@ -133,7 +143,9 @@ pub fn build(
         };
         let endpoints = endpoints_of(idx, key, sport);
         let tls = btls.iter().any(|(ns, svc_name, ports)| {
-            *ns == key.namespace && *svc_name == key.service && (ports.is_empty() || ports.contains(&key.port))
+            *ns == key.namespace
+                && *svc_name == key.service
+                && (ports.is_empty() || ports.contains(&key.port))
         });
         let probe = if let Some(p) = hcps.get(&(key.namespace.clone(), key.service.clone())) {
             p.clone()
@@ -163,9 +175,15 @@ pub fn build(
 fn endpoints_of(idx: &Index<'_>, key: &BackendKey, sport: &Value) -> Vec<Endpoint> {
     let port_name = str_of(sport, "name");
     let mut out = Vec::new();
-    let slices = idx.slices.get(&(key.namespace.as_str(), key.service.as_str()));
+    let slices = idx
+        .slices
+        .get(&(key.namespace.as_str(), key.service.as_str()));
     for sl in slices.into_iter().flatten() {
-        let ports: Vec<&Value> = sl.get("ports").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
+        let ports: Vec<&Value> = sl
+            .get("ports")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().collect())
+            .unwrap_or_default();
         let port = ports
             .iter()
             .find(|p| str_of(p, "name") == port_name)
@@ -173,16 +191,32 @@ fn endpoints_of(idx: &Index<'_>, key: &BackendKey, sport: &Value) -> Vec<Endpoin
             .and_then(|p| p.get("port").and_then(Value::as_u64))
             .and_then(|p| u16::try_from(p).ok());
         let Some(port) = port else { continue };
-        for ep in sl.get("endpoints").and_then(Value::as_array).into_iter().flatten() {
-            let ready = ep.pointer("/conditions/ready").and_then(Value::as_bool).unwrap_or(true);
+        for ep in sl
+            .get("endpoints")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let ready = ep
+                .pointer("/conditions/ready")
+                .and_then(Value::as_bool)
+                .unwrap_or(true);
             let pod = ep
                 .get("targetRef")
                 .filter(|t| str_of(t, "kind") == "Pod")
                 .map(|t| {
-                    let ns = t.get("namespace").and_then(Value::as_str).unwrap_or(&key.namespace);
+                    let ns = t
+                        .get("namespace")
+                        .and_then(Value::as_str)
+                        .unwrap_or(&key.namespace);
                     format!("{ns}/{}", str_of(t, "name"))
                 });
-            for a in ep.get("addresses").and_then(Value::as_array).into_iter().flatten() {
+            for a in ep
+                .get("addresses")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 if let Some(ip) = a.as_str().and_then(|s| s.parse::<IpAddr>().ok()) {
                     out.push(Endpoint {
                         addr: SocketAddr::new(ip, port),
@@ -195,9 +229,21 @@ fn endpoints_of(idx: &Index<'_>, key: &BackendKey, sport: &Value) -> Vec<Endpoin
     }
     if slices.is_none() {
         // Selector-less Service with hand-written v1 Endpoints.
-        if let Some(eps) = idx.endpoints.get(&(key.namespace.as_str(), key.service.as_str())) {
-            for subset in eps.get("subsets").and_then(Value::as_array).into_iter().flatten() {
-                let ports: Vec<&Value> = subset.get("ports").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
+        if let Some(eps) = idx
+            .endpoints
+            .get(&(key.namespace.as_str(), key.service.as_str()))
+        {
+            for subset in eps
+                .get("subsets")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let ports: Vec<&Value> = subset
+                    .get("ports")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().collect())
+                    .unwrap_or_default();
                 let Some(port) = ports
                     .iter()
                     .find(|p| str_of(p, "name") == port_name)
@@ -208,7 +254,12 @@ fn endpoints_of(idx: &Index<'_>, key: &BackendKey, sport: &Value) -> Vec<Endpoin
                     continue;
                 };
                 for (field, ready) in [("addresses", true), ("notReadyAddresses", false)] {
-                    for a in subset.get(field).and_then(Value::as_array).into_iter().flatten() {
+                    for a in subset
+                        .get(field)
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
                         if let Ok(ip) = str_of(a, "ip").parse::<IpAddr>() {
                             let pod = a
                                 .get("targetRef")
@@ -244,7 +295,11 @@ fn readiness_probe(
         .filter_map(|(pns, pname)| idx.pods.get(&(pns, pname)).copied())
         .collect();
     if pods.is_empty() {
-        if let Some(sel) = svc.pointer("/spec/selector").and_then(Value::as_object).filter(|m| !m.is_empty()) {
+        if let Some(sel) = svc
+            .pointer("/spec/selector")
+            .and_then(Value::as_object)
+            .filter(|m| !m.is_empty())
+        {
             pods = snap
                 .pods
                 .iter()
@@ -263,22 +318,35 @@ fn readiness_probe(
             .unwrap_or_default();
         // Prefer the container serving the target port.
         let serves = |c: &Value| {
-            c.get("ports").and_then(Value::as_array).into_iter().flatten().any(|p| match target {
-                Some(Value::String(n)) => str_of(p, "name") == n,
-                Some(Value::Number(n)) => p.get("containerPort").and_then(Value::as_i64) == n.as_i64(),
-                _ => false,
-            })
+            c.get("ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .any(|p| match target {
+                    Some(Value::String(n)) => str_of(p, "name") == n,
+                    Some(Value::Number(n)) => {
+                        p.get("containerPort").and_then(Value::as_i64) == n.as_i64()
+                    }
+                    _ => false,
+                })
         };
         let mut ordered = containers.clone();
         ordered.sort_by_key(|c| !serves(c));
         for c in ordered {
-            let Some(rp) = c.get("readinessProbe") else { continue };
+            let Some(rp) = c.get("readinessProbe") else {
+                continue;
+            };
             let port_of = |v: Option<&Value>| -> Option<u16> {
                 match v? {
                     Value::Number(n) => n.as_u64().and_then(|p| u16::try_from(p).ok()),
                     Value::String(name) => containers
                         .iter()
-                        .flat_map(|c| c.get("ports").and_then(Value::as_array).into_iter().flatten())
+                        .flat_map(|c| {
+                            c.get("ports")
+                                .and_then(Value::as_array)
+                                .into_iter()
+                                .flatten()
+                        })
                         .find(|p| str_of(p, "name") == name)
                         .and_then(|p| p.get("containerPort").and_then(Value::as_u64))
                         .and_then(|p| u16::try_from(p).ok()),
@@ -289,7 +357,11 @@ fn readiness_probe(
             p.source = ProbeSource::ReadinessProbe;
             if let Some(h) = rp.get("httpGet") {
                 p.kind = ProbeKind::Http;
-                p.path = h.get("path").and_then(Value::as_str).unwrap_or("/").to_owned();
+                p.path = h
+                    .get("path")
+                    .and_then(Value::as_str)
+                    .unwrap_or("/")
+                    .to_owned();
                 p.port = port_of(h.get("port"));
                 p.use_tls = str_of(h, "scheme").eq_ignore_ascii_case("HTTPS");
                 return Some(p);
@@ -312,7 +384,9 @@ fn targets(policy: &Value) -> (&str, &str, &str, &str) {
         t.get("group").and_then(Value::as_str).unwrap_or(""),
         str_of(t, "kind"),
         str_of(t, "name"),
-        t.get("namespace").and_then(Value::as_str).unwrap_or(meta::namespace(policy)),
+        t.get("namespace")
+            .and_then(Value::as_str)
+            .unwrap_or(meta::namespace(policy)),
     )
 }
 
@@ -328,16 +402,27 @@ fn check_override(p: &Value, kind: &str) -> Result<(), (&'static str, String)> {
     Ok(())
 }
 
-fn check_service_target(snap: &Snapshot, idx: &Index<'_>, p: &Value, kind: &str) -> Result<(), (&'static str, String)> {
+fn check_service_target(
+    snap: &Snapshot,
+    idx: &Index<'_>,
+    p: &Value,
+    kind: &str,
+) -> Result<(), (&'static str, String)> {
     let (group, tkind, name, ns) = targets(p);
     if name.is_empty() {
         return Err(("NoTargetReference", format!("{kind} has no spec.targetRef")));
     }
     if !group.is_empty() {
-        return Err(("InvalidGroup", format!("targetRef group {group:?} is not supported; use \"\" (core)")));
+        return Err((
+            "InvalidGroup",
+            format!("targetRef group {group:?} is not supported; use \"\" (core)"),
+        ));
     }
     if tkind != "Service" {
-        return Err(("InvalidKind", format!("targetRef kind {tkind} is not supported; use Service")));
+        return Err((
+            "InvalidKind",
+            format!("targetRef kind {tkind} is not supported; use Service"),
+        ));
     }
     let from = RefFrom {
         group: resources::ALB,
@@ -345,19 +430,32 @@ fn check_service_target(snap: &Snapshot, idx: &Index<'_>, p: &Value, kind: &str)
         namespace: meta::namespace(p),
     };
     if !grant_allows(snap, &from, "", "Service", ns, name) {
-        return Err(("RefNotPermitted", format!("targetRef to Service {ns}/{name} not permitted by any ReferenceGrant")));
+        return Err((
+            "RefNotPermitted",
+            format!("targetRef to Service {ns}/{name} not permitted by any ReferenceGrant"),
+        ));
     }
     if !idx.services.contains_key(&(ns, name)) {
-        return Err(("NoTargetReference", format!("Service {ns}/{name} not found")));
+        return Err((
+            "NoTargetReference",
+            format!("Service {ns}/{name} not found"),
+        ));
     }
     Ok(())
 }
 
 /// Validates a HealthCheckPolicy and converts it; unset fields keep AGC's default probe values.
-fn health_check(snap: &Snapshot, idx: &Index<'_>, p: &Value) -> Result<ProbeSettings, (&'static str, String)> {
+fn health_check(
+    snap: &Snapshot,
+    idx: &Index<'_>,
+    p: &Value,
+) -> Result<ProbeSettings, (&'static str, String)> {
     check_override(p, "HealthCheckPolicy")?;
     check_service_target(snap, idx, p, "HealthCheckPolicy")?;
-    let d = p.pointer("/spec/default").cloned().unwrap_or_else(|| json!({}));
+    let d = p
+        .pointer("/spec/default")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
     let invalid = |m: String| ("InvalidHealthCheckPolicy", m);
     let mut s = ProbeSettings::agc_default();
     s.source = ProbeSource::HealthCheckPolicy {
@@ -366,8 +464,15 @@ fn health_check(snap: &Snapshot, idx: &Index<'_>, p: &Value) -> Result<ProbeSett
     };
     for (field, slot) in [("interval", &mut s.interval), ("timeout", &mut s.timeout)] {
         if let Some(v) = d.get(field) {
-            let parsed = v.as_str().and_then(parse_go_duration).filter(|d| !d.is_zero());
-            *slot = parsed.ok_or_else(|| invalid(format!("{field} {v} must be a positive duration such as 5s")))?;
+            let parsed = v
+                .as_str()
+                .and_then(parse_go_duration)
+                .filter(|d| !d.is_zero());
+            *slot = parsed.ok_or_else(|| {
+                invalid(format!(
+                    "{field} {v} must be a positive duration such as 5s"
+                ))
+            })?;
         }
     }
     for (field, slot) in [
@@ -387,7 +492,12 @@ fn health_check(snap: &Snapshot, idx: &Index<'_>, p: &Value) -> Result<ProbeSett
             v.as_u64()
                 .filter(|n| (1..=65535).contains(n))
                 .map(|n| n as u16)
-                .ok_or_else(|| ("InvalidPort", format!("port {v} must be between 1 and 65535")))?,
+                .ok_or_else(|| {
+                    (
+                        "InvalidPort",
+                        format!("port {v} must be between 1 and 65535"),
+                    )
+                })?,
         );
     }
     if let Some(v) = d.get("useTLS").or_else(|| d.get("UseTLS")) {
@@ -432,7 +542,10 @@ fn health_check(snap: &Snapshot, idx: &Index<'_>, p: &Value) -> Result<ProbeSett
     Ok(s)
 }
 
-fn valid_health_check_policies(snap: &Snapshot, idx: &Index<'_>) -> HashMap<(String, String), ProbeSettings> {
+fn valid_health_check_policies(
+    snap: &Snapshot,
+    idx: &Index<'_>,
+) -> HashMap<(String, String), ProbeSettings> {
     let mut out = HashMap::new();
     for p in &snap.health_check_policies {
         if let Ok(s) = health_check(snap, idx, p) {
@@ -443,16 +556,26 @@ fn valid_health_check_policies(snap: &Snapshot, idx: &Index<'_>) -> HashMap<(Str
     out
 }
 
-fn backend_tls(snap: &Snapshot, idx: &Index<'_>, p: &Value) -> Result<Vec<u16>, (&'static str, String)> {
+fn backend_tls(
+    snap: &Snapshot,
+    idx: &Index<'_>,
+    p: &Value,
+) -> Result<Vec<u16>, (&'static str, String)> {
     check_override(p, "BackendTLSPolicy")?;
     check_service_target(snap, idx, p, "BackendTLSPolicy")?;
     let ns = meta::namespace(p);
-    for field in ["/spec/default/verify/caCertificateRef", "/spec/default/clientCertificateRef"] {
+    for field in [
+        "/spec/default/verify/caCertificateRef",
+        "/spec/default/clientCertificateRef",
+    ] {
         if let Some(r) = p.pointer(field) {
             let name = str_of(r, "name");
             let sns = r.get("namespace").and_then(Value::as_str).unwrap_or(ns);
             if !idx.secrets.contains_key(&(sns, name)) {
-                return Err(("InvalidCertificateRef", format!("Secret {sns}/{name} not found")));
+                return Err((
+                    "InvalidCertificateRef",
+                    format!("Secret {sns}/{name} not found"),
+                ));
             }
         }
     }
@@ -483,32 +606,54 @@ pub struct RoutePolicyEffect {
     pub affinity: Option<SessionAffinity>,
 }
 
-fn route_policy(snap: &Snapshot, p: &Value) -> Result<(RoutePolicyEffect, &'static str), (&'static str, String)> {
+fn route_policy(
+    snap: &Snapshot,
+    p: &Value,
+) -> Result<(RoutePolicyEffect, &'static str), (&'static str, String)> {
     check_override(p, "RoutePolicy")?;
     let (group, kind, name, ns) = targets(p);
     if name.is_empty() {
-        return Err(("NoTargetReference", "RoutePolicy has no spec.targetRef".to_owned()));
+        return Err((
+            "NoTargetReference",
+            "RoutePolicy has no spec.targetRef".to_owned(),
+        ));
     }
     if !(group.is_empty() || group == GW_GROUP) {
-        return Err(("InvalidGroup", format!("targetRef group {group:?} is not supported")));
+        return Err((
+            "InvalidGroup",
+            format!("targetRef group {group:?} is not supported"),
+        ));
     }
     let route = match kind {
         "HTTPRoute" => Snapshot::find(&snap.httproutes, ns, name),
         "GRPCRoute" => Snapshot::find(&snap.grpcroutes, ns, name),
-        _ => return Err(("InvalidKind", format!("targetRef kind {kind} is not supported; use HTTPRoute or GRPCRoute"))),
+        _ => {
+            return Err((
+                "InvalidKind",
+                format!("targetRef kind {kind} is not supported; use HTTPRoute or GRPCRoute"),
+            ))
+        }
     };
     let Some(route) = route else {
-        let reason = if kind == "HTTPRoute" { "InvalidHTTPRoute" } else { "InvalidGRPCRoute" };
+        let reason = if kind == "HTTPRoute" {
+            "InvalidHTTPRoute"
+        } else {
+            "InvalidGRPCRoute"
+        };
         return Err((reason, format!("{kind} {ns}/{name} not found")));
     };
-    let d = p.pointer("/spec/default").cloned().unwrap_or_else(|| json!({}));
+    let d = p
+        .pointer("/spec/default")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
     let mut eff = RoutePolicyEffect::default();
     if let Some(t) = d.pointer("/timeouts/routeTimeout") {
-        eff.timeout = Some(
-            t.as_str()
-                .and_then(parse_go_duration)
-                .ok_or_else(|| ("InvalidRoutePolicy", format!("timeouts.routeTimeout {t} is not a duration such as 60s")))?,
-        );
+        eff.timeout = Some(t.as_str().and_then(parse_go_duration).ok_or_else(|| {
+            (
+                "InvalidRoutePolicy",
+                format!("timeouts.routeTimeout {t} is not a duration such as 60s"),
+            )
+        })?);
     }
     if let Some(sa) = d.get("sessionAffinity") {
         eff.affinity = Some(match str_of(sa, "affinityType") {
@@ -547,12 +692,15 @@ fn route_policy(snap: &Snapshot, p: &Value) -> Result<(RoutePolicyEffect, &'stat
 
 /// Effects of valid RoutePolicies by (namespace, route name, route kind); the first policy
 /// (by namespace/name) wins.
-pub fn route_policy_effects(snap: &Snapshot) -> HashMap<(String, String, String), RoutePolicyEffect> {
+pub fn route_policy_effects(
+    snap: &Snapshot,
+) -> HashMap<(String, String, String), RoutePolicyEffect> {
     let mut out = HashMap::new();
     for p in &snap.route_policies {
         if let Ok((eff, _)) = route_policy(snap, p) {
             let (_, kind, name, ns) = targets(p);
-            out.entry((ns.to_owned(), name.to_owned(), kind.to_owned())).or_insert(eff);
+            out.entry((ns.to_owned(), name.to_owned(), kind.to_owned()))
+                .or_insert(eff);
         }
     }
     out
@@ -562,19 +710,34 @@ fn frontend_tls(snap: &Snapshot, idx: &Index<'_>, p: &Value) -> Verdict {
     check_override(p, "FrontendTLSPolicy")?;
     let (group, kind, name, ns) = targets(p);
     if name.is_empty() {
-        return Err(("NoTargetReference", "FrontendTLSPolicy has no spec.targetRef".to_owned()));
+        return Err((
+            "NoTargetReference",
+            "FrontendTLSPolicy has no spec.targetRef".to_owned(),
+        ));
     }
     if group != GW_GROUP {
-        return Err(("InvalidGroup", format!("targetRef group {group:?} is not supported; use {GW_GROUP}")));
+        return Err((
+            "InvalidGroup",
+            format!("targetRef group {group:?} is not supported; use {GW_GROUP}"),
+        ));
     }
     if kind != "Gateway" {
-        return Err(("InvalidKind", format!("targetRef kind {kind} is not supported; use Gateway")));
+        return Err((
+            "InvalidKind",
+            format!("targetRef kind {kind} is not supported; use Gateway"),
+        ));
     }
     let Some(gw) = Snapshot::find(&snap.gateways, ns, name) else {
         return Err(("InvalidGateway", format!("Gateway {ns}/{name} not found")));
     };
     let t = p.pointer("/spec/targetRef").unwrap_or(&Value::Null);
-    for s in t.get("sectionNames").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+    for s in t
+        .get("sectionNames")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
         let exists = gw
             .pointer("/spec/listeners")
             .and_then(Value::as_array)
@@ -582,27 +745,48 @@ fn frontend_tls(snap: &Snapshot, idx: &Index<'_>, p: &Value) -> Verdict {
             .flatten()
             .any(|l| str_of(l, "name") == s);
         if !exists {
-            return Err(("InvalidGateway", format!("Gateway {ns}/{name} has no listener {s:?}")));
+            return Err((
+                "InvalidGateway",
+                format!("Gateway {ns}/{name} has no listener {s:?}"),
+            ));
         }
     }
     if let Some(pt) = p.pointer("/spec/default/policyType") {
-        let ty = pt.get("type").and_then(Value::as_str).unwrap_or("predefined");
+        let ty = pt
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("predefined");
         if ty != "predefined" {
-            return Err(("InvalidPolicyType", format!("policyType.type {ty:?} is not supported; use predefined")));
+            return Err((
+                "InvalidPolicyType",
+                format!("policyType.type {ty:?} is not supported; use predefined"),
+            ));
         }
         let n = pt.get("name").and_then(Value::as_str).unwrap_or("2023-06");
         if n != "2023-06" && n != "2023-06-S" {
-            return Err(("InvalidPolicyName", format!("policyType.name {n:?} is not supported; use 2023-06 or 2023-06-S")));
+            return Err((
+                "InvalidPolicyName",
+                format!("policyType.name {n:?} is not supported; use 2023-06 or 2023-06-S"),
+            ));
         }
     }
     if let Some(r) = p.pointer("/spec/default/verify/caCertificateRef") {
         let sname = str_of(r, "name");
-        let sns = r.get("namespace").and_then(Value::as_str).unwrap_or(meta::namespace(p));
+        let sns = r
+            .get("namespace")
+            .and_then(Value::as_str)
+            .unwrap_or(meta::namespace(p));
         let Some(secret) = idx.secrets.get(&(sns, sname)) else {
-            return Err(("InvalidFrontendTLSPolicy", format!("CA Secret {sns}/{sname} not found")));
+            return Err((
+                "InvalidFrontendTLSPolicy",
+                format!("CA Secret {sns}/{sname} not found"),
+            ));
         };
         if secret.pointer("/data/ca.crt").is_none() {
-            return Err(("InvalidFrontendTLSPolicy", format!("CA Secret {sns}/{sname} has no ca.crt key")));
+            return Err((
+                "InvalidFrontendTLSPolicy",
+                format!("CA Secret {sns}/{sname} has no ca.crt key"),
+            ));
         }
     }
     Ok("Accepted")
@@ -614,10 +798,22 @@ pub fn policy_statuses(snap: &Snapshot, idx: &Index<'_>, now: &str, out: &mut Ou
         let gen = meta::generation(p);
         let old = p.pointer("/status/conditions");
         let c = match v {
-            Ok(reason) => condition("Accepted", true, reason, &format!("Valid {kind}"), gen, old, now),
+            Ok(reason) => condition(
+                "Accepted",
+                true,
+                reason,
+                &format!("Valid {kind}"),
+                gen,
+                old,
+                now,
+            ),
             Err((reason, msg)) => condition("Accepted", false, reason, &msg, gen, old, now),
         };
-        let mut status = p.get("status").cloned().filter(Value::is_object).unwrap_or_else(|| json!({}));
+        let mut status = p
+            .get("status")
+            .cloned()
+            .filter(Value::is_object)
+            .unwrap_or_else(|| json!({}));
         status["conditions"] = merge_conditions(old, vec![c], &["Accepted"]);
         out.statuses.push(StatusWrite {
             res,

@@ -62,6 +62,9 @@ pub const MAX_CERTIFICATE_REFS: usize = 2;
 /// Address range of Gateway frontends (interfaces.md).
 pub const GATEWAY_NET: [u8; 2] = [127, 20];
 
+/// `Err((reason, message))` when something is rejected.
+type Verdict = Result<(), (&'static str, String)>;
+
 /// How routes may come from namespaces (`allowedRoutes.namespaces`).
 #[derive(Debug)]
 pub(super) enum FromNs {
@@ -130,7 +133,15 @@ pub fn compute(snap: &Snapshot) -> Outcome {
 
     let policy_effects = backends::route_policy_effects(snap);
     let mut backend_set = BackendSet::default();
-    routes::process(snap, &idx, &mut gws, &policy_effects, &mut backend_set, &now, &mut out);
+    routes::process(
+        snap,
+        &idx,
+        &mut gws,
+        &policy_effects,
+        &mut backend_set,
+        &now,
+        &mut out,
+    );
     let backends = backends::build(snap, &idx, &backend_set);
 
     for gw in &gws {
@@ -225,9 +236,9 @@ pub fn alb_resource_name(alb: &Value) -> String {
         hex
     } else {
         // No uid (objects built in tests): hash the name instead.
-        let h = meta::name(alb)
-            .bytes()
-            .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+        let h = meta::name(alb).bytes().fold(0x811c_9dc5u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
         format!("{h:08x}")
     };
     format!("alb-{hex}")
@@ -241,7 +252,11 @@ pub fn alb_id(resource_name: &str) -> String {
 }
 
 /// ALBs by (namespace, name): `Ok(())` when provisioned, `Err(remaining)` while in progress.
-fn albs(snap: &Snapshot, now: &str, out: &mut Outcome) -> HashMap<(String, String), Result<(), String>> {
+fn albs(
+    snap: &Snapshot,
+    now: &str,
+    out: &mut Outcome,
+) -> HashMap<(String, String), Result<(), String>> {
     let mut map = HashMap::new();
     for alb in &snap.albs {
         let gen = meta::generation(alb);
@@ -268,7 +283,15 @@ fn albs(snap: &Snapshot, now: &str, out: &mut Outcome) -> HashMap<(String, Strin
                     now,
                 )
             }
-            _ => condition("Deployment", true, "Ready", &format!("alb-id={}", alb_id(&res_name)), gen, old, now),
+            _ => condition(
+                "Deployment",
+                true,
+                "Ready",
+                &format!("alb-id={}", alb_id(&res_name)),
+                gen,
+                old,
+                now,
+            ),
         };
         let ready = str_of(&deployment, "reason") == "Ready";
         let conds = vec![
@@ -334,7 +357,10 @@ fn gateways<'a>(
         let (mut accepted, deployable) = if class_ok {
             frontend_mode(gw, albs)
         } else {
-            (Err(("Invalid", format!("GatewayClass {class} is not accepted"))), Ok(()))
+            (
+                Err(("Invalid", format!("GatewayClass {class} is not accepted"))),
+                Ok(()),
+            )
         };
         let specs: Vec<&Value> = gw
             .pointer("/spec/listeners")
@@ -344,13 +370,14 @@ fn gateways<'a>(
         if accepted.is_ok() && specs.len() > MAX_LISTENERS {
             accepted = Err((
                 "ListenersNotValid",
-                format!("Gateway has {} listeners; AGC supports at most {MAX_LISTENERS}", specs.len()),
+                format!(
+                    "Gateway has {} listeners; AGC supports at most {MAX_LISTENERS}",
+                    specs.len()
+                ),
             ));
         }
-        let mut listeners: Vec<ListenerInfo> = specs
-            .iter()
-            .map(|l| listener(snap, idx, ns, l))
-            .collect();
+        let mut listeners: Vec<ListenerInfo> =
+            specs.iter().map(|l| listener(snap, idx, ns, l)).collect();
         mark_conflicts(&mut listeners);
         out.push(GatewayInfo {
             obj: gw,
@@ -369,7 +396,7 @@ fn gateways<'a>(
 fn frontend_mode(
     gw: &Value,
     albs: &HashMap<(String, String), Result<(), String>>,
-) -> (Result<(), (&'static str, String)>, Result<(), String>) {
+) -> (Verdict, Result<(), String>) {
     let addrs: Vec<&Value> = gw
         .pointer("/spec/addresses")
         .and_then(Value::as_array)
@@ -411,7 +438,11 @@ fn frontend_mode(
             }
         }
         (Some(_), None, None) | (None, Some(_), None) => {
-            let missing = if alb_ns.is_none() { ANN_ALB_NS } else { ANN_ALB_NAME };
+            let missing = if alb_ns.is_none() {
+                ANN_ALB_NS
+            } else {
+                ANN_ALB_NAME
+            };
             (
                 Err(("Invalid", format!("annotation {missing} is missing: an ALB-managed Gateway needs both {ANN_ALB_NS} and {ANN_ALB_NAME}"))),
                 Ok(()),
@@ -427,9 +458,7 @@ fn frontend_mode(
                     Ok(()),
                 );
             }
-            let has_frontend = addrs
-                .iter()
-                .any(|a| !str_of(a, "value").is_empty());
+            let has_frontend = addrs.iter().any(|a| !str_of(a, "value").is_empty());
             if !has_frontend {
                 return (
                     Err(("Invalid", format!("a bring-your-own Gateway ({ANN_ALB_ID}) needs spec.addresses with a {FRONTEND_ADDRESS_TYPE} entry naming the frontend"))),
@@ -480,7 +509,10 @@ fn listener(snap: &Snapshot, idx: &Index<'_>, gw_ns: &str, l: &Value) -> Listene
             format!("Port {port} is not supported; AGC supports listener ports 80 and 443 only"),
         ))
     } else if !(1..=65535).contains(&port) {
-        Err(("PortUnavailable", format!("Port {port} is not a valid port")))
+        Err((
+            "PortUnavailable",
+            format!("Port {port} is not a valid port"),
+        ))
     } else if protocol == Some(ListenerProtocol::Https)
         && l.pointer("/tls/mode").and_then(Value::as_str) == Some("Passthrough")
     {
@@ -493,7 +525,11 @@ fn listener(snap: &Snapshot, idx: &Index<'_>, gw_ns: &str, l: &Value) -> Listene
     };
 
     // Route kinds (spec §2.4), then certificates; the first failure is reported.
-    let proto_kinds: &[&'static str] = if protocol.is_some() { &["HTTPRoute", "GRPCRoute"] } else { &[] };
+    let proto_kinds: &[&'static str] = if protocol.is_some() {
+        &["HTTPRoute", "GRPCRoute"]
+    } else {
+        &[]
+    };
     let listed = l
         .pointer("/allowedRoutes/kinds")
         .and_then(Value::as_array)
@@ -609,10 +645,16 @@ fn certificates(
         let name = str_of(r, "name");
         let ns = r.get("namespace").and_then(Value::as_str).unwrap_or(gw_ns);
         if !group.is_empty() {
-            return Err(("InvalidCertificateRef", format!("unsupported certificateRef group {group:?}")));
+            return Err((
+                "InvalidCertificateRef",
+                format!("unsupported certificateRef group {group:?}"),
+            ));
         }
         if kind != "Secret" {
-            return Err(("InvalidCertificateRef", format!("unsupported certificateRef kind {kind}")));
+            return Err((
+                "InvalidCertificateRef",
+                format!("unsupported certificateRef kind {kind}"),
+            ));
         }
         let from = super::util::RefFrom {
             group: GW_GROUP,
@@ -622,11 +664,16 @@ fn certificates(
         if !super::util::grant_allows(snap, &from, "", "Secret", ns, name) {
             return Err((
                 "RefNotPermitted",
-                format!("Certificate ref to Secret {ns}/{name} not permitted by any ReferenceGrant"),
+                format!(
+                    "Certificate ref to Secret {ns}/{name} not permitted by any ReferenceGrant"
+                ),
             ));
         }
         let Some(secret) = idx.secrets.get(&(ns, name)) else {
-            return Err(("InvalidCertificateRef", format!("Secret {ns}/{name} not found")));
+            return Err((
+                "InvalidCertificateRef",
+                format!("Secret {ns}/{name} not found"),
+            ));
         };
         let stype = str_of(secret, "type");
         if stype != "kubernetes.io/tls" {
@@ -636,7 +683,9 @@ fn certificates(
             ));
         }
         let field = |k: &str| -> Option<String> {
-            let b64 = secret.pointer(&format!("/data/{}", k.replace('/', "~1")))?.as_str()?;
+            let b64 = secret
+                .pointer(&format!("/data/{}", k.replace('/', "~1")))?
+                .as_str()?;
             String::from_utf8(super::util::base64_decode(b64)?).ok()
         };
         let (Some(crt), Some(key)) = (field("tls.crt"), field("tls.key")) else {
@@ -664,7 +713,9 @@ fn certificates(
             key_pem: key,
         });
     }
-    Ok(TlsSettings { certificates: certs })
+    Ok(TlsSettings {
+        certificates: certs,
+    })
 }
 
 /// Listeners sharing a port must agree on the protocol and differ in hostname.
@@ -692,7 +743,10 @@ fn mark_conflicts(listeners: &mut [ListenerInfo]) {
             l.conflicted = Some(reason);
             l.accepted = Err((
                 reason,
-                format!("Listener conflicts with another listener on port {}", l.port),
+                format!(
+                    "Listener conflicts with another listener on port {}",
+                    l.port
+                ),
             ));
         }
     }
@@ -724,7 +778,9 @@ fn allocate_addresses(gws: &mut [GatewayInfo<'_>]) {
             .flatten()
             .filter(|a| str_of(a, "type") == "IPAddress")
             .filter_map(|a| str_of(a, "value").parse::<Ipv4Addr>().ok())
-            .find(|ip| ip.octets()[..2] == GATEWAY_NET && ip.octets()[3] != 0 && !used.contains(ip));
+            .find(|ip| {
+                ip.octets()[..2] == GATEWAY_NET && ip.octets()[3] != 0 && !used.contains(ip)
+            });
         if let Some(ip) = existing {
             used.insert(ip);
             gws[i].address = Some(ip);
@@ -736,7 +792,12 @@ fn allocate_addresses(gws: &mut [GatewayInfo<'_>]) {
             continue;
         }
         while next < 65_535 {
-            let ip = Ipv4Addr::new(GATEWAY_NET[0], GATEWAY_NET[1], (next >> 8) as u8, next as u8);
+            let ip = Ipv4Addr::new(
+                GATEWAY_NET[0],
+                GATEWAY_NET[1],
+                (next >> 8) as u8,
+                next as u8,
+            );
             next += 1;
             if ip.octets()[3] == 0 || ip.octets()[3] == 255 || used.contains(&ip) {
                 continue;
@@ -752,7 +813,10 @@ fn gateway_status(snap: &Snapshot, gw: &GatewayInfo<'_>, now: &str, out: &mut Ou
     let gen = meta::generation(gw.obj);
     let old_status = gw.obj.get("status");
     let old_conds = gw.obj.pointer("/status/conditions");
-    let old_listeners = gw.obj.pointer("/status/listeners").and_then(Value::as_array);
+    let old_listeners = gw
+        .obj
+        .pointer("/status/listeners")
+        .and_then(Value::as_array);
 
     let mut listeners_json = Vec::new();
     let mut any_programmed = false;
@@ -766,14 +830,31 @@ fn gateway_status(snap: &Snapshot, gw: &GatewayInfo<'_>, now: &str, out: &mut Ou
             Err((r, m)) => condition("ResolvedRefs", false, r, m, gen, old, now),
         });
         conds.push(match (&gw.accepted, &l.accepted) {
-            (Err((_, m)), _) => condition("Accepted", false, "Invalid", &format!("Gateway is not accepted: {m}"), gen, old, now),
-            (Ok(()), Ok(())) => condition("Accepted", true, "Accepted", "Listener is accepted", gen, old, now),
+            (Err((_, m)), _) => condition(
+                "Accepted",
+                false,
+                "Invalid",
+                &format!("Gateway is not accepted: {m}"),
+                gen,
+                old,
+                now,
+            ),
+            (Ok(()), Ok(())) => condition(
+                "Accepted",
+                true,
+                "Accepted",
+                "Listener is accepted",
+                gen,
+                old,
+                now,
+            ),
             (Ok(()), Err((r, m))) => condition("Accepted", false, r, m, gen, old, now),
         });
         let bind = snap
             .bindings
             .get(&(gw.ns.to_owned(), gw.name.to_owned(), l.name.clone()));
-        let programmed: Result<(), (&str, String)> = if gw.accepted.is_err() || l.accepted.is_err() {
+        let programmed: Result<(), (&str, String)> = if gw.accepted.is_err() || l.accepted.is_err()
+        {
             Err(("Invalid", "Listener is not accepted".to_owned()))
         } else if l.resolved.is_err() {
             Err(("Invalid", "Listener has unresolved references".to_owned()))
@@ -793,7 +874,15 @@ fn gateway_status(snap: &Snapshot, gw: &GatewayInfo<'_>, now: &str, out: &mut Ou
         };
         any_programmed |= programmed.is_ok();
         conds.push(match programmed {
-            Ok(()) => condition("Programmed", true, "Programmed", PROGRAMMED_MESSAGE, gen, old, now),
+            Ok(()) => condition(
+                "Programmed",
+                true,
+                "Programmed",
+                PROGRAMMED_MESSAGE,
+                gen,
+                old,
+                now,
+            ),
             Err((r, m)) => condition("Programmed", false, r, &m, gen, old, now),
         });
         if let Some(reason) = l.conflicted {
@@ -801,7 +890,10 @@ fn gateway_status(snap: &Snapshot, gw: &GatewayInfo<'_>, now: &str, out: &mut Ou
                 "Conflicted",
                 true,
                 reason,
-                &format!("Listener conflicts with another listener on port {}", l.port),
+                &format!(
+                    "Listener conflicts with another listener on port {}",
+                    l.port
+                ),
                 gen,
                 old,
                 now,
@@ -836,7 +928,10 @@ fn gateway_status(snap: &Snapshot, gw: &GatewayInfo<'_>, now: &str, out: &mut Ou
             } else {
                 Ok((
                     "ListenersNotValid",
-                    format!("Listeners [{}] are not valid; the others are accepted", bad.join(", ")),
+                    format!(
+                        "Listeners [{}] are not valid; the others are accepted",
+                        bad.join(", ")
+                    ),
                 ))
             }
         }
@@ -846,7 +941,10 @@ fn gateway_status(snap: &Snapshot, gw: &GatewayInfo<'_>, now: &str, out: &mut Ou
     } else if let Err(m) = &gw.deployable {
         Err(("Pending", m.clone()))
     } else if gw.address.is_none() {
-        Err(("AddressNotAssigned", "No addresses have been assigned to the Gateway".to_owned()))
+        Err((
+            "AddressNotAssigned",
+            "No addresses have been assigned to the Gateway".to_owned(),
+        ))
     } else if !any_programmed {
         Err(("Invalid", "No listener could be programmed".to_owned()))
     } else {
@@ -857,14 +955,21 @@ fn gateway_status(snap: &Snapshot, gw: &GatewayInfo<'_>, now: &str, out: &mut Ou
         Err((r, m)) => condition("Accepted", false, r, m, gen, old_conds, now),
     }];
     conds.push(match &programmed {
-        Ok(()) => condition("Programmed", true, "Programmed", PROGRAMMED_MESSAGE, gen, old_conds, now),
+        Ok(()) => condition(
+            "Programmed",
+            true,
+            "Programmed",
+            PROGRAMMED_MESSAGE,
+            gen,
+            old_conds,
+            now,
+        ),
         Err((r, m)) => condition("Programmed", false, r, m, gen, old_conds, now),
     });
 
     if let Err((reason, message)) = &accepted {
-        let was_false_same = meta::condition(gw.obj, "Accepted").is_some_and(|c| {
-            str_of(c, "status") == "False" && str_of(c, "reason") == *reason
-        });
+        let was_false_same = meta::condition(gw.obj, "Accepted")
+            .is_some_and(|c| str_of(c, "status") == "False" && str_of(c, "reason") == *reason);
         if !was_false_same {
             out.events.push(EventNote {
                 res: kinds::gateways(),
@@ -884,7 +989,10 @@ fn gateway_status(snap: &Snapshot, gw: &GatewayInfo<'_>, now: &str, out: &mut Ou
     let obj = status.as_object_mut().expect("just made an object");
     match (gw.address, accepted.is_ok()) {
         (Some(ip), true) => {
-            obj.insert("addresses".into(), json!([{"type": "IPAddress", "value": ip.to_string()}]));
+            obj.insert(
+                "addresses".into(),
+                json!([{"type": "IPAddress", "value": ip.to_string()}]),
+            );
         }
         _ => {
             obj.remove("addresses");

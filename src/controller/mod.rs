@@ -98,7 +98,10 @@ pub struct Applied {
 
 /// Creates the `azure-alb-external` GatewayClass when it does not exist.
 pub fn ensure_default_class(store: &Store) {
-    if store.get(kinds::gatewayclasses(), "", DEFAULT_CLASS).is_some() {
+    if store
+        .get(kinds::gatewayclasses(), "", DEFAULT_CLASS)
+        .is_some()
+    {
         return;
     }
     let obj = json!({
@@ -126,7 +129,11 @@ pub fn apply(
         table.version = applied.last.version + 1;
         let table = Arc::new(table);
         applied.last = table.clone();
-        tracing::debug!(version = table.version, gateways = table.gateways.len(), "publishing routing table");
+        tracing::debug!(
+            version = table.version,
+            gateways = table.gateways.len(),
+            "publishing routing table"
+        );
         table_tx.send_replace(table);
     }
     let mut writes = 0;
@@ -156,14 +163,13 @@ pub fn apply(
         }
     }
     for e in outcome.events {
-        if let Err(err) = record_event(store, &e) {
-            tracing::debug!(%err, "event not recorded");
-        }
+        record_event(store, &e);
     }
     writes
 }
 
-fn record_event(store: &Store, e: &EventNote) -> Result<(), ControllerError> {
+/// Records a Warning Event; failures are logged (an Event is a courtesy, not state).
+fn record_event(store: &Store, e: &EventNote) {
     let now = meta::now_rfc3339();
     let obj = json!({
         "apiVersion": "v1",
@@ -188,10 +194,10 @@ fn record_event(store: &Store, e: &EventNote) -> Result<(), ControllerError> {
         "lastTimestamp": now,
         "count": 1,
     });
-    store
-        .create(kinds::events(), obj, false)
-        .map(|_| ())
-        .map_err(ControllerError::Event)
+    if let Err(source) = store.create(kinds::events(), obj, false) {
+        let err = ControllerError::Event(source);
+        tracing::debug!(%err, "event not recorded");
+    }
 }
 
 /// One pass: snapshot, compute, apply. Returns when to run again at the latest.

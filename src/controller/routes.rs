@@ -38,9 +38,23 @@ pub(super) fn process(
         .enumerate()
         .map(|(i, g)| ((g.ns.to_owned(), g.name.to_owned()), i))
         .collect();
-    for (kind, list) in [("HTTPRoute", &snap.httproutes), ("GRPCRoute", &snap.grpcroutes)] {
+    for (kind, list) in [
+        ("HTTPRoute", &snap.httproutes),
+        ("GRPCRoute", &snap.grpcroutes),
+    ] {
         for route in list {
-            one_route(snap, idx, kind, route, gws, &gw_index, policies, backend_set, now, out);
+            one_route(
+                snap,
+                idx,
+                kind,
+                route,
+                gws,
+                &gw_index,
+                policies,
+                backend_set,
+                now,
+                out,
+            );
         }
     }
 }
@@ -86,7 +100,10 @@ fn one_route(
         .filter_map(Value::as_str)
         .map(str::to_ascii_lowercase)
         .collect();
-    let ns_labels = idx.namespaces.get(ns).and_then(|n| n.pointer("/metadata/labels"));
+    let ns_labels = idx
+        .namespaces
+        .get(ns)
+        .and_then(|n| n.pointer("/metadata/labels"));
 
     let old_parents = route.pointer("/status/parents").and_then(Value::as_array);
     let mut parents: Vec<Value> = old_parents
@@ -117,10 +134,16 @@ fn one_route(
         };
         let section = pr.get("sectionName").and_then(Value::as_str);
         let port = pr.get("port").and_then(Value::as_i64);
-        if !seen_refs.insert((gw_ns.to_owned(), gw_name.to_owned(), section.map(str::to_owned), port)) {
+        if !seen_refs.insert((
+            gw_ns.to_owned(),
+            gw_name.to_owned(),
+            section.map(str::to_owned),
+            port,
+        )) {
             continue;
         }
-        let mut echo = json!({"group": GW_GROUP, "kind": "Gateway", "name": gw_name, "namespace": gw_ns});
+        let mut echo =
+            json!({"group": GW_GROUP, "kind": "Gateway", "name": gw_name, "namespace": gw_ns});
         if let Some(s) = section {
             echo["sectionName"] = json!(s);
         }
@@ -130,7 +153,10 @@ fn one_route(
 
         let gw = &gws[gi];
         let accepted: Result<Vec<(usize, Vec<String>)>, Failure> = if !gw.is_accepted() {
-            Err(("Pending", format!("Gateway {gw_ns}/{gw_name} is not accepted")))
+            Err((
+                "Pending",
+                format!("Gateway {gw_ns}/{gw_name} is not accepted"),
+            ))
         } else {
             attach(gw, kind, ns, ns_labels, section, port, &hostnames)
         };
@@ -142,17 +168,43 @@ fn one_route(
         let old_conds = old_parents
             .into_iter()
             .flatten()
-            .find(|p| str_of(p, "controllerName") == CONTROLLER_NAME && p.get("parentRef") == Some(&echo))
+            .find(|p| {
+                str_of(p, "controllerName") == CONTROLLER_NAME && p.get("parentRef") == Some(&echo)
+            })
             .and_then(|p| p.get("conditions"));
         let mut conds = vec![match &resolved {
-            Ok(()) => condition("ResolvedRefs", true, "ResolvedRefs", "", gen, old_conds, now),
+            Ok(()) => condition(
+                "ResolvedRefs",
+                true,
+                "ResolvedRefs",
+                "",
+                gen,
+                old_conds,
+                now,
+            ),
             Err((r, m)) => condition("ResolvedRefs", false, r, m, gen, old_conds, now),
         }];
         match &accepted {
             Ok(listeners) => {
                 any_accepted = true;
-                conds.push(condition("Accepted", true, "Accepted", "Route is Accepted", gen, old_conds, now));
-                conds.push(condition("Programmed", true, "Programmed", PROGRAMMED_MESSAGE, gen, old_conds, now));
+                conds.push(condition(
+                    "Accepted",
+                    true,
+                    "Accepted",
+                    "Route is Accepted",
+                    gen,
+                    old_conds,
+                    now,
+                ));
+                conds.push(condition(
+                    "Programmed",
+                    true,
+                    "Programmed",
+                    PROGRAMMED_MESSAGE,
+                    gen,
+                    old_conds,
+                    now,
+                ));
                 for (li, effective) in listeners {
                     if !attached_to.insert((gi, *li)) {
                         continue;
@@ -176,15 +228,31 @@ fn one_route(
             }
             Err((r, m)) => {
                 conds.push(condition("Accepted", false, r, m, gen, old_conds, now));
-                conds.push(condition("Programmed", false, "Invalid", "Route is not accepted", gen, old_conds, now));
+                conds.push(condition(
+                    "Programmed",
+                    false,
+                    "Invalid",
+                    "Route is not accepted",
+                    gen,
+                    old_conds,
+                    now,
+                ));
                 let old_same = old_conds
                     .and_then(Value::as_array)
                     .into_iter()
                     .flatten()
-                    .any(|c| str_of(c, "type") == "Accepted" && str_of(c, "status") == "False" && str_of(c, "reason") == *r);
+                    .any(|c| {
+                        str_of(c, "type") == "Accepted"
+                            && str_of(c, "status") == "False"
+                            && str_of(c, "reason") == *r
+                    });
                 if !old_same {
                     out.events.push(EventNote {
-                        res: if kind == "HTTPRoute" { kinds::httproutes() } else { kinds::grpcroutes() },
+                        res: if kind == "HTTPRoute" {
+                            kinds::httproutes()
+                        } else {
+                            kinds::grpcroutes()
+                        },
                         ns: ns.to_owned(),
                         name: name.to_owned(),
                         uid: meta::uid(route).to_owned(),
@@ -221,7 +289,11 @@ fn one_route(
     }
     status["parents"] = Value::Array(parents);
     out.statuses.push(StatusWrite {
-        res: if kind == "HTTPRoute" { kinds::httproutes() } else { kinds::grpcroutes() },
+        res: if kind == "HTTPRoute" {
+            kinds::httproutes()
+        } else {
+            kinds::grpcroutes()
+        },
         ns: ns.to_owned(),
         name: name.to_owned(),
         status,
@@ -252,7 +324,13 @@ fn attach(
             (None, Some(p)) => format!("port {p}"),
             (None, None) => "the parentRef".to_owned(),
         };
-        return Err(("NoMatchingParent", format!("No listener of Gateway {}/{} matches {what}", gw.ns, gw.name)));
+        return Err((
+            "NoMatchingParent",
+            format!(
+                "No listener of Gateway {}/{} matches {what}",
+                gw.ns, gw.name
+            ),
+        ));
     }
     let l2: Vec<usize> = l1
         .into_iter()
@@ -262,7 +340,9 @@ fn attach(
                 && match &l.from {
                     FromNs::Same => route_ns == gw.ns,
                     FromNs::All => true,
-                    FromNs::Selector(sel) => sel.as_ref().is_some_and(|s| s.matches_labels(ns_labels)),
+                    FromNs::Selector(sel) => {
+                        sel.as_ref().is_some_and(|s| s.matches_labels(ns_labels))
+                    }
                 }
         })
         .collect();
@@ -279,7 +359,10 @@ fn attach(
             (None, _) => Some(hostnames.to_vec()),
             (Some(lh), true) => Some(vec![lh.clone()]),
             (Some(lh), false) => {
-                let v: Vec<String> = hostnames.iter().filter_map(|h| intersection(lh, h)).collect();
+                let v: Vec<String> = hostnames
+                    .iter()
+                    .filter_map(|h| intersection(lh, h))
+                    .collect();
                 (!v.is_empty()).then_some(v)
             }
         };
@@ -336,25 +419,45 @@ fn compile_rules(
         .flatten()
     {
         let mut rr = RuleRuntime::default();
-        for m in rule.get("matches").and_then(Value::as_array).into_iter().flatten() {
+        for m in rule
+            .get("matches")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let parsed = if grpc { grpc_match(m) } else { http_match(m) };
             match parsed {
                 Ok(hm) => rr.matches.push(hm),
                 Err(e) => fail(e, unsupported),
             }
         }
-        for f in rule.get("filters").and_then(Value::as_array).into_iter().flatten() {
+        for f in rule
+            .get("filters")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             match filter(f, &mut |br| target(br, resolved)) {
                 Ok(Some(f)) => rr.filters.push(f),
                 Ok(None) => {}
                 Err(e) => fail(e, unsupported),
             }
         }
-        for br in rule.get("backendRefs").and_then(Value::as_array).into_iter().flatten() {
+        for br in rule
+            .get("backendRefs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let weight = br.get("weight").and_then(Value::as_u64).unwrap_or(1) as u32;
             let t = target(br, resolved);
             let mut filters = Vec::new();
-            for f in br.get("filters").and_then(Value::as_array).into_iter().flatten() {
+            for f in br
+                .get("filters")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 match filter(f, &mut |b| target(b, resolved)) {
                     Ok(Some(f)) => filters.push(f),
                     Ok(None) => {}
@@ -367,7 +470,11 @@ fn compile_rules(
                 filters,
             });
         }
-        let t = |k: &str| rule.pointer(&format!("/timeouts/{k}")).and_then(Value::as_str).and_then(parse_go_duration);
+        let t = |k: &str| {
+            rule.pointer(&format!("/timeouts/{k}"))
+                .and_then(Value::as_str)
+                .and_then(parse_go_duration)
+        };
         rr.timeouts = Timeouts {
             request: t("request").or(policy.and_then(|p| p.timeout)),
             backend_request: t("backendRequest"),
@@ -391,9 +498,17 @@ fn string_match(m: &Value) -> Result<StringMatch, String> {
 
 fn headers_of(m: &Value) -> Result<Vec<HeaderMatch>, String> {
     let mut out = Vec::new();
-    for h in m.get("headers").and_then(Value::as_array).into_iter().flatten() {
+    for h in m
+        .get("headers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let name = str_of(h, "name");
-        out.push(HeaderMatch::new(name, string_match(h)?).map_err(|_| format!("invalid header name {name:?}"))?);
+        out.push(
+            HeaderMatch::new(name, string_match(h)?)
+                .map_err(|_| format!("invalid header name {name:?}"))?,
+        );
     }
     Ok(out)
 }
@@ -402,17 +517,31 @@ fn http_match(m: &Value) -> Result<HttpMatch, String> {
     let path = match m.get("path") {
         None => PathMatch::Prefix("/".to_owned()),
         Some(p) => {
-            let v = p.get("value").and_then(Value::as_str).unwrap_or("/").to_owned();
-            match p.get("type").and_then(Value::as_str).unwrap_or("PathPrefix") {
+            let v = p
+                .get("value")
+                .and_then(Value::as_str)
+                .unwrap_or("/")
+                .to_owned();
+            match p
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("PathPrefix")
+            {
                 "Exact" => PathMatch::Exact(v),
                 "PathPrefix" => PathMatch::Prefix(v),
-                "RegularExpression" => PathMatch::regex(&v).map_err(|e| format!("invalid path regular expression {v:?}: {e}"))?,
+                "RegularExpression" => PathMatch::regex(&v)
+                    .map_err(|e| format!("invalid path regular expression {v:?}: {e}"))?,
                 other => return Err(format!("unsupported path match type {other}")),
             }
         }
     };
     let mut query = Vec::new();
-    for q in m.get("queryParams").and_then(Value::as_array).into_iter().flatten() {
+    for q in m
+        .get("queryParams")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         query.push(QueryMatch {
             name: str_of(q, "name").to_owned(),
             value: string_match(q)?,
@@ -420,7 +549,9 @@ fn http_match(m: &Value) -> Result<HttpMatch, String> {
     }
     let method = match m.get("method").and_then(Value::as_str) {
         None => None,
-        Some(s) => Some(Method::from_bytes(s.as_bytes()).map_err(|_| format!("invalid method {s:?}"))?),
+        Some(s) => {
+            Some(Method::from_bytes(s.as_bytes()).map_err(|_| format!("invalid method {s:?}"))?)
+        }
     };
     Ok(HttpMatch {
         path,
@@ -441,13 +572,15 @@ fn grpc_match(m: &Value) -> Result<HttpMatch, String> {
                 "Exact" => match (svc.is_empty(), meth.is_empty()) {
                     (false, false) => PathMatch::Exact(format!("/{svc}/{meth}")),
                     (false, true) => PathMatch::Prefix(format!("/{svc}")),
-                    (true, false) => PathMatch::regex(&format!("/[^/]+/{}", regex::escape(meth))).map_err(|e| e.to_string())?,
+                    (true, false) => PathMatch::regex(&format!("/[^/]+/{}", regex::escape(meth)))
+                        .map_err(|e| e.to_string())?,
                     (true, true) => PathMatch::Prefix("/".to_owned()),
                 },
                 "RegularExpression" => {
                     let s = if svc.is_empty() { "[^/]+" } else { svc };
                     let me = if meth.is_empty() { "[^/]+" } else { meth };
-                    PathMatch::regex(&format!("/(?:{s})/(?:{me})")).map_err(|e| format!("invalid method regular expression: {e}"))?
+                    PathMatch::regex(&format!("/(?:{s})/(?:{me})"))
+                        .map_err(|e| format!("invalid method regular expression: {e}"))?
                 }
                 other => return Err(format!("unsupported method match type {other}")),
             }
@@ -468,7 +601,8 @@ fn header_modifier(v: Option<&Value>) -> Result<HeaderModifier, String> {
         let n = str_of(h, "name");
         let val = str_of(h, "value");
         Ok((
-            HeaderName::from_bytes(n.as_bytes()).map_err(|_| format!("invalid header name {n:?}"))?,
+            HeaderName::from_bytes(n.as_bytes())
+                .map_err(|_| format!("invalid header name {n:?}"))?,
             HeaderValue::from_str(val).map_err(|_| format!("invalid header value for {n}"))?,
         ))
     };
@@ -478,9 +612,17 @@ fn header_modifier(v: Option<&Value>) -> Result<HeaderModifier, String> {
     for h in v.get("add").and_then(Value::as_array).into_iter().flatten() {
         hm.add.push(pair(h)?);
     }
-    for n in v.get("remove").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
-        hm.remove
-            .push(HeaderName::from_bytes(n.as_bytes()).map_err(|_| format!("invalid header name {n:?}"))?);
+    for n in v
+        .get("remove")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        hm.remove.push(
+            HeaderName::from_bytes(n.as_bytes())
+                .map_err(|_| format!("invalid header name {n:?}"))?,
+        );
     }
     Ok(hm)
 }
@@ -488,25 +630,39 @@ fn header_modifier(v: Option<&Value>) -> Result<HeaderModifier, String> {
 fn path_modifier(p: Option<&Value>) -> Result<Option<PathModifier>, String> {
     let Some(p) = p else { return Ok(None) };
     match str_of(p, "type") {
-        "ReplaceFullPath" => Ok(Some(PathModifier::ReplaceFullPath(str_of(p, "replaceFullPath").to_owned()))),
-        "ReplacePrefixMatch" => Ok(Some(PathModifier::ReplacePrefixMatch(str_of(p, "replacePrefixMatch").to_owned()))),
+        "ReplaceFullPath" => Ok(Some(PathModifier::ReplaceFullPath(
+            str_of(p, "replaceFullPath").to_owned(),
+        ))),
+        "ReplacePrefixMatch" => Ok(Some(PathModifier::ReplacePrefixMatch(
+            str_of(p, "replacePrefixMatch").to_owned(),
+        ))),
         other => Err(format!("unsupported path modifier type {other:?}")),
     }
 }
 
 /// Converts one filter. `Ok(None)` = accepted but nothing for the data plane to do (CORS is not
 /// modelled by the routing table yet).
-fn filter(f: &Value, target: &mut dyn FnMut(&Value) -> BackendTarget) -> Result<Option<Filter>, String> {
+fn filter(
+    f: &Value,
+    target: &mut dyn FnMut(&Value) -> BackendTarget,
+) -> Result<Option<Filter>, String> {
     let t = str_of(f, "type");
     Ok(Some(match t {
-        "RequestHeaderModifier" => Filter::RequestHeaderModifier(header_modifier(f.get("requestHeaderModifier"))?),
-        "ResponseHeaderModifier" => Filter::ResponseHeaderModifier(header_modifier(f.get("responseHeaderModifier"))?),
+        "RequestHeaderModifier" => {
+            Filter::RequestHeaderModifier(header_modifier(f.get("requestHeaderModifier"))?)
+        }
+        "ResponseHeaderModifier" => {
+            Filter::ResponseHeaderModifier(header_modifier(f.get("responseHeaderModifier"))?)
+        }
         "RequestRedirect" => {
             let r = f.get("requestRedirect").cloned().unwrap_or_default();
             Filter::RequestRedirect(RequestRedirect {
                 scheme: r.get("scheme").and_then(Value::as_str).map(str::to_owned),
                 hostname: r.get("hostname").and_then(Value::as_str).map(str::to_owned),
-                port: r.get("port").and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok()),
+                port: r
+                    .get("port")
+                    .and_then(Value::as_u64)
+                    .and_then(|p| u16::try_from(p).ok()),
                 path: path_modifier(r.get("path"))?,
                 status_code: r.get("statusCode").and_then(Value::as_u64).unwrap_or(302) as u16,
             })
@@ -520,12 +676,16 @@ fn filter(f: &Value, target: &mut dyn FnMut(&Value) -> BackendTarget) -> Result<
         }
         "RequestMirror" => {
             let r = f.get("requestMirror").cloned().unwrap_or_default();
-            let (numerator, denominator) = if let Some(p) = r.get("percent").and_then(Value::as_u64) {
+            let (numerator, denominator) = if let Some(p) = r.get("percent").and_then(Value::as_u64)
+            {
                 (p as u32, 100)
             } else if let Some(fr) = r.get("fraction") {
                 (
                     fr.get("numerator").and_then(Value::as_u64).unwrap_or(1) as u32,
-                    fr.get("denominator").and_then(Value::as_u64).unwrap_or(100).max(1) as u32,
+                    fr.get("denominator")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(100)
+                        .max(1) as u32,
                 )
             } else {
                 (1, 1)

@@ -129,7 +129,11 @@ impl Snapshot {
     pub fn from_objects(objs: impl IntoIterator<Item = Value>) -> Self {
         let mut s = Snapshot::empty();
         for o in objs {
-            let kind = o.get("kind").and_then(Value::as_str).unwrap_or("").to_owned();
+            let kind = o
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
             let o = Arc::new(o);
             let list = match kind.as_str() {
                 "GatewayClass" => &mut s.gateway_classes,

@@ -5,7 +5,8 @@ use crate::routing::{BackendKey, BackendTarget, Filter, ProbeKind, ProbeSource, 
 use serde_json::{json, Value};
 use std::time::Duration;
 
-const TLS_CRT: &str = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ2VydA==\n-----END CERTIFICATE-----\n";
+const TLS_CRT: &str =
+    "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ2VydA==\n-----END CERTIFICATE-----\n";
 const TLS_KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n";
 
 fn b64(s: &str) -> String {
@@ -13,7 +14,9 @@ fn b64(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = String::new();
     for c in b.chunks(3) {
-        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
         for i in 0..4 {
             if i <= c.len() {
                 out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
@@ -52,8 +55,11 @@ fn route(name: &str, spec: Value) -> Value {
 }
 
 fn simple_route(name: &str, backend: &str) -> Value {
-    route(name, json!({"parentRefs": [{"name": "gateway-01"}], "hostnames": ["contoso.com"],
-                       "rules": [{"backendRefs": [{"name": backend, "port": 8080}]}]}))
+    route(
+        name,
+        json!({"parentRefs": [{"name": "gateway-01"}], "hostnames": ["contoso.com"],
+                       "rules": [{"backendRefs": [{"name": backend, "port": 8080}]}]}),
+    )
 }
 
 fn service(ns_: &str, name: &str) -> Value {
@@ -110,7 +116,10 @@ fn our_class_is_accepted_and_foreign_classes_are_left_alone() {
     objs.push(json!({"kind": "GatewayClass", "metadata": {"name": "other"}, "spec": {"controllerName": "example.com/x"}}));
     let out = run(objs);
     let st = status(&out, "GatewayClass", "azure-alb-external");
-    assert_eq!(cond(&st["conditions"], "Accepted"), c3("True", "Accepted", "Valid GatewayClass"));
+    assert_eq!(
+        cond(&st["conditions"], "Accepted"),
+        c3("True", "Accepted", "Valid GatewayClass")
+    );
     assert!(!out.statuses.iter().any(|s| s.name == "other"));
 }
 
@@ -118,18 +127,44 @@ fn our_class_is_accepted_and_foreign_classes_are_left_alone() {
 fn gateway_status_matches_the_seed_tutorial() {
     let out = run(base());
     let st = status(&out, "Gateway", "gateway-01");
-    assert_eq!(cond(&st["conditions"], "Accepted"), c3("True", "Accepted", "Valid Gateway"));
-    assert_eq!(cond(&st["conditions"], "Programmed"), c3("True", "Programmed", PROGRAMMED_MESSAGE));
+    assert_eq!(
+        cond(&st["conditions"], "Accepted"),
+        c3("True", "Accepted", "Valid Gateway")
+    );
+    assert_eq!(
+        cond(&st["conditions"], "Programmed"),
+        c3("True", "Programmed", PROGRAMMED_MESSAGE)
+    );
     assert_eq!(st["conditions"][0]["observedGeneration"], 1);
     let l = &st["listeners"][0];
     assert_eq!(l["name"], "http-listener");
     assert_eq!(l["attachedRoutes"], 0);
-    assert_eq!(l["supportedKinds"], json!([{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}]));
-    assert_eq!(cond(&l["conditions"], "ResolvedRefs"), c3("True", "ResolvedRefs", ""));
-    assert_eq!(cond(&l["conditions"], "Accepted"), c3("True", "Accepted", "Listener is accepted"));
-    assert_eq!(cond(&l["conditions"], "Programmed"), c3("True", "Programmed", PROGRAMMED_MESSAGE));
-    assert_eq!(st["addresses"], json!([{"type": "IPAddress", "value": "127.20.0.1"}]));
-    let types: Vec<&str> = l["conditions"].as_array().unwrap().iter().map(|c| c["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        l["supportedKinds"],
+        json!([{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}])
+    );
+    assert_eq!(
+        cond(&l["conditions"], "ResolvedRefs"),
+        c3("True", "ResolvedRefs", "")
+    );
+    assert_eq!(
+        cond(&l["conditions"], "Accepted"),
+        c3("True", "Accepted", "Listener is accepted")
+    );
+    assert_eq!(
+        cond(&l["conditions"], "Programmed"),
+        c3("True", "Programmed", PROGRAMMED_MESSAGE)
+    );
+    assert_eq!(
+        st["addresses"],
+        json!([{"type": "IPAddress", "value": "127.20.0.1"}])
+    );
+    let types: Vec<&str> = l["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
     assert_eq!(types, ["ResolvedRefs", "Accepted", "Programmed"]);
     assert_eq!(out.table.gateways.len(), 1);
     assert_eq!(out.table.gateways[0].listeners[0].port, 80);
@@ -145,7 +180,10 @@ fn managed_gateway_without_alb_is_invalid_with_a_clear_message() {
     let st = status(&out, "Gateway", "gateway-01");
     let (s, r, m) = cond(&st["conditions"], "Accepted");
     assert_eq!((s.as_str(), r.as_str()), ("False", "Invalid"));
-    assert!(m.contains("ApplicationLoadBalancer \"alb-test-infra/alb-test\" not found"), "{m}");
+    assert!(
+        m.contains("ApplicationLoadBalancer \"alb-test-infra/alb-test\" not found"),
+        "{m}"
+    );
     assert!(st.get("addresses").is_none());
     assert!(out.table.gateways.is_empty());
     assert_eq!(out.events.len(), 1);
@@ -169,7 +207,14 @@ fn managed_gateway_with_alb_is_programmed_and_alb_is_ready() {
     let st = status(&out, "Gateway", "gateway-01");
     assert_eq!(cond(&st["conditions"], "Programmed").0, "True");
     let a = status(&out, "ApplicationLoadBalancer", "alb-test");
-    assert_eq!(cond(&a["conditions"], "Accepted"), c3("True", "Accepted", "Valid Application Gateway for Containers resource"));
+    assert_eq!(
+        cond(&a["conditions"], "Accepted"),
+        c3(
+            "True",
+            "Accepted",
+            "Valid Application Gateway for Containers resource"
+        )
+    );
     let (s, r, m) = cond(&a["conditions"], "Deployment");
     assert_eq!((s.as_str(), r.as_str()), ("True", "Ready"));
     assert_eq!(m, "alb-id=/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/agc-sandbox/providers/Microsoft.ServiceNetworking/trafficControllers/alb-497eb140");
@@ -190,12 +235,18 @@ fn alb_provisioning_delay_shows_in_progress_and_holds_the_gateway() {
     let a = status(&out, "ApplicationLoadBalancer", "alb-test");
     assert_eq!(
         cond(&a["conditions"], "Deployment"),
-        c3("True", "InProgress", "Application Gateway for Containers resource alb-497eb140 is undergoing an update.")
+        c3(
+            "True",
+            "InProgress",
+            "Application Gateway for Containers resource alb-497eb140 is undergoing an update."
+        )
     );
     let st = status(&out, "Gateway", "gateway-01");
     assert_eq!(cond(&st["conditions"], "Accepted").0, "True");
     assert_eq!(cond(&st["conditions"], "Programmed").1, "Pending");
-    assert!(out.requeue_after.is_some_and(|d| d <= Duration::from_secs(31)));
+    assert!(out
+        .requeue_after
+        .is_some_and(|d| d <= Duration::from_secs(31)));
     assert!(out.table.gateways.is_empty());
 }
 
@@ -205,12 +256,23 @@ fn byo_gateway_needs_a_frontend_address() {
     let mut objs = base();
     objs[2]["metadata"]["annotations"] = json!({"alb.networking.azure.io/alb-id": id});
     let out = run(objs.clone());
-    let (s, r, m) = cond(&status(&out, "Gateway", "gateway-01")["conditions"], "Accepted");
+    let (s, r, m) = cond(
+        &status(&out, "Gateway", "gateway-01")["conditions"],
+        "Accepted",
+    );
     assert_eq!((s.as_str(), r.as_str()), ("False", "Invalid"));
     assert!(m.contains("alb-frontend"), "{m}");
-    objs[2]["spec"]["addresses"] = json!([{"type": "alb.networking.azure.io/alb-frontend", "value": "frontend"}]);
+    objs[2]["spec"]["addresses"] =
+        json!([{"type": "alb.networking.azure.io/alb-frontend", "value": "frontend"}]);
     let out = run(objs);
-    assert_eq!(cond(&status(&out, "Gateway", "gateway-01")["conditions"], "Programmed").0, "True");
+    assert_eq!(
+        cond(
+            &status(&out, "Gateway", "gateway-01")["conditions"],
+            "Programmed"
+        )
+        .0,
+        "True"
+    );
 }
 
 #[test]
@@ -218,27 +280,50 @@ fn static_ip_addresses_are_unsupported() {
     let mut objs = base();
     objs[2]["spec"]["addresses"] = json!([{"type": "IPAddress", "value": "10.0.0.1"}]);
     let out = run(objs);
-    assert_eq!(cond(&status(&out, "Gateway", "gateway-01")["conditions"], "Accepted").1, "UnsupportedAddress");
+    assert_eq!(
+        cond(
+            &status(&out, "Gateway", "gateway-01")["conditions"],
+            "Accepted"
+        )
+        .1,
+        "UnsupportedAddress"
+    );
 }
 
 #[test]
 fn listener_protocol_and_port_limits() {
     let mut objs = base();
-    objs[2] = gateway("gateway-01", json!([
-        http_listener("ok"),
-        {"name": "tcp", "port": 80, "protocol": "TCP"},
-        {"name": "p8080", "port": 8080, "protocol": "HTTP"},
-    ]));
+    objs[2] = gateway(
+        "gateway-01",
+        json!([
+            http_listener("ok"),
+            {"name": "tcp", "port": 80, "protocol": "TCP"},
+            {"name": "p8080", "port": 8080, "protocol": "HTTP"},
+        ]),
+    );
     let out = run(objs);
     let st = status(&out, "Gateway", "gateway-01");
-    assert_eq!(cond(&st["listeners"][1]["conditions"], "Accepted").1, "UnsupportedProtocol");
+    assert_eq!(
+        cond(&st["listeners"][1]["conditions"], "Accepted").1,
+        "UnsupportedProtocol"
+    );
     assert_eq!(st["listeners"][1]["supportedKinds"], json!([]));
     let (s, r, m) = cond(&st["listeners"][2]["conditions"], "Accepted");
     assert_eq!((s.as_str(), r.as_str()), ("False", "PortUnavailable"));
     assert!(m.contains("80 and 443"), "{m}");
-    assert_eq!(cond(&st["listeners"][2]["conditions"], "Programmed").0, "False");
+    assert_eq!(
+        cond(&st["listeners"][2]["conditions"], "Programmed").0,
+        "False"
+    );
     // One good listener keeps the Gateway Accepted and Programmed.
-    assert_eq!(cond(&st["conditions"], "Accepted"), c3("True", "ListenersNotValid", "Listeners [tcp, p8080] are not valid; the others are accepted"));
+    assert_eq!(
+        cond(&st["conditions"], "Accepted"),
+        c3(
+            "True",
+            "ListenersNotValid",
+            "Listeners [tcp, p8080] are not valid; the others are accepted"
+        )
+    );
     assert_eq!(cond(&st["conditions"], "Programmed").0, "True");
     assert_eq!(out.table.gateways[0].listeners.len(), 1);
 }
@@ -249,7 +334,10 @@ fn too_many_listeners_rejects_the_gateway() {
     let ls: Vec<Value> = (0..65).map(|i| json!({"name": format!("l{i}"), "port": 80, "protocol": "HTTP", "hostname": format!("h{i}.example.com")})).collect();
     objs[2] = gateway("gateway-01", Value::Array(ls));
     let out = run(objs);
-    let (s, r, m) = cond(&status(&out, "Gateway", "gateway-01")["conditions"], "Accepted");
+    let (s, r, m) = cond(
+        &status(&out, "Gateway", "gateway-01")["conditions"],
+        "Accepted",
+    );
     assert_eq!((s.as_str(), r.as_str()), ("False", "ListenersNotValid"));
     assert!(m.contains("at most 64"), "{m}");
 }
@@ -259,8 +347,11 @@ fn https_gateway(secret_ns: Option<&str>) -> Value {
     if let Some(n) = secret_ns {
         r["namespace"] = json!(n);
     }
-    gateway("gateway-01", json!([{"name": "https", "port": 443, "protocol": "HTTPS",
-        "tls": {"mode": "Terminate", "certificateRefs": [r]}}]))
+    gateway(
+        "gateway-01",
+        json!([{"name": "https", "port": 443, "protocol": "HTTPS",
+        "tls": {"mode": "Terminate", "certificateRefs": [r]}}]),
+    )
 }
 
 fn tls_secret(ns_: &str, crt: &str) -> Value {
@@ -275,7 +366,10 @@ fn https_listener_with_valid_secret_fills_tls_settings() {
     objs.push(tls_secret("test-infra", TLS_CRT));
     let out = run(objs);
     let st = status(&out, "Gateway", "gateway-01");
-    assert_eq!(cond(&st["listeners"][0]["conditions"], "ResolvedRefs").0, "True");
+    assert_eq!(
+        cond(&st["listeners"][0]["conditions"], "ResolvedRefs").0,
+        "True"
+    );
     let tls = out.table.gateways[0].listeners[0].tls.as_ref().unwrap();
     assert_eq!(tls.certificates[0].secret, "test-infra/listener-tls-secret");
     assert_eq!(tls.certificates[0].cert_chain_pem, TLS_CRT);
@@ -287,12 +381,24 @@ fn https_listener_with_missing_or_malformed_secret_is_invalid_certificate_ref() 
     objs[2] = https_gateway(None);
     let out = run(objs.clone());
     let st = status(&out, "Gateway", "gateway-01");
-    assert_eq!(cond(&st["listeners"][0]["conditions"], "ResolvedRefs").1, "InvalidCertificateRef");
-    assert_eq!(cond(&st["listeners"][0]["conditions"], "Programmed").0, "False");
-    assert_eq!(cond(&st["listeners"][0]["conditions"], "Accepted").0, "True");
+    assert_eq!(
+        cond(&st["listeners"][0]["conditions"], "ResolvedRefs").1,
+        "InvalidCertificateRef"
+    );
+    assert_eq!(
+        cond(&st["listeners"][0]["conditions"], "Programmed").0,
+        "False"
+    );
+    assert_eq!(
+        cond(&st["listeners"][0]["conditions"], "Accepted").0,
+        "True"
+    );
     objs.push(tls_secret("test-infra", "Hello world"));
     let out = run(objs);
-    let (_, r, m) = cond(&status(&out, "Gateway", "gateway-01")["listeners"][0]["conditions"], "ResolvedRefs");
+    let (_, r, m) = cond(
+        &status(&out, "Gateway", "gateway-01")["listeners"][0]["conditions"],
+        "ResolvedRefs",
+    );
     assert_eq!(r, "InvalidCertificateRef");
     assert!(m.contains("tls.crt"), "{m}");
 }
@@ -304,24 +410,44 @@ fn cross_namespace_certificate_needs_a_reference_grant() {
     objs.push(ns("certs", json!({})));
     // Missing secret in another namespace: the grant is checked first.
     let out = run(objs.clone());
-    assert_eq!(cond(&status(&out, "Gateway", "gateway-01")["listeners"][0]["conditions"], "ResolvedRefs").1, "RefNotPermitted");
+    assert_eq!(
+        cond(
+            &status(&out, "Gateway", "gateway-01")["listeners"][0]["conditions"],
+            "ResolvedRefs"
+        )
+        .1,
+        "RefNotPermitted"
+    );
     objs.push(tls_secret("certs", TLS_CRT));
     objs.push(json!({"kind": "ReferenceGrant", "metadata": {"name": "g", "namespace": "certs"},
         "spec": {"from": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": "test-infra"}],
                  "to": [{"group": "", "kind": "Secret"}]}}));
     let out = run(objs);
-    assert_eq!(cond(&status(&out, "Gateway", "gateway-01")["listeners"][0]["conditions"], "ResolvedRefs").0, "True");
+    assert_eq!(
+        cond(
+            &status(&out, "Gateway", "gateway-01")["listeners"][0]["conditions"],
+            "ResolvedRefs"
+        )
+        .0,
+        "True"
+    );
 }
 
 #[test]
 fn more_than_two_certificate_refs_is_rejected() {
     let mut objs = base();
     let r = json!({"name": "listener-tls-secret"});
-    objs[2] = gateway("gateway-01", json!([{"name": "https", "port": 443, "protocol": "HTTPS",
-        "tls": {"certificateRefs": [r, r, r]}}]));
+    objs[2] = gateway(
+        "gateway-01",
+        json!([{"name": "https", "port": 443, "protocol": "HTTPS",
+        "tls": {"certificateRefs": [r, r, r]}}]),
+    );
     objs.push(tls_secret("test-infra", TLS_CRT));
     let out = run(objs);
-    let (_, r, m) = cond(&status(&out, "Gateway", "gateway-01")["listeners"][0]["conditions"], "ResolvedRefs");
+    let (_, r, m) = cond(
+        &status(&out, "Gateway", "gateway-01")["listeners"][0]["conditions"],
+        "ResolvedRefs",
+    );
     assert_eq!(r, "InvalidCertificateRef");
     assert!(m.contains("at most 2"), "{m}");
 }
@@ -329,12 +455,21 @@ fn more_than_two_certificate_refs_is_rejected() {
 #[test]
 fn invalid_route_kinds_are_dropped_from_supported_kinds() {
     let mut objs = base();
-    objs[2] = gateway("gateway-01", json!([{"name": "http", "port": 80, "protocol": "HTTP",
-        "allowedRoutes": {"kinds": [{"kind": "InvalidRoute"}, {"kind": "HTTPRoute"}]}}]));
+    objs[2] = gateway(
+        "gateway-01",
+        json!([{"name": "http", "port": 80, "protocol": "HTTP",
+        "allowedRoutes": {"kinds": [{"kind": "InvalidRoute"}, {"kind": "HTTPRoute"}]}}]),
+    );
     let out = run(objs);
     let l = &status(&out, "Gateway", "gateway-01")["listeners"][0];
-    assert_eq!(l["supportedKinds"], json!([{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}]));
-    assert_eq!(cond(&l["conditions"], "ResolvedRefs").1, "InvalidRouteKinds");
+    assert_eq!(
+        l["supportedKinds"],
+        json!([{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}])
+    );
+    assert_eq!(
+        cond(&l["conditions"], "ResolvedRefs").1,
+        "InvalidRouteKinds"
+    );
 }
 
 #[test]
@@ -349,16 +484,29 @@ fn grpcroute_in_default_kinds_is_a_switch() {
 #[test]
 fn listeners_on_one_port_with_different_protocols_conflict() {
     let mut objs = base();
-    objs[2] = gateway("gateway-01", json!([
-        {"name": "a", "port": 80, "protocol": "HTTP"},
-        {"name": "b", "port": 80, "protocol": "HTTPS", "tls": {"certificateRefs": [{"name": "listener-tls-secret"}]}},
-    ]));
+    objs[2] = gateway(
+        "gateway-01",
+        json!([
+            {"name": "a", "port": 80, "protocol": "HTTP"},
+            {"name": "b", "port": 80, "protocol": "HTTPS", "tls": {"certificateRefs": [{"name": "listener-tls-secret"}]}},
+        ]),
+    );
     objs.push(tls_secret("test-infra", TLS_CRT));
     let out = run(objs);
     let st = status(&out, "Gateway", "gateway-01");
     for i in 0..2 {
-        assert_eq!(cond(&st["listeners"][i]["conditions"], "Conflicted"), c3("True", "ProtocolConflict", "Listener conflicts with another listener on port 80"));
-        assert_eq!(cond(&st["listeners"][i]["conditions"], "Accepted").0, "False");
+        assert_eq!(
+            cond(&st["listeners"][i]["conditions"], "Conflicted"),
+            c3(
+                "True",
+                "ProtocolConflict",
+                "Listener conflicts with another listener on port 80"
+            )
+        );
+        assert_eq!(
+            cond(&st["listeners"][i]["conditions"], "Accepted").0,
+            "False"
+        );
     }
 }
 
@@ -369,16 +517,38 @@ fn route_status_matches_the_seed_and_counts_attached_routes() {
     let out = run(objs);
     let p = route_parent(&out, "websocket-example");
     assert_eq!(p["controllerName"], CONTROLLER_NAME);
-    assert_eq!(p["parentRef"], json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gateway-01", "namespace": "test-infra"}));
-    assert_eq!(cond(&p["conditions"], "ResolvedRefs"), c3("True", "ResolvedRefs", ""));
-    assert_eq!(cond(&p["conditions"], "Accepted"), c3("True", "Accepted", "Route is Accepted"));
-    assert_eq!(cond(&p["conditions"], "Programmed"), c3("True", "Programmed", PROGRAMMED_MESSAGE));
-    assert_eq!(status(&out, "Gateway", "gateway-01")["listeners"][0]["attachedRoutes"], 1);
+    assert_eq!(
+        p["parentRef"],
+        json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gateway-01", "namespace": "test-infra"})
+    );
+    assert_eq!(
+        cond(&p["conditions"], "ResolvedRefs"),
+        c3("True", "ResolvedRefs", "")
+    );
+    assert_eq!(
+        cond(&p["conditions"], "Accepted"),
+        c3("True", "Accepted", "Route is Accepted")
+    );
+    assert_eq!(
+        cond(&p["conditions"], "Programmed"),
+        c3("True", "Programmed", PROGRAMMED_MESSAGE)
+    );
+    assert_eq!(
+        status(&out, "Gateway", "gateway-01")["listeners"][0]["attachedRoutes"],
+        1
+    );
     let l = &out.table.gateways[0].listeners[0];
     assert_eq!(l.routes.len(), 1);
     assert_eq!(l.routes.routes()[0].hostnames, ["contoso.com"]);
-    let key = BackendKey { namespace: "test-infra".into(), service: "websocket-backend".into(), port: 8080 };
-    assert_eq!(l.routes.routes()[0].rules[0].backends[0].target, BackendTarget::Service(key.clone()));
+    let key = BackendKey {
+        namespace: "test-infra".into(),
+        service: "websocket-backend".into(),
+        port: 8080,
+    };
+    assert_eq!(
+        l.routes.routes()[0].rules[0].backends[0].target,
+        BackendTarget::Service(key.clone())
+    );
     assert!(out.table.backends.contains_key(&key));
 }
 
@@ -389,12 +559,22 @@ fn missing_backend_is_backend_not_found_but_route_stays_accepted() {
         {"name": "websocket-backend", "port": 8080, "weight": 3}, {"name": "nope", "port": 8080, "weight": 1}]}]})));
     let out = run(objs);
     let p = route_parent(&out, "r");
-    assert_eq!(cond(&p["conditions"], "ResolvedRefs"), c3("False", "BackendNotFound", "Service test-infra/nope not found"));
+    assert_eq!(
+        cond(&p["conditions"], "ResolvedRefs"),
+        c3(
+            "False",
+            "BackendNotFound",
+            "Service test-infra/nope not found"
+        )
+    );
     assert_eq!(cond(&p["conditions"], "Accepted").0, "True");
     let b = &out.table.gateways[0].listeners[0].routes.routes()[0].rules[0].backends;
     assert_eq!(b[1].weight, 1);
     assert!(matches!(b[1].target, BackendTarget::Invalid { .. }));
-    assert_eq!(status(&out, "Gateway", "gateway-01")["listeners"][0]["attachedRoutes"], 1);
+    assert_eq!(
+        status(&out, "Gateway", "gateway-01")["listeners"][0]["attachedRoutes"],
+        1
+    );
 }
 
 #[test]
@@ -402,38 +582,59 @@ fn cross_namespace_backend_needs_a_reference_grant() {
     let mut objs = base();
     objs.push(ns("other", json!({})));
     objs.push(service("other", "svc"));
-    objs.push(route("r", json!({"parentRefs": [{"name": "gateway-01"}], "rules": [{"backendRefs": [
-        {"name": "svc", "namespace": "other", "port": 8080}]}]})));
+    objs.push(route(
+        "r",
+        json!({"parentRefs": [{"name": "gateway-01"}], "rules": [{"backendRefs": [
+        {"name": "svc", "namespace": "other", "port": 8080}]}]}),
+    ));
     let out = run(objs.clone());
-    assert_eq!(cond(&route_parent(&out, "r")["conditions"], "ResolvedRefs").1, "RefNotPermitted");
+    assert_eq!(
+        cond(&route_parent(&out, "r")["conditions"], "ResolvedRefs").1,
+        "RefNotPermitted"
+    );
     objs.push(json!({"kind": "ReferenceGrant", "metadata": {"name": "g", "namespace": "other"},
         "spec": {"from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": "test-infra"}],
                  "to": [{"group": "", "kind": "Service", "name": "svc"}]}}));
     let out = run(objs);
-    assert_eq!(cond(&route_parent(&out, "r")["conditions"], "ResolvedRefs").0, "True");
+    assert_eq!(
+        cond(&route_parent(&out, "r")["conditions"], "ResolvedRefs").0,
+        "True"
+    );
 }
 
 #[test]
 fn unknown_backend_kind_is_invalid_kind() {
     let mut objs = base();
-    objs.push(route("r", json!({"parentRefs": [{"name": "gateway-01"}], "rules": [{"backendRefs": [
-        {"group": "unknownkind.example.com", "kind": "NonExistent", "name": "x", "port": 8080}]}]})));
+    objs.push(route(
+        "r",
+        json!({"parentRefs": [{"name": "gateway-01"}], "rules": [{"backendRefs": [
+        {"group": "unknownkind.example.com", "kind": "NonExistent", "name": "x", "port": 8080}]}]}),
+    ));
     let out = run(objs);
-    assert_eq!(cond(&route_parent(&out, "r")["conditions"], "ResolvedRefs").1, "InvalidKind");
+    assert_eq!(
+        cond(&route_parent(&out, "r")["conditions"], "ResolvedRefs").1,
+        "InvalidKind"
+    );
 }
 
 #[test]
 fn unknown_section_name_is_no_matching_parent() {
     let mut objs = base();
-    objs.push(route("r", json!({"parentRefs": [{"name": "gateway-01", "sectionName": "http1"}],
-        "rules": [{"backendRefs": [{"name": "websocket-backend", "port": 8080}]}]})));
+    objs.push(route(
+        "r",
+        json!({"parentRefs": [{"name": "gateway-01", "sectionName": "http1"}],
+        "rules": [{"backendRefs": [{"name": "websocket-backend", "port": 8080}]}]}),
+    ));
     let out = run(objs);
     let p = route_parent(&out, "r");
     assert_eq!(cond(&p["conditions"], "Accepted").1, "NoMatchingParent");
     assert_eq!(cond(&p["conditions"], "ResolvedRefs").0, "True");
     assert_eq!(cond(&p["conditions"], "Programmed").0, "False");
     assert_eq!(p["parentRef"]["sectionName"], "http1");
-    assert_eq!(status(&out, "Gateway", "gateway-01")["listeners"][0]["attachedRoutes"], 0);
+    assert_eq!(
+        status(&out, "Gateway", "gateway-01")["listeners"][0]["attachedRoutes"],
+        0
+    );
     assert_eq!(out.events.len(), 1);
 }
 
@@ -447,24 +648,43 @@ fn route_from_other_namespace_is_not_allowed_by_same_and_allowed_by_selector() {
     r["spec"]["rules"] = json!([]);
     objs.push(r);
     let out = run(objs.clone());
-    assert_eq!(cond(&route_parent(&out, "r")["conditions"], "Accepted").1, "NotAllowedByListeners");
-    objs[2]["spec"]["listeners"][0]["allowedRoutes"] = json!({"namespaces": {"from": "Selector", "selector": {"matchLabels": {"team": "web"}}}});
+    assert_eq!(
+        cond(&route_parent(&out, "r")["conditions"], "Accepted").1,
+        "NotAllowedByListeners"
+    );
+    objs[2]["spec"]["listeners"][0]["allowedRoutes"] =
+        json!({"namespaces": {"from": "Selector", "selector": {"matchLabels": {"team": "web"}}}});
     let out = run(objs);
-    assert_eq!(cond(&route_parent(&out, "r")["conditions"], "Accepted").0, "True");
+    assert_eq!(
+        cond(&route_parent(&out, "r")["conditions"], "Accepted").0,
+        "True"
+    );
 }
 
 #[test]
 fn hostnames_must_intersect_the_listener() {
     let mut objs = base();
     objs[2]["spec"]["listeners"][0]["hostname"] = json!("*.wildcard.io");
-    objs.push(route("no", json!({"parentRefs": [{"name": "gateway-01"}], "hostnames": ["wildcard.io"]})));
+    objs.push(route(
+        "no",
+        json!({"parentRefs": [{"name": "gateway-01"}], "hostnames": ["wildcard.io"]}),
+    ));
     objs.push(route("yes", json!({"parentRefs": [{"name": "gateway-01"}], "hostnames": ["foo.bar.wildcard.io", "other.com"]})));
     let out = run(objs);
-    assert_eq!(cond(&route_parent(&out, "no")["conditions"], "Accepted").1, "NoMatchingListenerHostname");
-    assert_eq!(cond(&route_parent(&out, "yes")["conditions"], "Accepted").0, "True");
+    assert_eq!(
+        cond(&route_parent(&out, "no")["conditions"], "Accepted").1,
+        "NoMatchingListenerHostname"
+    );
+    assert_eq!(
+        cond(&route_parent(&out, "yes")["conditions"], "Accepted").0,
+        "True"
+    );
     let l = &out.table.gateways[0].listeners[0];
     assert_eq!(l.routes.routes()[0].hostnames, ["foo.bar.wildcard.io"]);
-    assert_eq!(status(&out, "Gateway", "gateway-01")["listeners"][0]["attachedRoutes"], 1);
+    assert_eq!(
+        status(&out, "Gateway", "gateway-01")["listeners"][0]["attachedRoutes"],
+        1
+    );
 }
 
 #[test]
@@ -474,7 +694,10 @@ fn other_controllers_parent_entries_are_kept() {
     r["status"] = json!({"parents": [{"controllerName": "example.com/x", "parentRef": {"name": "theirs"}, "conditions": []}]});
     objs.push(r);
     let out = run(objs);
-    let parents = status(&out, "HTTPRoute", "r")["parents"].as_array().unwrap().clone();
+    let parents = status(&out, "HTTPRoute", "r")["parents"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(parents.len(), 2);
     assert_eq!(parents[0]["controllerName"], "example.com/x");
     assert_eq!(parents[1]["controllerName"], CONTROLLER_NAME);
@@ -483,7 +706,10 @@ fn other_controllers_parent_entries_are_kept() {
 #[test]
 fn routes_to_foreign_gateways_get_no_status() {
     let mut objs = base();
-    objs.push(route("r", json!({"parentRefs": [{"name": "not-a-gateway"}]})));
+    objs.push(route(
+        "r",
+        json!({"parentRefs": [{"name": "not-a-gateway"}]}),
+    ));
     let out = run(objs);
     assert!(!out.statuses.iter().any(|s| s.name == "r"));
 }
@@ -502,10 +728,15 @@ fn filters_and_matches_are_compiled() {
         "timeouts": {"request": "10s"}}]})));
     let out = run(objs);
     let rule = &out.table.gateways[0].listeners[0].routes.routes()[0].rules[0];
-    assert_eq!(rule.matches[0].path, crate::routing::PathMatch::Exact("/a".into()));
+    assert_eq!(
+        rule.matches[0].path,
+        crate::routing::PathMatch::Exact("/a".into())
+    );
     assert_eq!(rule.matches[0].method, Some(http::Method::GET));
     assert_eq!(rule.filters.len(), 4);
-    assert!(matches!(&rule.filters[2], Filter::RequestRedirect(r) if r.status_code == 301 && r.scheme.as_deref() == Some("https")));
+    assert!(
+        matches!(&rule.filters[2], Filter::RequestRedirect(r) if r.status_code == 301 && r.scheme.as_deref() == Some("https"))
+    );
     assert_eq!(rule.timeouts.request, Some(Duration::from_secs(10)));
 }
 
@@ -514,7 +745,10 @@ fn unknown_filter_type_is_unsupported_value() {
     let mut objs = base();
     objs.push(route("r", json!({"parentRefs": [{"name": "gateway-01"}], "rules": [{"filters": [{"type": "Bogus"}]}]})));
     let out = run(objs);
-    assert_eq!(cond(&route_parent(&out, "r")["conditions"], "Accepted").1, "UnsupportedValue");
+    assert_eq!(
+        cond(&route_parent(&out, "r")["conditions"], "Accepted").1,
+        "UnsupportedValue"
+    );
 }
 
 fn hcp(default: Value) -> Value {
@@ -529,13 +763,25 @@ fn health_check_policy_is_accepted_and_sets_the_probe() {
     objs.push(simple_route("r", "websocket-backend"));
     objs.push(hcp(json!({"interval": "5s", "timeout": "3s", "healthyThreshold": 1, "unhealthyThreshold": 1, "http": {"path": "/health"}})));
     let out = run(objs);
-    assert_eq!(cond(&status(&out, "HealthCheckPolicy", "hc")["conditions"], "Accepted"), c3("True", "Accepted", "Valid HealthCheckPolicy"));
+    assert_eq!(
+        cond(
+            &status(&out, "HealthCheckPolicy", "hc")["conditions"],
+            "Accepted"
+        ),
+        c3("True", "Accepted", "Valid HealthCheckPolicy")
+    );
     let b = out.table.backends.values().next().unwrap();
     assert_eq!(b.probe.path, "/health");
     assert_eq!(b.probe.timeout, Duration::from_secs(3));
     assert_eq!(b.probe.unhealthy_threshold, 1);
-    assert_eq!(b.probe.host, "localhost", "unset fields keep the default probe's values");
-    assert!(matches!(b.probe.source, ProbeSource::HealthCheckPolicy { .. }));
+    assert_eq!(
+        b.probe.host, "localhost",
+        "unset fields keep the default probe's values"
+    );
+    assert!(matches!(
+        b.probe.source,
+        ProbeSource::HealthCheckPolicy { .. }
+    ));
 }
 
 #[test]
@@ -545,11 +791,27 @@ fn health_check_policy_override_and_bad_values_are_rejected() {
     p["spec"]["override"] = json!({"interval": "5s"});
     objs.push(p);
     let out = run(objs);
-    assert_eq!(cond(&status(&out, "HealthCheckPolicy", "hc")["conditions"], "Accepted").1, "OverrideNotSupported");
+    assert_eq!(
+        cond(
+            &status(&out, "HealthCheckPolicy", "hc")["conditions"],
+            "Accepted"
+        )
+        .1,
+        "OverrideNotSupported"
+    );
     let mut objs = base();
-    objs.push(hcp(json!({"http": {"match": {"statusCodes": [{"start": 300, "end": 200}]}}})));
+    objs.push(hcp(
+        json!({"http": {"match": {"statusCodes": [{"start": 300, "end": 200}]}}}),
+    ));
     let out = run(objs);
-    assert_eq!(cond(&status(&out, "HealthCheckPolicy", "hc")["conditions"], "Accepted").1, "UnsupportedStatusCodes");
+    assert_eq!(
+        cond(
+            &status(&out, "HealthCheckPolicy", "hc")["conditions"],
+            "Accepted"
+        )
+        .1,
+        "UnsupportedStatusCodes"
+    );
 }
 
 #[test]
@@ -566,7 +828,10 @@ fn readiness_probe_with_named_port_is_used_without_a_policy() {
     let out = run(objs);
     let b = out.table.backends.values().next().unwrap();
     assert_eq!(b.probe.source, ProbeSource::ReadinessProbe);
-    assert_eq!((b.probe.path.as_str(), b.probe.port), ("/health", Some(8080)));
+    assert_eq!(
+        (b.probe.path.as_str(), b.probe.port),
+        ("/health", Some(8080))
+    );
     assert_eq!(b.endpoints[0].addr, "127.10.0.1:8080".parse().unwrap());
     assert_eq!(b.endpoints[0].pod.as_deref(), Some("test-infra/p1"));
 }
@@ -591,7 +856,10 @@ fn route_policy_sets_timeouts_and_affinity_and_reports_conflicts() {
         "spec": {"targetRef": {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "r"},
                  "default": {"timeouts": {"routeTimeout": "0s"}, "sessionAffinity": {"affinityType": "managed-cookie"}}}}));
     let out = run(objs);
-    assert_eq!(cond(&status(&out, "RoutePolicy", "rp")["conditions"], "Accepted"), c3("True", "AcceptedWithTimeoutConflict", "Valid RoutePolicy"));
+    assert_eq!(
+        cond(&status(&out, "RoutePolicy", "rp")["conditions"], "Accepted"),
+        c3("True", "AcceptedWithTimeoutConflict", "Valid RoutePolicy")
+    );
     let rule = &out.table.gateways[0].listeners[0].routes.routes()[0].rules[0];
     assert_eq!(rule.timeouts.request, Some(Duration::ZERO));
     assert_eq!(rule.session_affinity, Some(SessionAffinity::ManagedCookie));
@@ -604,7 +872,14 @@ fn frontend_tls_policy_is_validated() {
         "spec": {"targetRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gateway-01", "sectionNames": ["nope"]},
                  "default": {"policyType": {"type": "predefined", "name": "2023-06"}}}}));
     let out = run(objs);
-    assert_eq!(cond(&status(&out, "FrontendTLSPolicy", "f")["conditions"], "Accepted").1, "InvalidGateway");
+    assert_eq!(
+        cond(
+            &status(&out, "FrontendTLSPolicy", "f")["conditions"],
+            "Accepted"
+        )
+        .1,
+        "InvalidGateway"
+    );
 }
 
 #[test]
@@ -618,7 +893,10 @@ fn transition_time_is_kept_when_status_does_not_change() {
     objs[2]["metadata"]["generation"] = json!(2);
     let out = run(objs);
     let st = status(&out, "Gateway", "gateway-01");
-    assert_eq!(st["conditions"][0]["lastTransitionTime"], "2000-01-01T00:00:00Z");
+    assert_eq!(
+        st["conditions"][0]["lastTransitionTime"],
+        "2000-01-01T00:00:00Z"
+    );
     assert_eq!(st["conditions"][0]["observedGeneration"], 2);
 }
 
@@ -631,18 +909,34 @@ fn gateway_addresses_are_stable_and_distinct() {
     // gateway-01 already owns .7 from a previous run.
     objs[2]["status"] = json!({"addresses": [{"type": "IPAddress", "value": "127.20.0.7"}]});
     let out = run(objs);
-    assert_eq!(status(&out, "Gateway", "gateway-01")["addresses"][0]["value"], "127.20.0.7");
-    assert_eq!(status(&out, "Gateway", "gateway-02")["addresses"][0]["value"], "127.20.0.1");
+    assert_eq!(
+        status(&out, "Gateway", "gateway-01")["addresses"][0]["value"],
+        "127.20.0.7"
+    );
+    assert_eq!(
+        status(&out, "Gateway", "gateway-02")["addresses"][0]["value"],
+        "127.20.0.1"
+    );
 }
 
 #[test]
 fn a_listener_the_proxy_could_not_bind_is_not_programmed() {
     let mut snap = Snapshot::from_objects(base());
     let mut b = crate::routing::Bindings::new();
-    b.insert(("test-infra".into(), "gateway-01".into(), "http-listener".into()), Err("address in use".into()));
+    b.insert(
+        (
+            "test-infra".into(),
+            "gateway-01".into(),
+            "http-listener".into(),
+        ),
+        Err("address in use".into()),
+    );
     snap.bindings = std::sync::Arc::new(b);
     let out = compute(&snap);
-    let (s, _, m) = cond(&status(&out, "Gateway", "gateway-01")["listeners"][0]["conditions"], "Programmed");
+    let (s, _, m) = cond(
+        &status(&out, "Gateway", "gateway-01")["listeners"][0]["conditions"],
+        "Programmed",
+    );
     assert_eq!(s, "False");
     assert!(m.contains("address in use"), "{m}");
 }

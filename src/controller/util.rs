@@ -160,7 +160,8 @@ pub fn pem_has_block(pem: &str, label_ok: impl Fn(&str) -> bool) -> bool {
 /// or `None` when they do not intersect.
 pub fn intersection(listener: &str, route: &str) -> Option<String> {
     let wild = |h: &str| h.strip_prefix("*.").map(str::to_owned);
-    let ends = |h: &str, suffix: &str| h.len() > suffix.len() + 1 && h.ends_with(&format!(".{suffix}"));
+    let ends =
+        |h: &str, suffix: &str| h.len() > suffix.len() + 1 && h.ends_with(&format!(".{suffix}"));
     match (wild(listener), wild(route)) {
         (None, None) => (listener == route).then(|| route.to_owned()),
         (Some(ls), None) => ends(route, &ls).then(|| route.to_owned()),
@@ -205,10 +206,14 @@ pub fn grant_allows(
             let froms = g.pointer("/spec/from").and_then(Value::as_array);
             let tos = g.pointer("/spec/to").and_then(Value::as_array);
             froms.into_iter().flatten().any(|f| {
-                s(f, "group") == from.group && s(f, "kind") == from.kind && s(f, "namespace") == from.namespace
+                s(f, "group") == from.group
+                    && s(f, "kind") == from.kind
+                    && s(f, "namespace") == from.namespace
             }) && tos.into_iter().flatten().any(|t| {
                 let name = s(t, "name");
-                s(t, "group") == to_group && s(t, "kind") == to_kind && (name.is_empty() || name == to_name)
+                s(t, "group") == to_group
+                    && s(t, "kind") == to_kind
+                    && (name.is_empty() || name == to_name)
             })
         })
 }
@@ -248,18 +253,42 @@ mod tests {
         assert!(pem_has_block(cert, |l| l == "CERTIFICATE"));
         assert!(!pem_has_block(cert, |l| l.ends_with("PRIVATE KEY")));
         assert!(!pem_has_block("Hello world", |_| true));
-        assert!(!pem_has_block("-----BEGIN CERTIFICATE-----\n$$$\n-----END CERTIFICATE-----", |_| true));
+        assert!(!pem_has_block(
+            "-----BEGIN CERTIFICATE-----\n$$$\n-----END CERTIFICATE-----",
+            |_| true
+        ));
     }
 
     #[test]
     fn hostname_intersection_rules() {
-        assert_eq!(intersection("very.specific.com", "very.specific.com").as_deref(), Some("very.specific.com"));
-        assert_eq!(intersection("*.wildcard.io", "foo.bar.wildcard.io").as_deref(), Some("foo.bar.wildcard.io"));
+        assert_eq!(
+            intersection("very.specific.com", "very.specific.com").as_deref(),
+            Some("very.specific.com")
+        );
+        assert_eq!(
+            intersection("*.wildcard.io", "foo.bar.wildcard.io").as_deref(),
+            Some("foo.bar.wildcard.io")
+        );
         assert_eq!(intersection("*.wildcard.io", "wildcard.io"), None);
-        assert_eq!(intersection("very.specific.com", "*.specific.com").as_deref(), Some("very.specific.com"));
-        assert_eq!(intersection("*.anotherwildcard.io", "*.anotherwildcard.io").as_deref(), Some("*.anotherwildcard.io"));
-        assert_eq!(intersection("*.a.example.com", "*.example.com").as_deref(), Some("*.a.example.com"));
-        assert_eq!(intersection("*.example.com", "*.a.example.com").as_deref(), Some("*.a.example.com"));
-        assert_eq!(intersection("specific.but.wrong.com", "*.wildcard.io"), None);
+        assert_eq!(
+            intersection("very.specific.com", "*.specific.com").as_deref(),
+            Some("very.specific.com")
+        );
+        assert_eq!(
+            intersection("*.anotherwildcard.io", "*.anotherwildcard.io").as_deref(),
+            Some("*.anotherwildcard.io")
+        );
+        assert_eq!(
+            intersection("*.a.example.com", "*.example.com").as_deref(),
+            Some("*.a.example.com")
+        );
+        assert_eq!(
+            intersection("*.example.com", "*.a.example.com").as_deref(),
+            Some("*.a.example.com")
+        );
+        assert_eq!(
+            intersection("specific.but.wrong.com", "*.wildcard.io"),
+            None
+        );
     }
 }
