@@ -186,6 +186,15 @@ async fn main() {
         })
         .await;
         bulk.push(t0.elapsed());
+        let snap = controller::Snapshot::from_store(&sb.store, Arc::new(Bindings::new()));
+        let t1 = Instant::now();
+        let out = controller::compute(&snap);
+        println!(
+            "  compute over {} routes: {:?} ({} statuses)",
+            snap.httproutes.len(),
+            t1.elapsed(),
+            out.statuses.len()
+        );
         for j in 0..7 {
             let name = format!("extra-{}-{j}", bulk.len());
             let t0 = Instant::now();

@@ -14,8 +14,8 @@
 //! [`apply`] then publishes the table when its content changed (bumping `version`), writes only
 //! the statuses that changed (ignoring `lastTransitionTime`; [`compute`] already keeps the old
 //! time when a condition's status did not flip), and records v1 Events when an object stops being
-//! Accepted. Our own status writes come back as watch events; the recompute they cause finds
-//! nothing to change, so the loop settles after one extra pass.
+//! Accepted. Our own status writes come back as watch events; they are recognised by their
+//! resourceVersion and skipped, so a pass never triggers another one by itself.
 
 mod backends;
 pub mod compute;
@@ -30,6 +30,7 @@ pub use compute::{compute, EventNote, Outcome, StatusWrite};
 pub use snapshot::Snapshot;
 
 use serde_json::{json, Value};
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -94,6 +95,9 @@ pub enum ControllerError {
 pub struct Applied {
     /// The last table published.
     pub last: Arc<RoutingTable>,
+    /// resourceVersions of our own status writes not yet seen as watch events: those events
+    /// are skipped, so a pass that only wrote status does not cause another full pass.
+    pub own_writes: HashSet<u64>,
 }
 
 /// Creates the `azure-alb-external` GatewayClass when it does not exist.
@@ -142,14 +146,19 @@ pub fn apply(
             continue;
         };
         let old = cur.get("status").cloned().unwrap_or(Value::Null);
-        if util::strip_transition_times(&old) == util::strip_transition_times(&w.status) {
+        if util::eq_ignoring_transition_times(&old, &w.status) {
             continue;
         }
         let status = w.status;
         match store.modify(w.res, &w.ns, &w.name, Subresource::Status, move |o| {
             o["status"] = status;
         }) {
-            Ok(_) => writes += 1,
+            Ok(obj) => {
+                writes += 1;
+                if let Some(rv) = meta::resource_version(&obj) {
+                    applied.own_writes.insert(rv);
+                }
+            }
             Err(StoreError::NotFound { .. }) => {}
             Err(source) => {
                 let err = ControllerError::Status {
@@ -258,7 +267,11 @@ pub async fn run(
             loop {
                 tokio::select! {
                     _ = &mut gather => break,
-                    r = live.recv() => if let Err(broadcast::error::RecvError::Closed) = r { return },
+                    r = live.recv() => match r {
+                        Ok(ev) => { applied.own_writes.remove(&ev.rv); }
+                        Err(broadcast::error::RecvError::Lagged(_)) => applied.own_writes.clear(),
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
                 }
             }
             let b = bindings.borrow_and_update().clone();
@@ -274,8 +287,14 @@ pub async fn run(
         tokio::select! {
             _ = &mut shutdown => return,
             r = live.recv() => match r {
-                Ok(ev) => dirty = watched.iter().any(|w| std::ptr::eq(*w, ev.resource)),
-                Err(broadcast::error::RecvError::Lagged(_)) => dirty = true,
+                Ok(ev) => {
+                    let own = applied.own_writes.remove(&ev.rv);
+                    dirty = !own && watched.iter().any(|w| std::ptr::eq(*w, ev.resource));
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    applied.own_writes.clear();
+                    dirty = true;
+                }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
             r = bindings.changed(), if bindings_open => {

@@ -53,17 +53,24 @@ pub fn merge_conditions(old: Option<&Value>, ours: Vec<Value>, owned: &[&str]) -
     Value::Array(out)
 }
 
-/// A copy of `v` without any `lastTransitionTime` field, for change detection.
-pub fn strip_transition_times(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .filter(|(k, _)| k.as_str() != "lastTransitionTime")
-                .map(|(k, v)| (k.clone(), strip_transition_times(v)))
-                .collect::<Map<String, Value>>(),
-        ),
-        Value::Array(a) => Value::Array(a.iter().map(strip_transition_times).collect()),
-        other => other.clone(),
+/// `a == b` ignoring every `lastTransitionTime` field, without allocating.
+pub fn eq_ignoring_transition_times(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let relevant =
+                |m: &Map<String, Value>| m.keys().filter(|k| *k != "lastTransitionTime").count();
+            relevant(x) == relevant(y)
+                && x.iter()
+                    .filter(|(k, _)| *k != "lastTransitionTime")
+                    .all(|(k, v)| y.get(k).is_some_and(|w| eq_ignoring_transition_times(v, w)))
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|(v, w)| eq_ignoring_transition_times(v, w))
+        }
+        _ => a == b,
     }
 }
 
@@ -226,6 +233,15 @@ pub fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn comparison_ignores_transition_times_only() {
+        let a = serde_json::json!({"c": [{"type": "A", "lastTransitionTime": "1"}]});
+        let b = serde_json::json!({"c": [{"type": "A", "lastTransitionTime": "2"}]});
+        let c = serde_json::json!({"c": [{"type": "B", "lastTransitionTime": "1"}]});
+        assert!(eq_ignoring_transition_times(&a, &b));
+        assert!(!eq_ignoring_transition_times(&a, &c));
+    }
 
     #[test]
     fn go_durations() {
