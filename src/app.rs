@@ -3,6 +3,8 @@
 
 use crate::apiserver::ApiServer;
 use crate::cli::UpArgs;
+use crate::controller::{self, ControllerOptions};
+use crate::routing::{Bindings, RoutingTable};
 use crate::store::Store;
 use anyhow::{bail, Context};
 use std::future::Future;
@@ -100,12 +102,28 @@ pub async fn run(
         let _ = rx.wait_for(|s| *s).await;
     };
     let api_task = tokio::spawn(api.serve(listener, stopped(stop_rx.clone())));
+    // Controller → proxy/health: the routing table. The proxy (in progress) takes `_table_rx`;
+    // it will also own `_bindings_tx` to report listener bind results back.
+    let (table_tx, _table_rx) = tokio::sync::watch::channel(Arc::new(RoutingTable::default()));
+    let (_bindings_tx, bindings_rx) = tokio::sync::watch::channel(Arc::new(Bindings::new()));
+    let opts = ControllerOptions {
+        alb_provisioning_delay: args.alb_provisioning_delay,
+        ..ControllerOptions::default()
+    };
+    let controller_task = tokio::spawn(controller::run(
+        store.clone(),
+        table_tx,
+        bindings_rx,
+        opts,
+        stopped(stop_rx.clone()),
+    ));
     on_start(&Started {
         api_url,
         api_addr,
         kubeconfig,
     });
     let _ = api_task.await;
+    let _ = controller_task.await;
     store
         .persisted()
         .await

@@ -40,4 +40,8 @@ pub struct UpArgs {
     /// File holding a bearer token that every API request must present.
     #[arg(long)]
     pub token_file: Option<PathBuf>,
+    /// How long a new ApplicationLoadBalancer reports `Deployment: InProgress` before `Ready`
+    /// (real AGC takes 5–6 minutes), e.g. `30s`.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub alb_provisioning_delay: std::time::Duration,
 }

@@ -5,6 +5,7 @@
 //! - [`apiserver`]: the Kubernetes API that kubectl drives.
 //! - [`resources`]: the kinds served (group, version, plural, scope).
 //! - [`routing`]: the routing table the controller publishes to the proxy and health checker.
+//! - [`controller`]: reconciles Gateway API and AGC objects into status and the routing table.
 //! - [`proxy`]: the gateway data plane; [`sim`]: simulated workloads.
 //! - [`meta`]: helpers over objects held as JSON.
 //! - [`app`]: wires the parts and owns shutdown; [`cli`]: the command line.
@@ -14,6 +15,7 @@
 pub mod apiserver;
 pub mod app;
 pub mod cli;
+pub mod controller;
 pub mod meta;
 pub mod proxy;
 pub mod resources;

@@ -62,6 +62,11 @@ pub const MANAGED_COOKIE_LIFETIME: Duration = Duration::from_secs(86_400);
 // Table, gateways, listeners
 // ---------------------------------------------------------------------------
 
+/// Listener bind results reported by the proxy to the controller, keyed by
+/// `(gateway namespace, gateway name, listener name)`; `Err` carries the bind error, which
+/// the controller reports as listener `Programmed=False`.
+pub type Bindings = HashMap<(String, String, String), Result<(), String>>;
+
 /// One complete, immutable routing configuration.
 ///
 /// Published whole; see the module docs for why there are no partial updates.

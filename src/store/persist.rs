@@ -18,6 +18,7 @@ pub(super) struct Disk {
     db: sled::Db,
     objects: sled::Tree,
     flusher: Arc<Flusher>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// What the flusher thread has made durable, published to waiting writers.
@@ -29,8 +30,16 @@ struct Durable {
     error: Option<String>,
 }
 
+#[derive(Default)]
+struct Request {
+    /// The highest resourceVersion a writer is waiting for.
+    upto: u64,
+    /// Set when the store closes: the thread exits.
+    closed: bool,
+}
+
 struct Flusher {
-    requested: Mutex<Option<u64>>,
+    requested: Mutex<Request>,
     wake: Condvar,
     durable: watch::Sender<Durable>,
 }
@@ -54,7 +63,7 @@ impl Disk {
             .map(u64::from_be_bytes)
             .unwrap_or(0);
         let flusher = Arc::new(Flusher {
-            requested: Mutex::new(Some(0)),
+            requested: Mutex::new(Request::default()),
             wake: Condvar::new(),
             durable: watch::channel(Durable {
                 upto: last,
@@ -62,8 +71,8 @@ impl Disk {
             })
             .0,
         });
-        let (thread_db, thread_flusher) = (db.clone(), Arc::downgrade(&flusher));
-        std::thread::Builder::new()
+        let (thread_db, thread_flusher) = (db.clone(), flusher.clone());
+        let thread = std::thread::Builder::new()
             .name("store-flush".into())
             .spawn(move || flush_loop(thread_db, thread_flusher))
             .map_err(|e| StoreError::Corrupt(format!("failed to start the flush thread: {e}")))?;
@@ -71,6 +80,7 @@ impl Disk {
             db,
             objects,
             flusher,
+            thread: Some(thread),
         })
     }
 
@@ -141,7 +151,7 @@ impl Disk {
                 .requested
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            *req = Some(req.unwrap_or(0).max(rv));
+            req.upto = req.upto.max(rv);
         }
         self.flusher.wake.notify_one();
         let state = rx
@@ -160,31 +170,33 @@ impl Disk {
 
 impl Drop for Disk {
     fn drop(&mut self) {
-        // Wakes the flush thread so it sees the flusher is gone and exits.
+        // Stop the flush thread and wait for it, so its handle on the database is gone and
+        // the directory's lock is released when the store is dropped.
+        self.flusher
+            .requested
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .closed = true;
         self.flusher.wake.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
 /// Flushes whenever a writer asks, covering every write made before the flush started.
-fn flush_loop(db: sled::Db, flusher: std::sync::Weak<Flusher>) {
+fn flush_loop(db: sled::Db, f: Arc<Flusher>) {
     loop {
-        let Some(f) = flusher.upgrade() else { return };
         let target = {
             let mut req = f.requested.lock().unwrap_or_else(|e| e.into_inner());
             loop {
-                let done = f.durable.borrow().upto;
-                match *req {
-                    Some(r) if r > done => break r,
-                    _ => {}
-                }
-                let (guard, timeout) = f
-                    .wake
-                    .wait_timeout(req, std::time::Duration::from_millis(200))
-                    .unwrap_or_else(|e| e.into_inner());
-                req = guard;
-                if timeout.timed_out() && Arc::strong_count(&f) == 1 {
+                if req.closed {
                     return;
                 }
+                if req.upto > f.durable.borrow().upto {
+                    break req.upto;
+                }
+                req = f.wake.wait(req).unwrap_or_else(|e| e.into_inner());
             }
         };
         // Writes are inserted in resourceVersion order under the store lock before anyone asks

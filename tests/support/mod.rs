@@ -38,6 +38,7 @@ pub fn up_args(dir: &Path) -> UpArgs {
         watch: vec![],
         port_offset: 0,
         token_file: None,
+        alb_provisioning_delay: Duration::ZERO,
     }
 }
 

@@ -1,0 +1,705 @@
+//! HTTPRoute and GRPCRoute: attachment to listeners (spec §3.3), per-parent status, and the
+//! conversion of rules into the routing table's [`RuleRuntime`]s.
+
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use http::{HeaderName, HeaderValue, Method};
+
+use super::backends::{self, BackendSet, RoutePolicyEffect};
+use super::compute::{EventNote, FromNs, GatewayInfo, Outcome, StatusWrite};
+use super::snapshot::{Index, Snapshot};
+use super::util::{condition, intersection, parse_go_duration, str_of, GW_GROUP};
+use super::{CONTROLLER_NAME, PROGRAMMED_MESSAGE};
+use crate::meta;
+use crate::resources::kinds;
+use crate::routing::{
+    BackendTarget, Filter, HeaderMatch, HeaderModifier, HttpMatch, PathMatch, PathModifier,
+    QueryMatch, RequestMirror, RequestRedirect, RouteRuntime, RuleRuntime, StringMatch, Timeouts,
+    UrlRewrite, WeightedBackend,
+};
+
+type Failure = (&'static str, String);
+
+/// Processes every route: status into `out`, compiled routes into the listeners of `gws`,
+/// referenced Service ports into `backend_set`.
+pub(super) fn process(
+    snap: &Snapshot,
+    idx: &Index<'_>,
+    gws: &mut [GatewayInfo<'_>],
+    policies: &HashMap<(String, String, String), RoutePolicyEffect>,
+    backend_set: &mut BackendSet,
+    now: &str,
+    out: &mut Outcome,
+) {
+    let gw_index: HashMap<(String, String), usize> = gws
+        .iter()
+        .enumerate()
+        .map(|(i, g)| ((g.ns.to_owned(), g.name.to_owned()), i))
+        .collect();
+    for (kind, list) in [
+        ("HTTPRoute", &snap.httproutes),
+        ("GRPCRoute", &snap.grpcroutes),
+    ] {
+        for route in list {
+            one_route(
+                snap,
+                idx,
+                kind,
+                route,
+                gws,
+                &gw_index,
+                policies,
+                backend_set,
+                now,
+                out,
+            );
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn one_route(
+    snap: &Snapshot,
+    idx: &Index<'_>,
+    kind: &'static str,
+    route: &Value,
+    gws: &mut [GatewayInfo<'_>],
+    gw_index: &HashMap<(String, String), usize>,
+    policies: &HashMap<(String, String, String), RoutePolicyEffect>,
+    backend_set: &mut BackendSet,
+    now: &str,
+    out: &mut Outcome,
+) {
+    let ns = meta::namespace(route);
+    let name = meta::name(route);
+    let gen = meta::generation(route);
+    let policy = policies.get(&(ns.to_owned(), name.to_owned(), kind.to_owned()));
+
+    // Rules are compiled once; ResolvedRefs does not depend on the parent.
+    let mut resolved: Result<(), Failure> = Ok(());
+    let mut unsupported: Option<String> = None;
+    let mut used_backends = Vec::new();
+    let rules = compile_rules(
+        snap,
+        idx,
+        kind,
+        route,
+        policy,
+        &mut resolved,
+        &mut unsupported,
+        &mut used_backends,
+    );
+
+    let hostnames: Vec<String> = route
+        .pointer("/spec/hostnames")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let ns_labels = idx
+        .namespaces
+        .get(ns)
+        .and_then(|n| n.pointer("/metadata/labels"));
+
+    let old_parents = route.pointer("/status/parents").and_then(Value::as_array);
+    let mut parents: Vec<Value> = old_parents
+        .into_iter()
+        .flatten()
+        .filter(|p| str_of(p, "controllerName") != CONTROLLER_NAME)
+        .cloned()
+        .collect();
+    let mut seen_refs = HashSet::new();
+    let mut attached_to: HashSet<(usize, usize)> = HashSet::new();
+    let mut any_accepted = false;
+
+    for pr in route
+        .pointer("/spec/parentRefs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let group = pr.get("group").and_then(Value::as_str).unwrap_or(GW_GROUP);
+        let pkind = pr.get("kind").and_then(Value::as_str).unwrap_or("Gateway");
+        if group != GW_GROUP || pkind != "Gateway" {
+            continue;
+        }
+        let gw_ns = pr.get("namespace").and_then(Value::as_str).unwrap_or(ns);
+        let gw_name = str_of(pr, "name");
+        let Some(&gi) = gw_index.get(&(gw_ns.to_owned(), gw_name.to_owned())) else {
+            continue;
+        };
+        let section = pr.get("sectionName").and_then(Value::as_str);
+        let port = pr.get("port").and_then(Value::as_i64);
+        if !seen_refs.insert((
+            gw_ns.to_owned(),
+            gw_name.to_owned(),
+            section.map(str::to_owned),
+            port,
+        )) {
+            continue;
+        }
+        let mut echo =
+            json!({"group": GW_GROUP, "kind": "Gateway", "name": gw_name, "namespace": gw_ns});
+        if let Some(s) = section {
+            echo["sectionName"] = json!(s);
+        }
+        if let Some(p) = port {
+            echo["port"] = json!(p);
+        }
+
+        let gw = &gws[gi];
+        let accepted: Result<Vec<(usize, Vec<String>)>, Failure> = if !gw.is_accepted() {
+            Err((
+                "Pending",
+                format!("Gateway {gw_ns}/{gw_name} is not accepted"),
+            ))
+        } else {
+            attach(gw, kind, ns, ns_labels, section, port, &hostnames)
+        };
+        let accepted = match (accepted, &unsupported) {
+            (Ok(_), Some(m)) => Err(("UnsupportedValue", m.clone())),
+            (a, _) => a,
+        };
+
+        let old_conds = old_parents
+            .into_iter()
+            .flatten()
+            .find(|p| {
+                str_of(p, "controllerName") == CONTROLLER_NAME && p.get("parentRef") == Some(&echo)
+            })
+            .and_then(|p| p.get("conditions"));
+        let mut conds = vec![match &resolved {
+            Ok(()) => condition(
+                "ResolvedRefs",
+                true,
+                "ResolvedRefs",
+                "",
+                gen,
+                old_conds,
+                now,
+            ),
+            Err((r, m)) => condition("ResolvedRefs", false, r, m, gen, old_conds, now),
+        }];
+        match &accepted {
+            Ok(listeners) => {
+                any_accepted = true;
+                conds.push(condition(
+                    "Accepted",
+                    true,
+                    "Accepted",
+                    "Route is Accepted",
+                    gen,
+                    old_conds,
+                    now,
+                ));
+                conds.push(condition(
+                    "Programmed",
+                    true,
+                    "Programmed",
+                    PROGRAMMED_MESSAGE,
+                    gen,
+                    old_conds,
+                    now,
+                ));
+                for (li, effective) in listeners {
+                    if !attached_to.insert((gi, *li)) {
+                        continue;
+                    }
+                    let l = &mut gws[gi].listeners[*li];
+                    l.attached += 1;
+                    if l.usable() {
+                        l.routes.push(Arc::new(RouteRuntime {
+                            namespace: ns.to_owned(),
+                            name: name.to_owned(),
+                            creation_timestamp: route
+                                .pointer("/metadata/creationTimestamp")
+                                .and_then(Value::as_str)
+                                .unwrap_or("")
+                                .to_owned(),
+                            hostnames: effective.clone(),
+                            rules: rules.clone(),
+                        }));
+                    }
+                }
+            }
+            Err((r, m)) => {
+                conds.push(condition("Accepted", false, r, m, gen, old_conds, now));
+                conds.push(condition(
+                    "Programmed",
+                    false,
+                    "Invalid",
+                    "Route is not accepted",
+                    gen,
+                    old_conds,
+                    now,
+                ));
+                let old_same = old_conds
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .any(|c| {
+                        str_of(c, "type") == "Accepted"
+                            && str_of(c, "status") == "False"
+                            && str_of(c, "reason") == *r
+                    });
+                if !old_same {
+                    out.events.push(EventNote {
+                        res: if kind == "HTTPRoute" {
+                            kinds::httproutes()
+                        } else {
+                            kinds::grpcroutes()
+                        },
+                        ns: ns.to_owned(),
+                        name: name.to_owned(),
+                        uid: meta::uid(route).to_owned(),
+                        reason: r.to_string(),
+                        message: format!("parent {gw_ns}/{gw_name}: {m}"),
+                    });
+                }
+            }
+        }
+        parents.push(json!({
+            "conditions": conds,
+            "controllerName": CONTROLLER_NAME,
+            "parentRef": echo,
+        }));
+    }
+
+    if any_accepted {
+        for (key, grpc) in used_backends {
+            backend_set.add(key, grpc);
+        }
+    }
+
+    let had_ours = old_parents
+        .into_iter()
+        .flatten()
+        .any(|p| str_of(p, "controllerName") == CONTROLLER_NAME);
+    if seen_refs.is_empty() && !had_ours {
+        // Not ours at all: leave its status alone.
+        return;
+    }
+    let mut status = route.get("status").cloned().unwrap_or_else(|| json!({}));
+    if !status.is_object() {
+        status = json!({});
+    }
+    status["parents"] = Value::Array(parents);
+    out.statuses.push(StatusWrite {
+        res: if kind == "HTTPRoute" {
+            kinds::httproutes()
+        } else {
+            kinds::grpcroutes()
+        },
+        ns: ns.to_owned(),
+        name: name.to_owned(),
+        status,
+    });
+}
+
+/// Spec §3.3: the listeners of `gw` that accept the route, each with the route's effective
+/// hostnames there.
+fn attach(
+    gw: &GatewayInfo<'_>,
+    kind: &str,
+    route_ns: &str,
+    ns_labels: Option<&Value>,
+    section: Option<&str>,
+    port: Option<i64>,
+    hostnames: &[String],
+) -> Result<Vec<(usize, Vec<String>)>, Failure> {
+    let l1: Vec<usize> = (0..gw.listeners.len())
+        .filter(|&i| {
+            let l = &gw.listeners[i];
+            section.is_none_or(|s| s == l.name) && port.is_none_or(|p| p == l.port)
+        })
+        .collect();
+    if l1.is_empty() {
+        let what = match (section, port) {
+            (Some(s), Some(p)) => format!("sectionName {s:?} and port {p}"),
+            (Some(s), None) => format!("sectionName {s:?}"),
+            (None, Some(p)) => format!("port {p}"),
+            (None, None) => "the parentRef".to_owned(),
+        };
+        return Err((
+            "NoMatchingParent",
+            format!(
+                "No listener of Gateway {}/{} matches {what}",
+                gw.ns, gw.name
+            ),
+        ));
+    }
+    let l2: Vec<usize> = l1
+        .into_iter()
+        .filter(|&i| {
+            let l = &gw.listeners[i];
+            l.kinds.contains(&kind)
+                && match &l.from {
+                    FromNs::Same => route_ns == gw.ns,
+                    FromNs::All => true,
+                    FromNs::Selector(sel) => {
+                        sel.as_ref().is_some_and(|s| s.matches_labels(ns_labels))
+                    }
+                }
+        })
+        .collect();
+    if l2.is_empty() {
+        return Err((
+            "NotAllowedByListeners",
+            format!("Route namespace {route_ns} / kind {kind} not allowed by any listener"),
+        ));
+    }
+    let mut out = Vec::new();
+    for i in l2 {
+        let l = &gw.listeners[i];
+        let effective: Option<Vec<String>> = match (&l.hostname, hostnames.is_empty()) {
+            (None, _) => Some(hostnames.to_vec()),
+            (Some(lh), true) => Some(vec![lh.clone()]),
+            (Some(lh), false) => {
+                let v: Vec<String> = hostnames
+                    .iter()
+                    .filter_map(|h| intersection(lh, h))
+                    .collect();
+                (!v.is_empty()).then_some(v)
+            }
+        };
+        if let Some(e) = effective {
+            out.push((i, e));
+        }
+    }
+    if out.is_empty() {
+        return Err((
+            "NoMatchingListenerHostname",
+            "No hostname of the route intersects the listener hostnames".to_owned(),
+        ));
+    }
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compile_rules(
+    snap: &Snapshot,
+    idx: &Index<'_>,
+    kind: &'static str,
+    route: &Value,
+    policy: Option<&RoutePolicyEffect>,
+    resolved: &mut Result<(), Failure>,
+    unsupported: &mut Option<String>,
+    used: &mut Vec<(crate::routing::BackendKey, bool)>,
+) -> Vec<RuleRuntime> {
+    let ns = meta::namespace(route);
+    let grpc = kind == "GRPCRoute";
+    let mut rules = Vec::new();
+    let fail = |e: String, unsupported: &mut Option<String>| {
+        if unsupported.is_none() {
+            *unsupported = Some(e);
+        }
+    };
+    let mut target = |br: &Value, resolved: &mut Result<(), Failure>| -> BackendTarget {
+        match backends::resolve_ref(snap, idx, kind, ns, br) {
+            Ok(key) => {
+                used.push((key.clone(), grpc));
+                BackendTarget::Service(key)
+            }
+            Err(e) => {
+                if e.fatal && resolved.is_ok() {
+                    *resolved = Err((e.reason, e.message.clone()));
+                }
+                BackendTarget::Invalid { reason: e.message }
+            }
+        }
+    };
+    for rule in route
+        .pointer("/spec/rules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let mut rr = RuleRuntime::default();
+        for m in rule
+            .get("matches")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let parsed = if grpc { grpc_match(m) } else { http_match(m) };
+            match parsed {
+                Ok(hm) => rr.matches.push(hm),
+                Err(e) => fail(e, unsupported),
+            }
+        }
+        for f in rule
+            .get("filters")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            match filter(f, &mut |br| target(br, resolved)) {
+                Ok(Some(f)) => rr.filters.push(f),
+                Ok(None) => {}
+                Err(e) => fail(e, unsupported),
+            }
+        }
+        for br in rule
+            .get("backendRefs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let weight = br.get("weight").and_then(Value::as_u64).unwrap_or(1) as u32;
+            let t = target(br, resolved);
+            let mut filters = Vec::new();
+            for f in br
+                .get("filters")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                match filter(f, &mut |b| target(b, resolved)) {
+                    Ok(Some(f)) => filters.push(f),
+                    Ok(None) => {}
+                    Err(e) => fail(e, unsupported),
+                }
+            }
+            rr.backends.push(WeightedBackend {
+                weight,
+                target: t,
+                filters,
+            });
+        }
+        let t = |k: &str| {
+            rule.pointer(&format!("/timeouts/{k}"))
+                .and_then(Value::as_str)
+                .and_then(parse_go_duration)
+        };
+        rr.timeouts = Timeouts {
+            request: t("request").or(policy.and_then(|p| p.timeout)),
+            backend_request: t("backendRequest"),
+        };
+        rr.session_affinity = policy.and_then(|p| p.affinity.clone());
+        rules.push(rr);
+    }
+    rules
+}
+
+fn string_match(m: &Value) -> Result<StringMatch, String> {
+    let value = str_of(m, "value");
+    match m.get("type").and_then(Value::as_str).unwrap_or("Exact") {
+        "Exact" => Ok(StringMatch::Exact(value.to_owned())),
+        "RegularExpression" => crate::routing::AnchoredRegex::new(value)
+            .map(StringMatch::Regex)
+            .map_err(|e| format!("invalid regular expression {value:?}: {e}")),
+        other => Err(format!("unsupported match type {other}")),
+    }
+}
+
+fn headers_of(m: &Value) -> Result<Vec<HeaderMatch>, String> {
+    let mut out = Vec::new();
+    for h in m
+        .get("headers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let name = str_of(h, "name");
+        out.push(
+            HeaderMatch::new(name, string_match(h)?)
+                .map_err(|_| format!("invalid header name {name:?}"))?,
+        );
+    }
+    Ok(out)
+}
+
+fn http_match(m: &Value) -> Result<HttpMatch, String> {
+    let path = match m.get("path") {
+        None => PathMatch::Prefix("/".to_owned()),
+        Some(p) => {
+            let v = p
+                .get("value")
+                .and_then(Value::as_str)
+                .unwrap_or("/")
+                .to_owned();
+            match p
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("PathPrefix")
+            {
+                "Exact" => PathMatch::Exact(v),
+                "PathPrefix" => PathMatch::Prefix(v),
+                "RegularExpression" => PathMatch::regex(&v)
+                    .map_err(|e| format!("invalid path regular expression {v:?}: {e}"))?,
+                other => return Err(format!("unsupported path match type {other}")),
+            }
+        }
+    };
+    let mut query = Vec::new();
+    for q in m
+        .get("queryParams")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        query.push(QueryMatch {
+            name: str_of(q, "name").to_owned(),
+            value: string_match(q)?,
+        });
+    }
+    let method = match m.get("method").and_then(Value::as_str) {
+        None => None,
+        Some(s) => {
+            Some(Method::from_bytes(s.as_bytes()).map_err(|_| format!("invalid method {s:?}"))?)
+        }
+    };
+    Ok(HttpMatch {
+        path,
+        headers: headers_of(m)?,
+        query,
+        method,
+    })
+}
+
+/// A GRPCRoute method match becomes a path match on `/<service>/<method>`.
+fn grpc_match(m: &Value) -> Result<HttpMatch, String> {
+    let path = match m.get("method") {
+        None => PathMatch::Prefix("/".to_owned()),
+        Some(mm) => {
+            let svc = str_of(mm, "service");
+            let meth = str_of(mm, "method");
+            match mm.get("type").and_then(Value::as_str).unwrap_or("Exact") {
+                "Exact" => match (svc.is_empty(), meth.is_empty()) {
+                    (false, false) => PathMatch::Exact(format!("/{svc}/{meth}")),
+                    (false, true) => PathMatch::Prefix(format!("/{svc}")),
+                    (true, false) => PathMatch::regex(&format!("/[^/]+/{}", regex::escape(meth)))
+                        .map_err(|e| e.to_string())?,
+                    (true, true) => PathMatch::Prefix("/".to_owned()),
+                },
+                "RegularExpression" => {
+                    let s = if svc.is_empty() { "[^/]+" } else { svc };
+                    let me = if meth.is_empty() { "[^/]+" } else { meth };
+                    PathMatch::regex(&format!("/(?:{s})/(?:{me})"))
+                        .map_err(|e| format!("invalid method regular expression: {e}"))?
+                }
+                other => return Err(format!("unsupported method match type {other}")),
+            }
+        }
+    };
+    Ok(HttpMatch {
+        path,
+        headers: headers_of(m)?,
+        query: Vec::new(),
+        method: None,
+    })
+}
+
+fn header_modifier(v: Option<&Value>) -> Result<HeaderModifier, String> {
+    let mut hm = HeaderModifier::default();
+    let Some(v) = v else { return Ok(hm) };
+    let pair = |h: &Value| -> Result<(HeaderName, HeaderValue), String> {
+        let n = str_of(h, "name");
+        let val = str_of(h, "value");
+        Ok((
+            HeaderName::from_bytes(n.as_bytes())
+                .map_err(|_| format!("invalid header name {n:?}"))?,
+            HeaderValue::from_str(val).map_err(|_| format!("invalid header value for {n}"))?,
+        ))
+    };
+    for h in v.get("set").and_then(Value::as_array).into_iter().flatten() {
+        hm.set.push(pair(h)?);
+    }
+    for h in v.get("add").and_then(Value::as_array).into_iter().flatten() {
+        hm.add.push(pair(h)?);
+    }
+    for n in v
+        .get("remove")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        hm.remove.push(
+            HeaderName::from_bytes(n.as_bytes())
+                .map_err(|_| format!("invalid header name {n:?}"))?,
+        );
+    }
+    Ok(hm)
+}
+
+fn path_modifier(p: Option<&Value>) -> Result<Option<PathModifier>, String> {
+    let Some(p) = p else { return Ok(None) };
+    match str_of(p, "type") {
+        "ReplaceFullPath" => Ok(Some(PathModifier::ReplaceFullPath(
+            str_of(p, "replaceFullPath").to_owned(),
+        ))),
+        "ReplacePrefixMatch" => Ok(Some(PathModifier::ReplacePrefixMatch(
+            str_of(p, "replacePrefixMatch").to_owned(),
+        ))),
+        other => Err(format!("unsupported path modifier type {other:?}")),
+    }
+}
+
+/// Converts one filter. `Ok(None)` = accepted but nothing for the data plane to do (CORS is not
+/// modelled by the routing table yet).
+fn filter(
+    f: &Value,
+    target: &mut dyn FnMut(&Value) -> BackendTarget,
+) -> Result<Option<Filter>, String> {
+    let t = str_of(f, "type");
+    Ok(Some(match t {
+        "RequestHeaderModifier" => {
+            Filter::RequestHeaderModifier(header_modifier(f.get("requestHeaderModifier"))?)
+        }
+        "ResponseHeaderModifier" => {
+            Filter::ResponseHeaderModifier(header_modifier(f.get("responseHeaderModifier"))?)
+        }
+        "RequestRedirect" => {
+            let r = f.get("requestRedirect").cloned().unwrap_or_default();
+            Filter::RequestRedirect(RequestRedirect {
+                scheme: r.get("scheme").and_then(Value::as_str).map(str::to_owned),
+                hostname: r.get("hostname").and_then(Value::as_str).map(str::to_owned),
+                port: r
+                    .get("port")
+                    .and_then(Value::as_u64)
+                    .and_then(|p| u16::try_from(p).ok()),
+                path: path_modifier(r.get("path"))?,
+                status_code: r.get("statusCode").and_then(Value::as_u64).unwrap_or(302) as u16,
+            })
+        }
+        "URLRewrite" => {
+            let r = f.get("urlRewrite").cloned().unwrap_or_default();
+            Filter::UrlRewrite(UrlRewrite {
+                hostname: r.get("hostname").and_then(Value::as_str).map(str::to_owned),
+                path: path_modifier(r.get("path"))?,
+            })
+        }
+        "RequestMirror" => {
+            let r = f.get("requestMirror").cloned().unwrap_or_default();
+            let (numerator, denominator) = if let Some(p) = r.get("percent").and_then(Value::as_u64)
+            {
+                (p as u32, 100)
+            } else if let Some(fr) = r.get("fraction") {
+                (
+                    fr.get("numerator").and_then(Value::as_u64).unwrap_or(1) as u32,
+                    fr.get("denominator")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(100)
+                        .max(1) as u32,
+                )
+            } else {
+                (1, 1)
+            };
+            Filter::RequestMirror(RequestMirror {
+                target: target(r.get("backendRef").unwrap_or(&Value::Null)),
+                numerator,
+                denominator,
+            })
+        }
+        "ExtensionRef" => Filter::Unsupported {
+            reason: "ExtensionRef filters are not supported by AGC".to_owned(),
+        },
+        "CORS" => return Ok(None),
+        other => return Err(format!("Unsupported filter type {other}")),
+    }))
+}
