@@ -92,7 +92,7 @@ pub async fn run(
     let api_addr = listener.local_addr()?;
     let api_url = format!("http://{api_addr}");
     let kubeconfig = write_kubeconfig(&args.data_dir, &api_url, token.as_deref())?;
-    let api = Arc::new(ApiServer::new(store.clone(), token));
+    crate::sim::check_loopback_range().map_err(anyhow::Error::msg)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -101,6 +101,9 @@ pub async fn run(
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    // Workloads: Deployments → Pods serving on their own loopback addresses.
+    let (pod_logs, sim_task) = crate::sim::spawn(store.clone(), stopped(stop_rx.clone()));
+    let api = Arc::new(ApiServer::new(store.clone(), token).with_logs(pod_logs));
     let api_task = tokio::spawn(api.serve(listener, stopped(stop_rx.clone())));
     // Controller → proxy/health: the routing table. The proxy (in progress) takes `_table_rx`;
     // it will also own `_bindings_tx` to report listener bind results back.
@@ -124,6 +127,7 @@ pub async fn run(
     });
     let _ = api_task.await;
     let _ = controller_task.await;
+    let _ = sim_task.await;
     store
         .persisted()
         .await

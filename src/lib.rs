@@ -16,6 +16,7 @@ pub mod apiserver;
 pub mod app;
 pub mod cli;
 pub mod controller;
+pub mod events;
 pub mod meta;
 pub mod proxy;
 pub mod resources;

@@ -86,8 +86,6 @@ pub enum ControllerError {
         #[source]
         source: StoreError,
     },
-    #[error("failed to record an event: {0}")]
-    Event(#[source] StoreError),
 }
 
 /// State kept between passes by [`apply`].
@@ -177,36 +175,22 @@ pub fn apply(
     writes
 }
 
-/// Records a Warning Event; failures are logged (an Event is a courtesy, not state).
+/// Records a Warning Event about a Gateway API or AGC object.
 fn record_event(store: &Store, e: &EventNote) {
-    let now = meta::now_rfc3339();
-    let obj = json!({
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {
-            "name": format!("{}.{}", e.name, crate::store::random_suffix(10)),
-            "namespace": e.ns,
-        },
-        "involvedObject": {
-            "apiVersion": e.res.preferred_api_version(),
-            "kind": e.res.kind,
-            "name": e.name,
-            "namespace": e.ns,
-            "uid": e.uid,
-        },
-        "reason": e.reason,
-        "message": e.message,
-        "type": "Warning",
-        "source": {"component": "alb-controller"},
-        "reportingComponent": "alb-controller",
-        "firstTimestamp": now,
-        "lastTimestamp": now,
-        "count": 1,
-    });
-    if let Err(source) = store.create(kinds::events(), obj, false) {
-        let err = ControllerError::Event(source);
-        tracing::debug!(%err, "event not recorded");
-    }
+    let on = crate::events::Involved {
+        res: e.res,
+        namespace: &e.ns,
+        name: &e.name,
+        uid: &e.uid,
+    };
+    crate::events::record(
+        store,
+        &on,
+        crate::events::EventKind::Warning,
+        &e.reason,
+        &e.message,
+        "alb-controller",
+    );
 }
 
 /// One pass: snapshot, compute, apply. Returns when to run again at the latest.

@@ -76,6 +76,23 @@ impl Sandbox {
         format!("{}{}", self.started.api_url, path)
     }
 
+    /// Stops the sandbox and hands back its data directory, to start it again on the same data.
+    pub async fn stop_keep_data(mut self) -> tempfile::TempDir {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            within("sandbox stop", t).await.unwrap().unwrap();
+        }
+        self.dir
+    }
+
+    /// Starts a sandbox on an existing data directory.
+    pub async fn restart(dir: tempfile::TempDir) -> Sandbox {
+        let args = up_args(dir.path());
+        Sandbox::start_with(dir, args).await
+    }
+
     pub async fn stop(mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());

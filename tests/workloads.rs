@@ -1,0 +1,364 @@
+//! Simulated workloads, checked from outside: kubectl for the objects, curl-like HTTP and a
+//! WebSocket client straight to the pods' loopback addresses.
+
+mod support;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use std::time::Duration;
+use support::*;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Polls `f` until it returns Some, for up to 10 s.
+async fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    within(what, async {
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+}
+
+fn pods(sb: &Sandbox, selector: &str) -> Vec<Value> {
+    let out = sb
+        .kubectl(&[
+            "get",
+            "pods",
+            "-n",
+            "test-infra",
+            "-l",
+            selector,
+            "-o",
+            "json",
+        ])
+        .success();
+    serde_json::from_str::<Value>(&out).unwrap()["items"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn ready_pods(sb: &Sandbox, selector: &str, n: usize) -> Option<Vec<Value>> {
+    let ps = pods(sb, selector);
+    let ready = ps.iter().filter(|p| {
+        p["status"]["conditions"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+    });
+    let ready: Vec<Value> = ready.cloned().collect();
+    (ready.len() == n && ps.len() == n).then_some(ready)
+}
+
+async fn ws_echo(addr: &str, msg: &str) -> String {
+    let tcp = within("tcp connect", tokio::net::TcpStream::connect(addr))
+        .await
+        .unwrap();
+    let (mut ws, _) = within(
+        "websocket handshake",
+        tokio_tungstenite::client_async(format!("ws://{addr}/chat"), tcp),
+    )
+    .await
+    .unwrap();
+    within("ws send", ws.send(Message::text(msg)))
+        .await
+        .unwrap();
+    let reply = within("ws reply", ws.next()).await.unwrap().unwrap();
+    reply.into_text().unwrap().to_string()
+}
+
+/// The seed's websocket backend: a Running, Ready pod on 127.10.x.y that answers /health and
+/// echoes over /chat; scale, replacement and restarts keep it serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn websocket_backend_serves_scales_and_survives_restart() {
+    let sb = Sandbox::start().await;
+    sb.kubectl(&[
+        "apply",
+        "-f",
+        seed("websocket-deployment.yaml").to_str().unwrap(),
+    ])
+    .success();
+    let pod = eventually("a ready pod", || {
+        ready_pods(&sb, "app=websocket-backend", 1)
+    })
+    .await
+    .remove(0);
+    let ip = pod["status"]["podIP"].as_str().unwrap().to_string();
+    assert!(ip.starts_with("127.10."), "{ip}");
+    let wide = sb
+        .kubectl(&["get", "pods", "-n", "test-infra", "-o", "wide"])
+        .success();
+    assert!(wide.contains("Running") && wide.contains(&ip), "{wide}");
+    assert_eq!(get(&format!("http://{ip}:8080/health")).await.status, 200);
+    assert_eq!(
+        get(&format!("http://{ip}:8080/")).await.status,
+        404,
+        "AGC's default probe on / must fail"
+    );
+    assert_eq!(
+        ws_echo(&format!("{ip}:8080"), "Hello world!!!").await,
+        "Hello world!!!"
+    );
+
+    sb.kubectl(&[
+        "scale",
+        "deployment",
+        "websocket-backend",
+        "-n",
+        "test-infra",
+        "--replicas=3",
+    ])
+    .success();
+    eventually("3 ready pods", || {
+        ready_pods(&sb, "app=websocket-backend", 3)
+    })
+    .await;
+    let slices = eventually("3 ready endpoints", || {
+        let out = sb
+            .kubectl(&[
+                "get",
+                "endpointslices",
+                "-n",
+                "test-infra",
+                "-l",
+                "kubernetes.io/service-name=websocket-backend",
+                "-o",
+                "json",
+            ])
+            .success();
+        let v: Value = serde_json::from_str(&out).unwrap();
+        let eps = v["items"][0]["endpoints"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        (eps.iter()
+            .filter(|e| e["conditions"]["ready"] == true)
+            .count()
+            == 3)
+            .then_some(v)
+    })
+    .await;
+    assert_eq!(
+        slices["items"][0]["ports"][0]["port"], 8080,
+        "named targetPort resolved"
+    );
+    let rollout = sb
+        .kubectl(&[
+            "rollout",
+            "status",
+            "deployment/websocket-backend",
+            "-n",
+            "test-infra",
+            "--timeout=20s",
+        ])
+        .success();
+    assert!(rollout.contains("successfully rolled out"), "{rollout}");
+
+    let victim = pods(&sb, "app=websocket-backend")[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sb.kubectl(&["delete", "pod", &victim, "-n", "test-infra"])
+        .success();
+    let replaced = eventually("a replacement pod", || {
+        ready_pods(&sb, "app=websocket-backend", 3)
+            .filter(|ps| ps.iter().all(|p| p["metadata"]["name"] != victim.as_str()))
+    })
+    .await;
+    let addrs: Vec<String> = replaced
+        .iter()
+        .map(|p| p["status"]["podIP"].as_str().unwrap().to_string())
+        .collect();
+
+    // Restart the sandbox on the same data directory: the pods answer again at the same addresses.
+    let sb2 = Sandbox::restart(sb.stop_keep_data().await).await;
+    let again = eventually("pods after restart", || {
+        ready_pods(&sb2, "app=websocket-backend", 3)
+    })
+    .await;
+    let mut addrs2: Vec<String> = again
+        .iter()
+        .map(|p| p["status"]["podIP"].as_str().unwrap().to_string())
+        .collect();
+    let mut addrs = addrs;
+    addrs.sort();
+    addrs2.sort();
+    assert_eq!(
+        addrs, addrs2,
+        "pods must keep their addresses across a restart"
+    );
+    for a in &addrs2 {
+        let r = within("health after restart", async {
+            loop {
+                let r = get(&format!("http://{a}:8080/health")).await;
+                if r.status == 200 {
+                    return r;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        assert_eq!(r.text(), "OK");
+    }
+    sb2.stop().await;
+}
+
+/// The traffic-split sample answers with echo JSON naming the pod and namespace that answered.
+#[tokio::test(flavor = "multi_thread")]
+async fn echo_json_names_the_answering_pod() {
+    let sb = Sandbox::start().await;
+    sb.kubectl(&[
+        "apply",
+        "-f",
+        seed("traffic-split-deployment.yaml").to_str().unwrap(),
+    ])
+    .success();
+    for app in ["backend-v1", "backend-v2"] {
+        let pod = eventually("echo pod", || ready_pods(&sb, &format!("app={app}"), 1))
+            .await
+            .remove(0);
+        let ip = pod["status"]["podIP"].as_str().unwrap();
+        let echo = get(&format!("http://{ip}:3000/x?y=1")).await.json();
+        assert_eq!(echo["pod"], pod["metadata"]["name"]);
+        assert_eq!(echo["namespace"], "test-infra");
+        assert_eq!(echo["path"], "/x?y=1");
+    }
+    sb.stop().await;
+}
+
+/// Fault injection through plain kubectl annotations, and healing by removing them.
+#[tokio::test(flavor = "multi_thread")]
+async fn faults_are_injected_and_healed_with_annotations() {
+    let sb = Sandbox::start().await;
+    sb.kubectl(&[
+        "apply",
+        "-f",
+        seed("websocket-deployment.yaml").to_str().unwrap(),
+    ])
+    .success();
+    let pod = eventually("a ready pod", || {
+        ready_pods(&sb, "app=websocket-backend", 1)
+    })
+    .await
+    .remove(0);
+    let (name, ip) = (
+        pod["metadata"]["name"].as_str().unwrap(),
+        pod["status"]["podIP"].as_str().unwrap(),
+    );
+    let health = format!("http://{ip}:8080/health");
+    sb.kubectl(&[
+        "annotate",
+        "pod",
+        name,
+        "-n",
+        "test-infra",
+        "agc-sandbox.dev/fault=unhealthy",
+    ])
+    .success();
+    eventually("503 while unhealthy", || {
+        Some(()).filter(|_| {
+            std::process::Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &health])
+                .output()
+                .map(|o| o.stdout == b"503")
+                .unwrap_or(false)
+        })
+    })
+    .await;
+    sb.kubectl(&[
+        "annotate",
+        "--overwrite",
+        "pod",
+        name,
+        "-n",
+        "test-infra",
+        "agc-sandbox.dev/fault=down",
+    ])
+    .success();
+    eventually("connection refused while down", || {
+        Some(()).filter(|_| std::net::TcpStream::connect((ip, 8080)).is_err())
+    })
+    .await;
+    sb.kubectl(&[
+        "annotate",
+        "pod",
+        name,
+        "-n",
+        "test-infra",
+        "agc-sandbox.dev/fault-",
+    ])
+    .success();
+    eventually("healthy again", || {
+        Some(()).filter(|_| {
+            std::process::Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &health])
+                .output()
+                .map(|o| o.stdout == b"200")
+                .unwrap_or(false)
+        })
+    })
+    .await;
+    sb.stop().await;
+}
+
+/// A user's own command as the backend: its env, its logs through `kubectl logs`, and a
+/// crashing command reported as CrashLoopBackOff.
+#[tokio::test(flavor = "multi_thread")]
+async fn user_commands_run_per_replica_with_logs_and_backoff() {
+    let sb = Sandbox::start().await;
+    let manifest = r#"apiVersion: v1
+kind: Namespace
+metadata: {name: test-infra}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: mine, namespace: test-infra}
+spec:
+  selector: {matchLabels: {app: mine}}
+  template:
+    metadata:
+      labels: {app: mine}
+      annotations: {agc-sandbox.dev/command: "echo hello from $POD_NAME in $NAMESPACE; exec python3 -m http.server $PORT --bind $POD_IP"}
+    spec:
+      containers: [{name: web, image: example.com/mine:1, ports: [{containerPort: 9000}]}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: crasher, namespace: test-infra}
+spec:
+  selector: {matchLabels: {app: crasher}}
+  template:
+    metadata:
+      labels: {app: crasher}
+      annotations: {agc-sandbox.dev/command: "echo boom; exit 3"}
+    spec:
+      containers: [{name: c, image: example.com/crash:1}]
+"#;
+    sb.kubectl_stdin(&["apply", "-f", "-"], manifest).success();
+    let pod = eventually("command pod ready", || ready_pods(&sb, "app=mine", 1))
+        .await
+        .remove(0);
+    let (name, ip) = (
+        pod["metadata"]["name"].as_str().unwrap().to_string(),
+        pod["status"]["podIP"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(get(&format!("http://{ip}:9000/")).await.status, 200);
+    let logs = sb.kubectl(&["logs", &name, "-n", "test-infra"]).success();
+    assert!(
+        logs.contains(&format!("hello from {name} in test-infra")),
+        "{logs}"
+    );
+    let state = eventually("crash loop", || {
+        let ps = pods(&sb, "app=crasher");
+        let st = ps.first()?["status"]["containerStatuses"][0].clone();
+        (st["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+            && st["restartCount"].as_u64() >= Some(1))
+        .then_some(st)
+    })
+    .await;
+    assert_eq!(state["lastState"]["terminated"]["exitCode"], 3);
+    sb.stop().await;
+}
