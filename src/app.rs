@@ -84,8 +84,19 @@ pub async fn run(
     let api_addr = listener.local_addr()?;
     let api_url = format!("http://{api_addr}");
     let kubeconfig = write_kubeconfig(&args.data_dir, &api_url, token.as_deref())?;
-    let api = Arc::new(ApiServer::new(store.clone(), token));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // --- proxy + health checker (branch `proxy`) ---
+    // TODO(controller): replace with the controller's table
+    let (_table_tx, table_rx) =
+        tokio::sync::watch::channel(Arc::new(crate::routing::RoutingTable::default()));
+    let proxy = crate::proxy::start(
+        table_rx,
+        crate::proxy::ProxyOptions::new(args.port_offset),
+        stop_rx.clone(),
+    );
+    let _bindings_rx = proxy.bindings.clone(); // TODO(controller): listener Programmed conditions
+    let api = Arc::new(ApiServer::new(store.clone(), token).with_extension(proxy.extension.clone()));
+    // --- end proxy block ---
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -100,6 +111,7 @@ pub async fn run(
         kubeconfig,
     });
     let _ = api_task.await;
+    let _ = proxy.task.await; // proxy block: drained connections and tunnels
     store.persisted().await.context("failed to flush the store on shutdown")?;
     tracing::info!("stopped");
     Ok(())

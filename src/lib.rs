@@ -14,6 +14,7 @@
 pub mod apiserver;
 pub mod app;
 pub mod cli;
+pub mod health;
 pub mod meta;
 pub mod proxy;
 pub mod resources;
