@@ -463,7 +463,10 @@ async fn no_healthy_upstream_then_websocket_through_table_swaps() {
 
     // WebSocket echo through the proxy.
     let url = format!("ws://{gw}/chat");
-    let (mut socket, resp) = timeout(T, tokio_tungstenite::connect_async(url))
+    let (mut socket, resp) = timeout(T, async {
+        let tcp = TcpStream::connect(gw).await.unwrap();
+        tokio_tungstenite::client_async(url, tcp).await
+    })
         .await
         .unwrap()
         .unwrap();

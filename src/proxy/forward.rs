@@ -86,7 +86,8 @@ impl Shared {
         let mut h1 = hyper::server::conn::http1::Builder::new();
         h1.timer(TokioTimer::new())
             .header_read_timeout(opts.header_read_timeout)
-            .max_buf_size(opts.max_header_bytes.max(8192))
+            .max_buf_size(opts.max_header_bytes.max(8192) + 8192)
+            .max_header_size(opts.max_header_bytes)
             .keep_alive(true);
         let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         h2.timer(TokioTimer::new());
