@@ -22,7 +22,11 @@ fn backend(svc: &str, addr: SocketAddr) -> (BackendKey, Arc<BackendRuntime>) {
     };
     let b = BackendRuntime {
         key: key.clone(),
-        endpoints: vec![Endpoint { addr, pod: None, ready: true }],
+        endpoints: vec![Endpoint {
+            addr,
+            pod: None,
+            ready: true,
+        }],
         probe,
         app_protocol_tls: false,
     };
@@ -49,11 +53,16 @@ fn route(name: &str, host: &str, key: &BackendKey) -> Arc<RouteRuntime> {
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
-    let ip: Ipv4Addr = args.next().map_or(Ipv4Addr::new(127, 20, 0, 1), |a| a.parse().expect("ip"));
+    let ip: Ipv4Addr = args
+        .next()
+        .map_or(Ipv4Addr::new(127, 20, 0, 1), |a| a.parse().expect("ip"));
     let offset: u16 = args.next().map_or(18000, |a| a.parse().expect("offset"));
     let (hk, hb) = backend("http", SocketAddr::from(([127, 0, 0, 1], 9001)));
     let (wk, wb) = backend("ws", SocketAddr::from(([127, 0, 0, 1], 9002)));
-    let routes = vec![route("http", "http.contoso.com", &hk), route("ws", "ws.contoso.com", &wk)];
+    let routes = vec![
+        route("http", "http.contoso.com", &hk),
+        route("ws", "ws.contoso.com", &wk),
+    ];
     let table = RoutingTable {
         version: 1,
         gateways: vec![Arc::new(GatewayRuntime {
@@ -74,7 +83,11 @@ async fn main() {
     let (_tx, rx) = tokio::sync::watch::channel(Arc::new(table));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let started = proxy::start(rx, ProxyOptions::new(offset), stop_rx);
-    eprintln!("bench gateway on {ip}:{} (pid {})", 80 + offset, std::process::id());
+    eprintln!(
+        "bench gateway on {ip}:{} (pid {})",
+        80 + offset,
+        std::process::id()
+    );
     let _ = tokio::signal::ctrl_c().await;
     let _ = stop_tx.send(true);
     let _ = started.task.await;

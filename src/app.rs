@@ -48,7 +48,7 @@ fn write_kubeconfig(dir: &Path, url: &str, token: Option<&str>) -> anyhow::Resul
         Some(t) => format!("    token: {t}\n"),
         None => "    {}\n".to_string(),
     };
-    let user = if token.is_some() { format!("  user:\n{user}") } else { format!("  user:\n{user}") };
+    let user = format!("  user:\n{user}");
     let text = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: agc-sandbox\n  cluster:\n    server: {url}\ncontexts:\n- name: agc-sandbox\n  context:\n    cluster: agc-sandbox\n    user: agc-sandbox\n    namespace: default\ncurrent-context: agc-sandbox\nusers:\n- name: agc-sandbox\n{user}"
     );

@@ -300,7 +300,9 @@ fn reconcile(
         keep
     });
     for (k, settings) in wanted {
-        let current = slots.get(&k).map(|s| (s.settings == settings, s.health.status));
+        let current = slots
+            .get(&k)
+            .map(|s| (s.settings == settings, s.health.status));
         let initial = match current {
             Some((true, _)) => continue,
             Some((false, status)) => status,
@@ -391,7 +393,9 @@ async fn probe_loop(
 pub async fn probe_once(addr: SocketAddr, settings: &ProbeSettings) -> Result<(), String> {
     let target = SocketAddr::new(addr.ip(), settings.port.unwrap_or(addr.port()));
     let run = async {
-        let tcp = TcpStream::connect(target).await.map_err(|e| io_reason(&e))?;
+        let tcp = TcpStream::connect(target)
+            .await
+            .map_err(|e| io_reason(&e))?;
         let _ = tcp.set_nodelay(true);
         if settings.kind == ProbeKind::Tcp {
             return Ok(());
@@ -585,13 +589,25 @@ mod tests {
             loop {
                 let Ok((s, _)) = l.accept().await else { return };
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
-                        let ua_ok = req.headers().get(header::USER_AGENT).is_some_and(|v| v == AGC_SERVER_NAME);
-                        let code = if req.uri().path() == "/health" && ua_ok { 200 } else { 404 };
-                        Ok::<_, std::convert::Infallible>(
-                            http::Response::builder().status(code).body(http_body_util::Full::new(Bytes::from_static(b"OK"))).unwrap(),
-                        )
-                    });
+                    let svc = hyper::service::service_fn(
+                        |req: Request<hyper::body::Incoming>| async move {
+                            let ua_ok = req
+                                .headers()
+                                .get(header::USER_AGENT)
+                                .is_some_and(|v| v == AGC_SERVER_NAME);
+                            let code = if req.uri().path() == "/health" && ua_ok {
+                                200
+                            } else {
+                                404
+                            };
+                            Ok::<_, std::convert::Infallible>(
+                                http::Response::builder()
+                                    .status(code)
+                                    .body(http_body_util::Full::new(Bytes::from_static(b"OK")))
+                                    .unwrap(),
+                            )
+                        },
+                    );
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(s), svc)
                         .await;
@@ -602,19 +618,28 @@ mod tests {
     }
 
     async fn wait_for(rx: &mut watch::Receiver<Arc<HealthView>>, f: impl Fn(&HealthView) -> bool) {
-        timeout(T, rx.wait_for(|v| f(v))).await.expect("timed out").unwrap();
+        timeout(T, rx.wait_for(|v| f(v)))
+            .await
+            .expect("timed out")
+            .unwrap();
     }
 
     #[tokio::test]
     async fn probe_reasons() {
         let addr = server().await;
         assert_eq!(probe_once(addr, &fast("/health")).await, Ok(()));
-        assert_eq!(probe_once(addr, &fast("/")).await, Err("status code 404".into()));
+        assert_eq!(
+            probe_once(addr, &fast("/")).await,
+            Err("status code 404".into())
+        );
         let closed = {
             let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
             l.local_addr().unwrap()
         };
-        assert_eq!(probe_once(closed, &fast("/")).await, Err("connection refused".into()));
+        assert_eq!(
+            probe_once(closed, &fast("/")).await,
+            Err("connection refused".into())
+        );
         let tcp = ProbeSettings {
             kind: ProbeKind::Tcp,
             ..fast("/")
@@ -647,7 +672,10 @@ mod tests {
         .await;
         assert!(!view.borrow().healthy(&key(), addr));
         let json = backend_health_json(&view.borrow(), Some("ns/svc/80"), "alb", true);
-        assert_eq!(json["services"][0]["serviceHealth"][0]["totalUnhealthyEndpoints"], 1);
+        assert_eq!(
+            json["services"][0]["serviceHealth"][0]["totalUnhealthyEndpoints"],
+            1
+        );
         assert_eq!(
             json["services"][0]["serviceHealth"][0]["endpoints"][0]["health"]["reason"],
             "status code 404"
@@ -657,7 +685,10 @@ mod tests {
         wait_for(&mut view, |v| v.healthy(&key(), addr)).await;
         // Endpoint removed: it disappears from the view.
         tx.send(table(&[], fast("/health"))).unwrap();
-        wait_for(&mut view, |v| v.backend(&key()).is_some_and(|e| e.is_empty())).await;
+        wait_for(&mut view, |v| {
+            v.backend(&key()).is_some_and(|e| e.is_empty())
+        })
+        .await;
         let _ = stop_tx.send(());
     }
 }

@@ -169,23 +169,29 @@ impl Sandbox {
 
     async fn wait_bound(&self) {
         let mut b = self.started.bindings.clone();
-        timeout(T, b.wait_for(|b| !b.is_empty() && b.values().all(|r| r.is_ok())))
-            .await
-            .expect("listeners not bound in time")
-            .unwrap();
+        timeout(
+            T,
+            b.wait_for(|b| !b.is_empty() && b.values().all(|r| r.is_ok())),
+        )
+        .await
+        .expect("listeners not bound in time")
+        .unwrap();
     }
 
     async fn wait_healthy(&self, svc: &str, n: usize) {
         let mut h = self.started.health.clone();
         let k = key(svc);
-        timeout(T, h.wait_for(|v| {
-            v.backend(&k).is_some_and(|eps| {
-                eps.iter()
-                    .filter(|e| e.status == agc_sandbox::health::HealthStatus::Healthy)
-                    .count()
-                    >= n
-            })
-        }))
+        timeout(
+            T,
+            h.wait_for(|v| {
+                v.backend(&k).is_some_and(|eps| {
+                    eps.iter()
+                        .filter(|e| e.status == agc_sandbox::health::HealthStatus::Healthy)
+                        .count()
+                        >= n
+                })
+            }),
+        )
         .await
         .expect("endpoints not healthy in time")
         .unwrap();
@@ -208,9 +214,8 @@ struct Reply {
 
 impl Reply {
     fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
     fn header(&self, n: &str) -> &str {
         self.headers
@@ -231,7 +236,10 @@ async fn get(addr: SocketAddr, host: &str, path: &str, extra: &[(&str, &str)]) -
         for (k, v) in extra {
             req = req.header(*k, *v);
         }
-        let resp = send.send_request(req.body(Empty::<Bytes>::new()).unwrap()).await.unwrap();
+        let resp = send
+            .send_request(req.body(Empty::<Bytes>::new()).unwrap())
+            .await
+            .unwrap();
         let (parts, body) = resp.into_parts();
         Reply {
             status: parts.status,
@@ -257,13 +265,19 @@ async fn routes_filters_redirects_weights_and_errors() {
     let a = app(AppKind::EchoBasic, "pod-a").await;
     let b = app(AppKind::EchoBasic, "pod-b").await;
     let set = HeaderModifier {
-        set: vec![(HeaderName::from_static("x-set"), HeaderValue::from_static("s"))],
+        set: vec![(
+            HeaderName::from_static("x-set"),
+            HeaderValue::from_static("s"),
+        )],
         add: vec![],
         remove: vec![HeaderName::from_static("x-drop")],
     };
     let resp_mod = HeaderModifier {
         set: vec![],
-        add: vec![(HeaderName::from_static("x-resp"), HeaderValue::from_static("yes"))],
+        add: vec![(
+            HeaderName::from_static("x-resp"),
+            HeaderValue::from_static("yes"),
+        )],
         remove: vec![],
     };
     let redirect = RequestRedirect {
@@ -279,7 +293,10 @@ async fn routes_filters_redirects_weights_and_errors() {
             rule(
                 "/a",
                 vec![to("echo-a", 1)],
-                vec![Filter::RequestHeaderModifier(set), Filter::ResponseHeaderModifier(resp_mod)],
+                vec![
+                    Filter::RequestHeaderModifier(set),
+                    Filter::ResponseHeaderModifier(resp_mod),
+                ],
             ),
             rule("/old", vec![], vec![Filter::RequestRedirect(redirect)]),
             rule("/split", vec![to("echo-a", 0), to("echo-b", 100)], vec![]),
@@ -304,7 +321,11 @@ async fn routes_filters_redirects_weights_and_errors() {
             ),
         ],
     );
-    let r2 = route("other", &["b.contoso.com"], vec![rule("/", vec![to("echo-b", 1)], vec![])]);
+    let r2 = route(
+        "other",
+        &["b.contoso.com"],
+        vec![rule("/", vec![to("echo-b", 1)], vec![])],
+    );
     let t = table(
         1,
         ip,
@@ -321,7 +342,13 @@ async fn routes_filters_redirects_weights_and_errors() {
     let gw = gw_addr(ip, 80);
 
     // Routing by host and path, request/response header modifiers, x-forwarded-*.
-    let r = get(gw, "a.contoso.com", "/a/x?q=1", &[("x-drop", "1"), ("x-forwarded-for", "10.0.0.9")]).await;
+    let r = get(
+        gw,
+        "a.contoso.com",
+        "/a/x?q=1",
+        &[("x-drop", "1"), ("x-forwarded-for", "10.0.0.9")],
+    )
+    .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("server"), AGC_SERVER_NAME);
     assert_eq!(r.header("x-resp"), "yes");
@@ -356,7 +383,10 @@ async fn routes_filters_redirects_weights_and_errors() {
 
     // 0/100 weighted split.
     for _ in 0..5 {
-        assert_eq!(get(gw, "a.contoso.com", "/split", &[]).await.json()["pod"], "pod-b");
+        assert_eq!(
+            get(gw, "a.contoso.com", "/split", &[]).await.json()["pod"],
+            "pod-b"
+        );
     }
 
     // Invalid backend: 500.
@@ -365,7 +395,9 @@ async fn routes_filters_redirects_weights_and_errors() {
     assert_eq!(r.header("server"), AGC_SERVER_NAME);
 
     // URL rewrite.
-    let j = get(gw, "a.contoso.com", "/shop/cart?id=2", &[]).await.json();
+    let j = get(gw, "a.contoso.com", "/shop/cart?id=2", &[])
+        .await
+        .json();
     assert_eq!(j["path"], "/ecommerce/cart?id=2");
     assert_eq!(j["host"], "rewritten.example");
 
@@ -376,12 +408,29 @@ async fn routes_filters_redirects_weights_and_errors() {
     let j: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(j["services"].as_array().unwrap().len(), 1);
     assert_eq!(j["services"][0]["serviceName"], "ns/echo-a/80");
-    assert_eq!(j["services"][0]["serviceHealth"][0]["totalHealthyEndpoints"], 1);
-    assert_eq!(j["services"][0]["serviceHealth"][0]["endpoints"][0]["health"]["status"], "HEALTHY");
+    assert_eq!(
+        j["services"][0]["serviceHealth"][0]["totalHealthyEndpoints"],
+        1
+    );
+    assert_eq!(
+        j["services"][0]["serviceHealth"][0]["endpoints"][0]["health"]["status"],
+        "HEALTHY"
+    );
     let q = agc_sandbox::apiserver::Query::parse(None);
     let resp = sb.started.extension.get("/metrics", &q).unwrap();
-    let text = String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
-    assert!(text.contains("agc_requests_total{gateway=\"ns/gw\",route=\"ns/web\",code=\"301\"} 1"), "{text}");
+    let text = String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        text.contains("agc_requests_total{gateway=\"ns/gw\",route=\"ns/web\",code=\"301\"} 1"),
+        "{text}"
+    );
     assert!(text.contains("total_healthy_endpoints 2"), "{text}");
     sb.stop().await;
 }
@@ -398,7 +447,11 @@ async fn round_robin_and_managed_cookie_affinity() {
     let t = table(
         1,
         ip,
-        vec![http_listener("http", 80, vec![route("rr", &[], vec![r, sticky])])],
+        vec![http_listener(
+            "http",
+            80,
+            vec![route("rr", &[], vec![r, sticky])],
+        )],
         vec![backend("echo", &[a.addr, b.addr], fast_probe("/health"))],
     );
     let sb = Sandbox::start(t);
@@ -407,7 +460,12 @@ async fn round_robin_and_managed_cookie_affinity() {
     let gw = gw_addr(ip, 80);
     let mut pods = Vec::new();
     for _ in 0..4 {
-        pods.push(get(gw, "x", "/", &[]).await.json()["pod"].as_str().unwrap().to_owned());
+        pods.push(
+            get(gw, "x", "/", &[]).await.json()["pod"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     assert_eq!(pods.iter().filter(|p| *p == "pod-a").count(), 2, "{pods:?}");
     assert_ne!(pods[0], pods[1], "{pods:?}");
@@ -420,7 +478,11 @@ async fn round_robin_and_managed_cookie_affinity() {
     for _ in 0..4 {
         let r = get(gw, "x", "/sticky", &[("cookie", &value)]).await;
         assert_eq!(r.json()["pod"], pinned.as_str());
-        assert_eq!(r.header("set-cookie"), "", "pinned requests get no new cookie");
+        assert_eq!(
+            r.header("set-cookie"),
+            "",
+            "pinned requests get no new cookie"
+        );
     }
     sb.stop().await;
 }
@@ -433,7 +495,11 @@ async fn no_healthy_upstream_then_websocket_through_table_swaps() {
         table(
             version,
             ip,
-            vec![http_listener("http", 80, vec![route("ws", &[], vec![rule("/", vec![to("ws", 1)], vec![])])])],
+            vec![http_listener(
+                "http",
+                80,
+                vec![route("ws", &[], vec![rule("/", vec![to("ws", 1)], vec![])])],
+            )],
             vec![backend("ws", &[ws.addr], fast_probe(path))],
         )
     };
@@ -441,10 +507,13 @@ async fn no_healthy_upstream_then_websocket_through_table_swaps() {
     let sb = Sandbox::start(mk(1, "/"));
     sb.wait_bound().await;
     let mut h = sb.started.health.clone();
-    timeout(T, h.wait_for(|v| {
-        v.backend(&key("ws"))
-            .is_some_and(|e| e[0].last_failure.as_deref() == Some("status code 404"))
-    }))
+    timeout(
+        T,
+        h.wait_for(|v| {
+            v.backend(&key("ws"))
+                .is_some_and(|e| e[0].last_failure.as_deref() == Some("status code 404"))
+        }),
+    )
     .await
     .unwrap()
     .unwrap();
@@ -467,16 +536,22 @@ async fn no_healthy_upstream_then_websocket_through_table_swaps() {
         let tcp = TcpStream::connect(gw).await.unwrap();
         tokio_tungstenite::client_async(url, tcp).await
     })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(resp.status(), 101);
+    assert_eq!(resp.headers()["server"], AGC_SERVER_NAME);
+    timeout(T, socket.send(Message::text("Hello world!!!")))
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(resp.status(), 101);
-    assert_eq!(resp.headers()["server"], AGC_SERVER_NAME);
-    timeout(T, socket.send(Message::text("Hello world!!!"))).await.unwrap().unwrap();
     let echoed = timeout(T, socket.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(echoed, Message::text("Hello world!!!"));
     assert_eq!(
-        sb.started.metrics.tunnels_open.load(std::sync::atomic::Ordering::Relaxed),
+        sb.started
+            .metrics
+            .tunnels_open
+            .load(std::sync::atomic::Ordering::Relaxed),
         1
     );
 
@@ -486,9 +561,15 @@ async fn no_healthy_upstream_then_websocket_through_table_swaps() {
     gw3.listeners.push(http_listener("extra", 81, vec![]));
     sb.table.send(Arc::new(t3)).unwrap();
     let mut b = sb.started.bindings.clone();
-    timeout(T, b.wait_for(|b| b.len() == 2)).await.unwrap().unwrap();
+    timeout(T, b.wait_for(|b| b.len() == 2))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(get(gw_addr(ip, 81), "x", "/", &[]).await.status, 404);
-    timeout(T, socket.send(Message::text("still here"))).await.unwrap().unwrap();
+    timeout(T, socket.send(Message::text("still here")))
+        .await
+        .unwrap()
+        .unwrap();
     let echoed = timeout(T, socket.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(echoed, Message::text("still here"));
 
@@ -506,7 +587,9 @@ async fn backend_dying_mid_request_is_502_and_big_headers_431() {
     let dying_addr = dying.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((mut s, _)) = dying.accept().await else { return };
+            let Ok((mut s, _)) = dying.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
                 let mut buf = [0u8; 4096];
                 let _ = s.read(&mut buf).await;
@@ -528,7 +611,10 @@ async fn backend_dying_mid_request_is_502_and_big_headers_431() {
             vec![route(
                 "r",
                 &[],
-                vec![rule("/die", vec![to("dying", 1)], vec![]), rule("/", vec![to("echo", 1)], vec![])],
+                vec![
+                    rule("/die", vec![to("dying", 1)], vec![]),
+                    rule("/", vec![to("echo", 1)], vec![]),
+                ],
             )],
         )],
         vec![
@@ -559,7 +645,10 @@ async fn backend_dying_mid_request_is_502_and_big_headers_431() {
 
     // Malformed request: 400.
     let mut s = timeout(T, TcpStream::connect(gw)).await.unwrap().unwrap();
-    timeout(T, s.write_all(b"GET / HTTP/1.1\r\nHost x\r\n\r\n")).await.unwrap().unwrap();
+    timeout(T, s.write_all(b"GET / HTTP/1.1\r\nHost x\r\n\r\n"))
+        .await
+        .unwrap()
+        .unwrap();
     let mut out = Vec::new();
     let _ = timeout(T, s.read_to_end(&mut out)).await.unwrap();
     assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 400"));
@@ -572,27 +661,50 @@ async fn bind_errors_are_reported_and_do_not_disturb_other_listeners() {
     let echo = app(AppKind::EchoBasic, "pod-a").await;
     // Someone else holds port 81 + offset on the gateway address.
     let squatter = std::net::TcpListener::bind(gw_addr(ip, 81)).unwrap();
-    let routes = || vec![route("r", &[], vec![rule("/", vec![to("echo", 1)], vec![])])];
+    let routes = || {
+        vec![route(
+            "r",
+            &[],
+            vec![rule("/", vec![to("echo", 1)], vec![])],
+        )]
+    };
     let t = table(
         1,
         ip,
-        vec![http_listener("http", 80, routes()), http_listener("busy", 81, routes())],
+        vec![
+            http_listener("http", 80, routes()),
+            http_listener("busy", 81, routes()),
+        ],
         vec![backend("echo", &[echo.addr], fast_probe("/health"))],
     );
     let sb = Sandbox::start(t);
     let mut b = sb.started.bindings.clone();
-    let got = timeout(T, b.wait_for(|b| b.len() == 2)).await.unwrap().unwrap().clone();
+    let got = timeout(T, b.wait_for(|b| b.len() == 2))
+        .await
+        .unwrap()
+        .unwrap()
+        .clone();
     let k = |l: &str| ("ns".to_owned(), "gw".to_owned(), l.to_owned());
     assert_eq!(got[&k("http")], Ok(()));
     let err = got[&k("busy")].clone().unwrap_err();
-    assert!(err.contains("failed to bind") && err.contains(&gw_addr(ip, 81).to_string()), "{err}");
+    assert!(
+        err.contains("failed to bind") && err.contains(&gw_addr(ip, 81).to_string()),
+        "{err}"
+    );
     sb.wait_healthy("echo", 1).await;
 
     // A kept-alive connection on :80 survives removing the busy listener.
     let tcp = TcpStream::connect(gw_addr(ip, 80)).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
     tokio::spawn(conn);
-    let req = || Request::get("/").header("host", "x").body(Empty::<Bytes>::new()).unwrap();
+    let req = || {
+        Request::get("/")
+            .header("host", "x")
+            .body(Empty::<Bytes>::new())
+            .unwrap()
+    };
     let r = timeout(T, send.send_request(req())).await.unwrap().unwrap();
     assert_eq!(r.status(), 200);
     let _ = r.into_body().collect().await;
@@ -604,7 +716,10 @@ async fn bind_errors_are_reported_and_do_not_disturb_other_listeners() {
             vec![backend("echo", &[echo.addr], fast_probe("/health"))],
         ))
         .unwrap();
-    timeout(T, b.wait_for(|b| b.len() == 1)).await.unwrap().unwrap();
+    timeout(T, b.wait_for(|b| b.len() == 1))
+        .await
+        .unwrap()
+        .unwrap();
     let r = timeout(T, send.send_request(req())).await.unwrap().unwrap();
     assert_eq!(r.status(), 200);
     drop(squatter);
@@ -629,18 +744,18 @@ fn tls_listener(pem: (&str, &str), routes: Vec<Arc<RouteRuntime>>) -> ListenerRu
     }
 }
 
-async fn tls_connect(
-    addr: SocketAddr,
-    alpn: &[u8],
-) -> tokio_rustls::client::TlsStream<TcpStream> {
+async fn tls_connect(addr: SocketAddr, alpn: &[u8]) -> tokio_rustls::client::TlsStream<TcpStream> {
     let mut cfg = (*agc_sandbox::health::insecure_client_config()).clone();
     cfg.alpn_protocols = vec![alpn.to_vec()];
     let tcp = TcpStream::connect(addr).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("secure.contoso.com").unwrap();
-    timeout(T, tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(name, tcp))
-        .await
-        .unwrap()
-        .unwrap()
+    timeout(
+        T,
+        tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(name, tcp),
+    )
+    .await
+    .unwrap()
+    .unwrap()
 }
 
 #[tokio::test]
@@ -655,7 +770,13 @@ async fn https_with_sni_alpn_h2_and_certificate_rotation() {
         include_str!("fixtures/test2-cert.pem"),
         include_str!("fixtures/test2-key.pem"),
     );
-    let routes = || vec![route("r", &["secure.contoso.com"], vec![rule("/", vec![to("echo", 1)], vec![])])];
+    let routes = || {
+        vec![route(
+            "r",
+            &["secure.contoso.com"],
+            vec![rule("/", vec![to("echo", 1)], vec![])],
+        )]
+    };
     let mk = |v, pem| {
         table(
             v,
@@ -672,9 +793,14 @@ async fn https_with_sni_alpn_h2_and_certificate_rotation() {
     // HTTP/1.1 over TLS.
     let tls = tls_connect(gw, b"http/1.1").await;
     let first_cert = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
     tokio::spawn(conn);
-    let req = Request::get("/t").header("host", "secure.contoso.com").body(Empty::<Bytes>::new()).unwrap();
+    let req = Request::get("/t")
+        .header("host", "secure.contoso.com")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
     let r = timeout(T, send.send_request(req)).await.unwrap().unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["server"], AGC_SERVER_NAME);
@@ -685,12 +811,16 @@ async fn https_with_sni_alpn_h2_and_certificate_rotation() {
     // h2 via ALPN.
     let tls = tls_connect(gw, b"h2").await;
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-    let (mut send, conn) =
-        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), TokioIo::new(tls))
-            .await
-            .unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
     tokio::spawn(conn);
-    let req = Request::get("https://secure.contoso.com/h2").body(Empty::<Bytes>::new()).unwrap();
+    let req = Request::get("https://secure.contoso.com/h2")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
     let r = timeout(T, send.send_request(req)).await.unwrap().unwrap();
     assert_eq!(r.status(), 200);
     let body = r.into_body().collect().await.unwrap().to_bytes();

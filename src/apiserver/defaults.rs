@@ -15,7 +15,7 @@ fn set_default(m: &mut Map<String, Value>, key: &str, v: Value) {
     }
 }
 
-fn each_obj<'a>(v: Option<&'a mut Value>) -> impl Iterator<Item = &'a mut Map<String, Value>> {
+fn each_obj(v: Option<&mut Value>) -> impl Iterator<Item = &mut Map<String, Value>> {
     v.and_then(Value::as_array_mut)
         .into_iter()
         .flatten()

@@ -135,7 +135,11 @@ impl ConnCtx {
             .iter()
             .find(|g| IpAddr::V4(g.address) == local.ip())?;
         let spec_port = local.port().checked_sub(shared.opts.port_offset)?;
-        let mut listeners = gw.listeners.iter().filter(|l| l.port == spec_port).peekable();
+        let mut listeners = gw
+            .listeners
+            .iter()
+            .filter(|l| l.port == spec_port)
+            .peekable();
         let first = listeners.peek()?;
         Some(ConnCtx {
             gw_namespace: gw.namespace.clone(),
@@ -524,7 +528,14 @@ fn choose_endpoint(
     if n == 0 {
         return None;
     }
-    let nth = |i: usize| backend.endpoints.iter().filter(ok).nth(i % n).map(|e| e.addr);
+    let nth = |i: usize| {
+        backend
+            .endpoints
+            .iter()
+            .filter(ok)
+            .nth(i % n)
+            .map(|e| e.addr)
+    };
     let alt = |i: usize| if n > 1 { nth(i + 1) } else { None };
     match hint {
         Some(Hint::Managed(id)) => {
@@ -654,10 +665,16 @@ mod tests {
     #[test]
     fn hop_by_hop_headers_are_stripped() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, HeaderValue::from_static("close, x-private"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("close, x-private"),
+        );
         h.insert("x-private", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
         h.insert("x-keep", HeaderValue::from_static("1"));
         strip_hop_by_hop(&mut h, false);
         assert!(h.get("x-private").is_none());
@@ -670,7 +687,10 @@ mod tests {
     #[test]
     fn upgrade_keeps_upgrade_headers() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, Upgrade"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         h.insert("sec-websocket-protocol", HeaderValue::from_static("chat"));
         assert!(is_upgrade_request(&h));
@@ -683,7 +703,10 @@ mod tests {
     #[test]
     fn cookies_are_parsed() {
         let mut h = HeaderMap::new();
-        h.append(header::COOKIE, HeaderValue::from_static("a=1; AGCAffinity=00ff"));
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; AGCAffinity=00ff"),
+        );
         h.append(header::COOKIE, HeaderValue::from_static("sid=\"xyz\""));
         assert_eq!(cookie(&h, "AGCAffinity"), Some("00ff"));
         assert_eq!(cookie(&h, "sid"), Some("xyz"));

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -51,9 +51,7 @@ struct RequestCounter {
 impl Metrics {
     /// Counts one response.
     pub fn request(&self, gateway: (&str, &str), route: Option<(&str, &str)>, code: u16) {
-        let mut h = BuildHasherDefault::<DefaultHasher>::default().build_hasher();
-        (gateway, route, code).hash(&mut h);
-        let key = h.finish();
+        let key = BuildHasherDefault::<DefaultHasher>::default().hash_one((gateway, route, code));
         let mut map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(key)
             .or_insert_with(|| RequestCounter {
@@ -95,7 +93,9 @@ impl Metrics {
         {
             let map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
             let mut rows: Vec<_> = map.values().collect();
-            rows.sort_by(|a, b| (&a.gateway, &a.route, a.code).cmp(&(&b.gateway, &b.route, b.code)));
+            rows.sort_by(|a, b| {
+                (&a.gateway, &a.route, a.code).cmp(&(&b.gateway, &b.route, b.code))
+            });
             for c in rows {
                 let _ = writeln!(
                     out,
@@ -117,7 +117,10 @@ impl Metrics {
             );
         }
         let count = self.latency_count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "agc_upstream_latency_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "agc_upstream_latency_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
         let _ = writeln!(
             out,
             "agc_upstream_latency_seconds_sum {}",
@@ -126,9 +129,21 @@ impl Metrics {
         let _ = writeln!(out, "agc_upstream_latency_seconds_count {count}");
         let (healthy, unhealthy) = health.totals();
         let gauges = [
-            ("total_endpoints", "Backend endpoints known to the health checker.", healthy + unhealthy),
-            ("total_healthy_endpoints", "Endpoints passing their health probe.", healthy),
-            ("total_unhealthy_endpoints", "Endpoints failing their health probe.", unhealthy),
+            (
+                "total_endpoints",
+                "Backend endpoints known to the health checker.",
+                healthy + unhealthy,
+            ),
+            (
+                "total_healthy_endpoints",
+                "Endpoints passing their health probe.",
+                healthy,
+            ),
+            (
+                "total_unhealthy_endpoints",
+                "Endpoints failing their health probe.",
+                unhealthy,
+            ),
         ];
         for (name, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
@@ -171,10 +186,14 @@ fn reply(status: StatusCode, ctype: &'static str, body: String) -> Response<Body
             .boxed_unsync(),
     );
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(ctype));
-    r.headers_mut()
-        .insert(header::SERVER, header::HeaderValue::from_static(AGC_SERVER_NAME));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(ctype),
+    );
+    r.headers_mut().insert(
+        header::SERVER,
+        header::HeaderValue::from_static(AGC_SERVER_NAME),
+    );
     r
 }
 
@@ -184,8 +203,12 @@ impl Extension for AdminExtension {
             "/backendHealth" => {
                 let view = self.health.borrow().clone();
                 let alb = query.get("alb-id").unwrap_or(DEFAULT_ALB_ID);
-                let json =
-                    backend_health_json(&view, query.get("service-name"), alb, query.flag("detailed"));
+                let json = backend_health_json(
+                    &view,
+                    query.get("service-name"),
+                    alb,
+                    query.flag("detailed"),
+                );
                 let text = serde_json::to_string_pretty(&json).unwrap_or_default();
                 Some(reply(StatusCode::OK, "application/json", text))
             }
@@ -214,7 +237,10 @@ mod tests {
         m.request(("ns", "gw"), None, 404);
         m.upstream_latency(Duration::from_millis(3));
         let text = m.render(&HealthView::default());
-        assert!(text.contains("agc_requests_total{gateway=\"ns/gw\",route=\"ns/r\",code=\"200\"} 2"), "{text}");
+        assert!(
+            text.contains("agc_requests_total{gateway=\"ns/gw\",route=\"ns/r\",code=\"200\"} 2"),
+            "{text}"
+        );
         assert!(text.contains("agc_requests_total{gateway=\"ns/gw\",route=\"\",code=\"404\"} 1"));
         assert!(text.contains("agc_upstream_latency_seconds_bucket{le=\"0.0025\"} 0"));
         assert!(text.contains("agc_upstream_latency_seconds_bucket{le=\"0.005\"} 1"));

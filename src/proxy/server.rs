@@ -130,14 +130,13 @@ async fn apply(
         keep
     });
     for (addr, (_, keys)) in wanted {
-        let outcome = if sockets.contains_key(&addr) {
-            Ok(())
-        } else {
-            match bind(addr) {
+        let outcome = match sockets.entry(addr) {
+            std::collections::hash_map::Entry::Occupied(_) => Ok(()),
+            std::collections::hash_map::Entry::Vacant(slot) => match bind(addr) {
                 Ok(listener) => {
                     tracing::info!(%addr, "listening");
                     let (close_tx, close_rx) = watch::channel(false);
-                    sockets.insert(addr, close_tx);
+                    slot.insert(close_tx);
                     tokio::spawn(accept_loop(shared.clone(), listener, addr, close_rx));
                     Ok(())
                 }
@@ -145,7 +144,7 @@ async fn apply(
                     tracing::warn!(%addr, error = %e, "failed to bind a listener socket");
                     Err(format!("failed to bind {addr}: {e}"))
                 }
-            }
+            },
         };
         for k in keys {
             result.insert(k, outcome.clone());
@@ -159,7 +158,10 @@ async fn apply(
             true
         }
     });
-    shared.metrics.config_updates.fetch_add(1, Ordering::Relaxed);
+    shared
+        .metrics
+        .config_updates
+        .fetch_add(1, Ordering::Relaxed);
     // Idle connections to endpoints that left the table are closed.
     shared.pool.retain(|a| {
         table
@@ -217,17 +219,18 @@ async fn serve_conn(
         return serve_h1(shared, Arc::new(ctx), TokioIo::new(tcp), close).await;
     }
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let stream = match tokio::time::timeout(shared.opts.header_read_timeout, acceptor.accept(tcp)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(error)) => {
-            tracing::debug!(%peer, %local, %error, "TLS handshake failed");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(%peer, %local, "TLS handshake timed out");
-            return;
-        }
-    };
+    let stream =
+        match tokio::time::timeout(shared.opts.header_read_timeout, acceptor.accept(tcp)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(error)) => {
+                tracing::debug!(%peer, %local, %error, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, %local, "TLS handshake timed out");
+                return;
+            }
+        };
     let (_, session) = stream.get_ref();
     ctx.sni = session.server_name().map(str::to_owned);
     let h2 = session.alpn_protocol() == Some(b"h2");
@@ -239,8 +242,12 @@ async fn serve_conn(
     }
 }
 
-async fn serve_h1<I>(shared: Arc<Shared>, ctx: Arc<ConnCtx>, io: I, mut close: watch::Receiver<bool>)
-where
+async fn serve_h1<I>(
+    shared: Arc<Shared>,
+    ctx: Arc<ConnCtx>,
+    io: I,
+    mut close: watch::Receiver<bool>,
+) where
     I: Read + Write + Unpin + Send + 'static,
 {
     let grace = shared.opts.shutdown_grace;
@@ -266,8 +273,12 @@ where
     }
 }
 
-async fn serve_h2<I>(shared: Arc<Shared>, ctx: Arc<ConnCtx>, io: I, mut close: watch::Receiver<bool>)
-where
+async fn serve_h2<I>(
+    shared: Arc<Shared>,
+    ctx: Arc<ConnCtx>,
+    io: I,
+    mut close: watch::Receiver<bool>,
+) where
     I: Read + Write + Unpin + Send + 'static,
 {
     let grace = shared.opts.shutdown_grace;

@@ -6,7 +6,7 @@
 //! rebinding. Parsed keys are cached by a hash of their PEM text.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -50,10 +50,11 @@ pub fn certified_key(pem: &CertificatePem) -> Result<CertifiedKey, TlsError> {
             secret: pem.secret.clone(),
             reason: "no PRIVATE KEY block in tls.key".into(),
         })?;
-    let signer = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| TlsError::Key {
-        secret: pem.secret.clone(),
-        reason: e.to_string(),
-    })?;
+    let signer =
+        rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| TlsError::Key {
+            secret: pem.secret.clone(),
+            reason: e.to_string(),
+        })?;
     Ok(CertifiedKey::new(certs, signer))
 }
 
@@ -68,7 +69,11 @@ pub struct SniResolver {
 }
 
 impl SniResolver {
-    pub fn new(table: watch::Receiver<Arc<RoutingTable>>, local: SocketAddr, port_offset: u16) -> Self {
+    pub fn new(
+        table: watch::Receiver<Arc<RoutingTable>>,
+        local: SocketAddr,
+        port_offset: u16,
+    ) -> Self {
         SniResolver {
             table,
             local,
@@ -113,9 +118,8 @@ impl SniResolver {
     }
 
     fn load(&self, pem: &CertificatePem) -> Option<Arc<CertifiedKey>> {
-        let mut h = BuildHasherDefault::<DefaultHasher>::default().build_hasher();
-        (&pem.cert_chain_pem, &pem.key_pem).hash(&mut h);
-        let id = h.finish();
+        let id = BuildHasherDefault::<DefaultHasher>::default()
+            .hash_one((&pem.cert_chain_pem, &pem.key_pem));
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(k) = cache.get(&id) {
             return Some(k.clone());
