@@ -50,8 +50,17 @@ fn route(name: &str, host: &str, key: &BackendKey) -> Arc<RouteRuntime> {
     })
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // Accepting and health checking run here; connections run on the proxy's
+    // worker runtimes (BENCH_WORKERS, default: ProxyOptions' choice).
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(serve());
+}
+
+async fn serve() {
     let mut args = std::env::args().skip(1);
     let ip: Ipv4Addr = args
         .next()
@@ -82,7 +91,14 @@ async fn main() {
     };
     let (_tx, rx) = tokio::sync::watch::channel(Arc::new(table));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let started = proxy::start(rx, ProxyOptions::new(offset), stop_rx);
+    let mut opts = ProxyOptions::new(offset);
+    if let Some(n) = std::env::var("BENCH_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        opts.workers = n;
+    }
+    let started = proxy::start(rx, opts, stop_rx);
     eprintln!(
         "bench gateway on {ip}:{} (pid {})",
         80 + offset,

@@ -64,7 +64,12 @@ pub struct Shared {
     pub(crate) health: watch::Receiver<Arc<HealthView>>,
     pub(crate) opts: ProxyOptions,
     pub(crate) metrics: Arc<Metrics>,
-    pub(crate) pool: Arc<Pool>,
+    /// One pool per worker runtime, so a backend connection is driven on
+    /// the same thread as the client connections that use it.
+    pub(crate) pools: Vec<Arc<Pool>>,
+    /// Current-thread runtimes serving connections (empty: the caller's).
+    pub(crate) workers: Vec<tokio::runtime::Handle>,
+    next_worker: AtomicUsize,
     /// Set once on shutdown; tunnels watch it.
     pub(crate) stop: watch::Receiver<bool>,
     /// Held by every connection and tunnel task; see `server::run`.
@@ -82,6 +87,7 @@ impl Shared {
         metrics: Arc<Metrics>,
         stop: watch::Receiver<bool>,
         guard: mpsc::Sender<()>,
+        workers: Vec<tokio::runtime::Handle>,
     ) -> Self {
         let mut h1 = hyper::server::conn::http1::Builder::new();
         h1.timer(TokioTimer::new())
@@ -92,7 +98,11 @@ impl Shared {
         let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         h2.timer(TokioTimer::new());
         Shared {
-            pool: Arc::new(Pool::new(opts.connect_timeout, opts.max_idle_per_endpoint)),
+            pools: (0..workers.len().max(1))
+                .map(|_| Arc::new(Pool::new(opts.connect_timeout, opts.max_idle_per_endpoint)))
+                .collect(),
+            workers,
+            next_worker: AtomicUsize::new(0),
             table,
             health,
             opts,
@@ -103,6 +113,16 @@ impl Shared {
             h2,
             rr: std::array::from_fn(|_| AtomicUsize::new(0)),
         }
+    }
+
+    /// The worker for a new connection (round robin); `None` when
+    /// connections run on the caller's runtime.
+    pub(crate) fn pick_worker(&self) -> Option<(usize, &tokio::runtime::Handle)> {
+        if self.workers.is_empty() {
+            return None;
+        }
+        let i = self.next_worker.fetch_add(1, Ordering::Relaxed) % self.workers.len();
+        Some((i, &self.workers[i]))
     }
 
     fn next_rr(&self, key: &BackendKey) -> usize {
@@ -121,6 +141,8 @@ pub struct ConnCtx {
     pub spec_port: u16,
     pub https: bool,
     pub peer: SocketAddr,
+    /// Index of the worker runtime serving this connection.
+    pub worker: usize,
     /// TLS server name, for listener selection.
     pub sni: Option<String>,
 }
@@ -128,7 +150,12 @@ pub struct ConnCtx {
 impl ConnCtx {
     /// The gateway and protocol served on the bound socket `local`, from the
     /// current table; `None` if no listener uses it any more.
-    pub(crate) fn lookup(shared: &Shared, local: SocketAddr, peer: SocketAddr) -> Option<ConnCtx> {
+    pub(crate) fn lookup(
+        shared: &Shared,
+        local: SocketAddr,
+        peer: SocketAddr,
+        worker: usize,
+    ) -> Option<ConnCtx> {
         let table = shared.table.borrow().clone();
         let gw = table
             .gateways
@@ -147,6 +174,7 @@ impl ConnCtx {
             spec_port,
             https: first.protocol == ListenerProtocol::Https,
             peer,
+            worker,
             sni: None,
         })
     }
@@ -235,6 +263,7 @@ pub async fn handle(
     let resp = route_and_forward(&shared, &conn, req, &mut outcome).await;
     let status = resp.status().as_u16();
     shared.metrics.request(
+        conn.worker,
         (&conn.gw_namespace, &conn.gw_name),
         outcome
             .route
@@ -316,8 +345,9 @@ async fn route_and_forward(
     let down = is_upgrade.then(|| hyper::upgrade::on(&mut req));
 
     let started = Instant::now();
+    let pool = &shared.pools[conn.worker % shared.pools.len()];
     let send = async {
-        match shared.pool.send(addr, req).await {
+        match pool.send(addr, req).await {
             Err(SendError::Connect {
                 addr: failed,
                 reason,
@@ -325,7 +355,7 @@ async fn route_and_forward(
             }) if alt.is_some() => {
                 let alt = alt.unwrap_or(failed);
                 tracing::debug!(%failed, %reason, retry = %alt, "connect failed; retrying on another endpoint");
-                shared.pool.send(alt, *request).await.map(|r| (r, alt))
+                pool.send(alt, *request).await.map(|r| (r, alt))
             }
             other => other.map(|r| (r, addr)),
         }
@@ -379,7 +409,7 @@ async fn route_and_forward(
             parts.headers.append(header::SET_COOKIE, v);
         }
     }
-    let checkin = (!is_upgrade).then(|| (shared.pool.clone(), used, sender));
+    let checkin = (!is_upgrade).then(|| (pool.clone(), used, sender));
     Response::from_parts(parts, ProxyBody::Upstream(PooledBody::new(body, checkin)))
 }
 

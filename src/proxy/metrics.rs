@@ -25,12 +25,15 @@ const BUCKETS: [f64; 13] = [
 /// `albId` reported by `/backendHealth` when the caller gives none.
 const DEFAULT_ALB_ID: &str = "agc-sandbox";
 
+const SHARDS: usize = 8;
+
 /// Proxy counters. Cheap to update from any task.
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// `(gateway, route, code)` counters, keyed by a hash of the labels so
     /// the hot path allocates nothing once a label set was seen.
-    requests: Mutex<HashMap<u64, RequestCounter>>,
+    /// Sharded by worker so workers do not contend on one lock.
+    requests: [Mutex<HashMap<u64, RequestCounter>>; SHARDS],
     latency_buckets: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
@@ -50,9 +53,17 @@ struct RequestCounter {
 
 impl Metrics {
     /// Counts one response.
-    pub fn request(&self, gateway: (&str, &str), route: Option<(&str, &str)>, code: u16) {
+    pub fn request(
+        &self,
+        shard: usize,
+        gateway: (&str, &str),
+        route: Option<(&str, &str)>,
+        code: u16,
+    ) {
         let key = BuildHasherDefault::<DefaultHasher>::default().hash_one((gateway, route, code));
-        let mut map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.requests[shard % SHARDS]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         map.entry(key)
             .or_insert_with(|| RequestCounter {
                 gateway: format!("{}/{}", gateway.0, gateway.1),
@@ -78,11 +89,33 @@ impl Metrics {
 
     /// Total requests counted with `code` (all gateways and routes).
     pub fn requests_with_code(&self, code: u16) -> u64 {
-        let map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        map.values()
+        self.rows()
+            .iter()
             .filter(|c| c.code == code)
             .map(|c| c.count)
             .sum()
+    }
+
+    /// Counters merged over the shards, sorted by labels.
+    fn rows(&self) -> Vec<RequestCounter> {
+        let mut merged: HashMap<u64, RequestCounter> = HashMap::new();
+        for shard in &self.requests {
+            let map = shard.lock().unwrap_or_else(|e| e.into_inner());
+            for (k, c) in map.iter() {
+                merged
+                    .entry(*k)
+                    .or_insert_with(|| RequestCounter {
+                        gateway: c.gateway.clone(),
+                        route: c.route.clone(),
+                        code: c.code,
+                        count: 0,
+                    })
+                    .count += c.count;
+            }
+        }
+        let mut rows: Vec<_> = merged.into_values().collect();
+        rows.sort_by(|a, b| (&a.gateway, &a.route, a.code).cmp(&(&b.gateway, &b.route, b.code)));
+        rows
     }
 
     /// Prometheus text exposition.
@@ -90,22 +123,15 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP agc_requests_total Responses sent by the gateway proxy.\n");
         out.push_str("# TYPE agc_requests_total counter\n");
-        {
-            let map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-            let mut rows: Vec<_> = map.values().collect();
-            rows.sort_by(|a, b| {
-                (&a.gateway, &a.route, a.code).cmp(&(&b.gateway, &b.route, b.code))
-            });
-            for c in rows {
-                let _ = writeln!(
-                    out,
-                    "agc_requests_total{{gateway=\"{}\",route=\"{}\",code=\"{}\"}} {}",
-                    escape(&c.gateway),
-                    escape(&c.route),
-                    c.code,
-                    c.count
-                );
-            }
+        for c in self.rows() {
+            let _ = writeln!(
+                out,
+                "agc_requests_total{{gateway=\"{}\",route=\"{}\",code=\"{}\"}} {}",
+                escape(&c.gateway),
+                escape(&c.route),
+                c.code,
+                c.count
+            );
         }
         out.push_str("# HELP agc_upstream_latency_seconds Time to the backend's response head.\n");
         out.push_str("# TYPE agc_upstream_latency_seconds histogram\n");
@@ -232,9 +258,9 @@ mod tests {
     #[test]
     fn renders_counters_and_histogram() {
         let m = Metrics::default();
-        m.request(("ns", "gw"), Some(("ns", "r")), 200);
-        m.request(("ns", "gw"), Some(("ns", "r")), 200);
-        m.request(("ns", "gw"), None, 404);
+        m.request(0, ("ns", "gw"), Some(("ns", "r")), 200);
+        m.request(1, ("ns", "gw"), Some(("ns", "r")), 200);
+        m.request(3, ("ns", "gw"), None, 404);
         m.upstream_latency(Duration::from_millis(3));
         let text = m.render(&HealthView::default());
         assert!(

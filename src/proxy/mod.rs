@@ -50,8 +50,11 @@ pub struct ProxyOptions {
     pub max_header_bytes: usize,
     /// How long connections get to finish on shutdown.
     pub shutdown_grace: Duration,
-    /// Idle keep-alive connections kept per backend endpoint.
+    /// Idle keep-alive connections kept per backend endpoint (per worker).
     pub max_idle_per_endpoint: usize,
+    /// Worker threads serving client connections, each with its own
+    /// current-thread runtime; 0 serves them on the caller's runtime.
+    pub workers: usize,
 }
 
 impl ProxyOptions {
@@ -65,6 +68,7 @@ impl ProxyOptions {
             max_header_bytes: 64 * 1024,
             shutdown_grace: Duration::from_secs(5),
             max_idle_per_endpoint: 256,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
         }
     }
 }

@@ -41,6 +41,7 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (guard_tx, mut guard_rx) = mpsc::channel::<()>(1);
     let grace = opts.shutdown_grace;
+    let workers = Workers::start(opts.workers);
     let shared = Arc::new(Shared::new(
         table.clone(),
         health,
@@ -48,6 +49,7 @@ pub async fn run(
         metrics,
         stop_rx,
         guard_tx,
+        workers.handles.clone(),
     ));
     let mut sockets: HashMap<SocketAddr, watch::Sender<bool>> = HashMap::new();
     tokio::pin!(shutdown);
@@ -79,6 +81,75 @@ pub async fn run(
         .is_err()
     {
         tracing::warn!("proxy connections did not finish within the shutdown grace period");
+    }
+    workers.stop().await;
+}
+
+/// Current-thread runtimes, one thread each, that serve client connections
+/// (nginx's worker model): a client connection, its backend connections and
+/// its tunnels all live on one thread, so a request costs no cross-thread
+/// wake-ups. The accept loops hand sockets out round robin.
+struct Workers {
+    handles: Vec<tokio::runtime::Handle>,
+    stops: Vec<tokio::sync::oneshot::Sender<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Workers {
+    fn start(n: usize) -> Workers {
+        let mut w = Workers {
+            handles: Vec::new(),
+            stops: Vec::new(),
+            threads: Vec::new(),
+        };
+        for i in 0..n {
+            let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            let spawned = std::thread::Builder::new()
+                .name(format!("agc-proxy-{i}"))
+                .spawn(move || {
+                    let rt = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt,
+                        Err(error) => {
+                            tracing::error!(%error, "failed to start a proxy worker");
+                            return;
+                        }
+                    };
+                    let _ = handle_tx.send(rt.handle().clone());
+                    rt.block_on(async {
+                        let _ = stop_rx.await;
+                    });
+                });
+            match spawned {
+                Ok(thread) => {
+                    if let Ok(h) = handle_rx.recv() {
+                        w.handles.push(h);
+                        w.stops.push(stop_tx);
+                    }
+                    w.threads.push(thread);
+                }
+                Err(error) => tracing::error!(%error, "failed to start a proxy worker thread"),
+            }
+        }
+        w
+    }
+
+    /// Stops the runtimes (dropping whatever is left on them) and joins the
+    /// threads.
+    async fn stop(self) {
+        for s in self.stops {
+            let _ = s.send(());
+        }
+        let threads = self.threads;
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
     }
 }
 
@@ -163,12 +234,14 @@ async fn apply(
         .config_updates
         .fetch_add(1, Ordering::Relaxed);
     // Idle connections to endpoints that left the table are closed.
-    shared.pool.retain(|a| {
-        table
-            .backends
-            .values()
-            .any(|b| b.endpoints.iter().any(|e| e.addr == *a))
-    });
+    for pool in &shared.pools {
+        pool.retain(|a| {
+            table
+                .backends
+                .values()
+                .any(|b| b.endpoints.iter().any(|e| e.addr == *a))
+        });
+    }
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -190,9 +263,7 @@ async fn accept_loop(
         tokio::select! {
             _ = signalled(&mut close) => break,
             accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => {
-                    tokio::spawn(serve_conn(shared.clone(), tcp, peer, local, tls.clone(), close.clone()));
-                }
+                Ok((tcp, peer)) => dispatch(&shared, tcp, peer, local, &tls, &close),
                 Err(error) => {
                     tracing::warn!(%local, %error, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -202,6 +273,41 @@ async fn accept_loop(
     }
 }
 
+/// Serves an accepted connection on the next worker runtime (or here).
+fn dispatch(
+    shared: &Arc<Shared>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    tls: &Arc<ServerConfig>,
+    close: &watch::Receiver<bool>,
+) {
+    let _ = tcp.set_nodelay(true);
+    let (shared, tls, close) = (shared.clone(), tls.clone(), close.clone());
+    let guard = shared.guard.clone();
+    let Some((worker, handle)) = shared.pick_worker() else {
+        tokio::spawn(serve_conn(shared, tcp, peer, local, tls, close, 0, guard));
+        return;
+    };
+    // The socket is registered with this runtime's reactor; move it to the
+    // worker's.
+    let std = match tcp.into_std() {
+        Ok(s) => s,
+        Err(error) => {
+            tracing::debug!(%peer, %error, "failed to hand a connection to a worker");
+            return;
+        }
+    };
+    let handle = handle.clone();
+    handle.spawn(async move {
+        match TcpStream::from_std(std) {
+            Ok(tcp) => serve_conn(shared, tcp, peer, local, tls, close, worker, guard).await,
+            Err(error) => tracing::debug!(%peer, %error, "failed to register a connection"),
+        }
+    });
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn serve_conn(
     shared: Arc<Shared>,
     tcp: TcpStream,
@@ -209,10 +315,10 @@ async fn serve_conn(
     local: SocketAddr,
     tls: Arc<ServerConfig>,
     close: watch::Receiver<bool>,
+    worker: usize,
+    _guard: mpsc::Sender<()>,
 ) {
-    let _guard = shared.guard.clone();
-    let _ = tcp.set_nodelay(true);
-    let Some(mut ctx) = ConnCtx::lookup(&shared, local, peer) else {
+    let Some(mut ctx) = ConnCtx::lookup(&shared, local, peer, worker) else {
         return; // the socket is being removed
     };
     if !ctx.https {
