@@ -157,9 +157,13 @@ struct Sandbox {
 
 impl Sandbox {
     fn start(t: Arc<RoutingTable>) -> Sandbox {
+        Sandbox::start_with(t, ProxyOptions::new(OFFSET))
+    }
+
+    fn start_with(t: Arc<RoutingTable>, opts: ProxyOptions) -> Sandbox {
         let (table, rx) = watch::channel(t);
         let (stop, stop_rx) = watch::channel(false);
-        let started = proxy::start(rx, ProxyOptions::new(OFFSET), stop_rx);
+        let started = proxy::start(rx, opts, stop_rx);
         Sandbox {
             table,
             started,
@@ -840,5 +844,65 @@ async fn https_with_sni_alpn_h2_and_certificate_rotation() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(rotated, "certificate not rotated");
+    sb.stop().await;
+}
+
+#[tokio::test]
+async fn timeouts_slow_clients_and_application_cookie() {
+    let ip = Ipv4Addr::new(127, 20, 207, 1);
+    let a = app(AppKind::EchoBasic, "pod-a").await;
+    let b = app(AppKind::EchoBasic, "pod-b").await;
+    let mut slow = rule("/slow", vec![to("echo", 1)], vec![]);
+    slow.timeouts.request = Some(Duration::from_millis(300));
+    let mut unlimited = rule("/unlimited", vec![to("echo", 1)], vec![]);
+    unlimited.timeouts.request = Some(Duration::ZERO);
+    let mut app_cookie = rule("/app", vec![to("echo", 1)], vec![]);
+    app_cookie.session_affinity = Some(SessionAffinity::ApplicationCookie {
+        name: "sid".into(),
+        duration: None,
+    });
+    let t = table(
+        1,
+        ip,
+        vec![http_listener(
+            "http",
+            80,
+            vec![route("r", &[], vec![slow, unlimited, app_cookie])],
+        )],
+        vec![backend("echo", &[a.addr, b.addr], fast_probe("/health"))],
+    );
+    let mut opts = ProxyOptions::new(OFFSET);
+    opts.header_read_timeout = Duration::from_millis(500);
+    let sb = Sandbox::start_with(t, opts);
+    sb.wait_bound().await;
+    sb.wait_healthy("echo", 2).await;
+    let gw = gw_addr(ip, 80);
+
+    // The route's request timeout: 504; zero disables it.
+    let r = get(gw, "x", "/slow?delay=2s", &[]).await;
+    assert_eq!(r.status, 504);
+    assert_eq!(r.header("server"), AGC_SERVER_NAME);
+    assert_eq!(get(gw, "x", "/slow?delay=10ms", &[]).await.status, 200);
+    assert_eq!(
+        get(gw, "x", "/unlimited?delay=400ms", &[]).await.status,
+        200
+    );
+
+    // Application cookie: the same value always lands on the same pod.
+    for sid in ["alpha", "beta", "gamma"] {
+        let cookie = format!("sid={sid}");
+        let first = get(gw, "x", "/app", &[("cookie", &cookie)]).await.json()["pod"].clone();
+        for _ in 0..3 {
+            let again = get(gw, "x", "/app", &[("cookie", &cookie)]).await.json()["pod"].clone();
+            assert_eq!(again, first, "{sid}");
+        }
+    }
+
+    // A client that never finishes its request head is cut off.
+    let mut s = TcpStream::connect(gw).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let mut out = Vec::new();
+    let res = timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    assert!(res.is_ok(), "slow client not cut off");
     sb.stop().await;
 }
