@@ -906,3 +906,44 @@ async fn timeouts_slow_clients_and_application_cookie() {
     assert!(res.is_ok(), "slow client not cut off");
     sb.stop().await;
 }
+
+#[tokio::test]
+async fn idle_websocket_tunnels_are_closed() {
+    let ip = Ipv4Addr::new(127, 20, 208, 1);
+    let ws = app(AppKind::WebsocketTestBackend, "ws").await;
+    let t = table(
+        1,
+        ip,
+        vec![http_listener(
+            "http",
+            80,
+            vec![route("ws", &[], vec![rule("/", vec![to("ws", 1)], vec![])])],
+        )],
+        vec![backend("ws", &[ws.addr], fast_probe("/health"))],
+    );
+    let mut opts = ProxyOptions::new(OFFSET);
+    opts.idle_timeout = Duration::from_millis(400);
+    let sb = Sandbox::start_with(t, opts);
+    sb.wait_bound().await;
+    sb.wait_healthy("ws", 1).await;
+    let gw = gw_addr(ip, 80);
+    let (mut socket, _) = timeout(T, async {
+        let tcp = TcpStream::connect(gw).await.unwrap();
+        tokio_tungstenite::client_async(format!("ws://{gw}/chat"), tcp).await
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    timeout(T, socket.send(Message::text("ping")))
+        .await
+        .unwrap()
+        .unwrap();
+    let echoed = timeout(T, socket.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(echoed, Message::text("ping"));
+    // Then silence: the proxy closes the tunnel after the idle timeout.
+    let end = timeout(Duration::from_secs(5), socket.next())
+        .await
+        .expect("tunnel not closed");
+    assert!(!matches!(end, Some(Ok(Message::Text(_)))), "{end:?}");
+    sb.stop().await;
+}

@@ -12,10 +12,10 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
@@ -31,10 +31,11 @@ pub struct TunnelInfo {
     pub gateway: String,
 }
 
-/// Counts bytes read through it.
+/// Counts bytes read through it (atomically, so the idle watchdog can read
+/// the count while the copy borrows the stream).
 struct Counted<T> {
     inner: T,
-    read: u64,
+    read: Arc<AtomicU64>,
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
@@ -45,7 +46,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
-        self.read += (buf.filled().len() - before) as u64;
+        let n = (buf.filled().len() - before) as u64;
+        if n > 0 {
+            self.read.fetch_add(n, Ordering::Relaxed);
+        }
         res
     }
 }
@@ -71,6 +75,7 @@ pub fn spawn_tunnel(shared: &Arc<Shared>, down: OnUpgrade, up: OnUpgrade, info: 
     let guard = shared.guard.clone();
     let metrics = shared.metrics.clone();
     let mut stop = shared.stop.clone();
+    let idle = shared.opts.idle_timeout;
     let start = Instant::now();
     tokio::spawn(async move {
         let _guard = guard;
@@ -82,13 +87,14 @@ pub fn spawn_tunnel(shared: &Arc<Shared>, down: OnUpgrade, up: OnUpgrade, info: 
             }
         };
         metrics.tunnels_open.fetch_add(1, Ordering::Relaxed);
+        let (from_client, to_client) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let mut client = Counted {
             inner: TokioIo::new(down),
-            read: 0,
+            read: from_client.clone(),
         };
         let mut backend = Counted {
             inner: TokioIo::new(up),
-            read: 0,
+            read: to_client.clone(),
         };
         let end = tokio::select! {
             r = tokio::io::copy_bidirectional(&mut client, &mut backend) => match r {
@@ -96,6 +102,7 @@ pub fn spawn_tunnel(shared: &Arc<Shared>, down: OnUpgrade, up: OnUpgrade, info: 
                 Err(e) => format!("error: {e}"),
             },
             _ = crate::proxy::server::signalled(&mut stop) => "proxy shutdown".to_owned(),
+            _ = idle_watchdog(idle, &from_client, &to_client) => "idle timeout".to_owned(),
         };
         metrics.tunnels_open.fetch_sub(1, Ordering::Relaxed);
         tracing::info!(
@@ -104,11 +111,32 @@ pub fn spawn_tunnel(shared: &Arc<Shared>, down: OnUpgrade, up: OnUpgrade, info: 
             gateway = %info.gateway,
             client = %info.peer,
             upstream = %info.upstream,
-            bytes_from_client = client.read,
-            bytes_to_client = backend.read,
+            bytes_from_client = from_client.load(Ordering::Relaxed),
+            bytes_to_client = to_client.load(Ordering::Relaxed),
             duration_ms = start.elapsed().as_millis() as u64,
             end = %end,
             "websocket tunnel closed"
         );
     });
+}
+
+/// Resolves once no byte moved either way for `idle` (AGC's 5 min idle
+/// timeout); zero disables it.
+async fn idle_watchdog(idle: Duration, a: &AtomicU64, b: &AtomicU64) {
+    if idle.is_zero() {
+        return std::future::pending().await;
+    }
+    let tick = (idle / 8).max(Duration::from_millis(10));
+    let mut last = (a.load(Ordering::Relaxed), b.load(Ordering::Relaxed));
+    let mut quiet_since = Instant::now();
+    loop {
+        tokio::time::sleep(tick).await;
+        let now = (a.load(Ordering::Relaxed), b.load(Ordering::Relaxed));
+        if now != last {
+            last = now;
+            quiet_since = Instant::now();
+        } else if quiet_since.elapsed() >= idle {
+            return;
+        }
+    }
 }
