@@ -4,7 +4,7 @@
 use crate::apiserver::ApiServer;
 use crate::cli::UpArgs;
 use crate::controller::{self, ControllerOptions};
-use crate::routing::{Bindings, RoutingTable};
+use crate::routing::RoutingTable;
 use crate::store::Store;
 use anyhow::{bail, Context};
 use std::future::Future;
@@ -93,6 +93,7 @@ pub async fn run(
     let api_url = format!("http://{api_addr}");
     let kubeconfig = write_kubeconfig(&args.data_dir, &api_url, token.as_deref())?;
     crate::sim::check_loopback_range().map_err(anyhow::Error::msg)?;
+
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -101,14 +102,16 @@ pub async fn run(
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    // Workloads: Deployments → Pods serving on their own loopback addresses.
-    let (pod_logs, sim_task) = crate::sim::spawn(store.clone(), stopped(stop_rx.clone()));
-    let api = Arc::new(ApiServer::new(store.clone(), token).with_logs(pod_logs));
-    let api_task = tokio::spawn(api.serve(listener, stopped(stop_rx.clone())));
-    // Controller → proxy/health: the routing table. The proxy (in progress) takes `_table_rx`;
-    // it will also own `_bindings_tx` to report listener bind results back.
-    let (table_tx, _table_rx) = tokio::sync::watch::channel(Arc::new(RoutingTable::default()));
-    let (_bindings_tx, bindings_rx) = tokio::sync::watch::channel(Arc::new(Bindings::new()));
+
+    // State flows one way: store → controller → routing table → proxy and health checker.
+    // The only way back is the proxy's listener bind results, which the controller reports as
+    // listener status.
+    let (table_tx, table_rx) = tokio::sync::watch::channel(Arc::new(RoutingTable::default()));
+    let proxy = crate::proxy::start(
+        table_rx,
+        crate::proxy::ProxyOptions::new(args.port_offset),
+        stop_rx.clone(),
+    );
     let opts = ControllerOptions {
         alb_provisioning_delay: args.alb_provisioning_delay,
         ..ControllerOptions::default()
@@ -116,10 +119,18 @@ pub async fn run(
     let controller_task = tokio::spawn(controller::run(
         store.clone(),
         table_tx,
-        bindings_rx,
+        proxy.bindings.clone(),
         opts,
         stopped(stop_rx.clone()),
     ));
+    // Workloads: Deployments → Pods serving on their own loopback addresses.
+    let (pod_logs, sim_task) = crate::sim::spawn(store.clone(), stopped(stop_rx.clone()));
+    let api = Arc::new(
+        ApiServer::new(store.clone(), token)
+            .with_logs(pod_logs)
+            .with_extension(proxy.extension.clone()),
+    );
+    let api_task = tokio::spawn(api.serve(listener, stopped(stop_rx.clone())));
     on_start(&Started {
         api_url,
         api_addr,
@@ -128,6 +139,7 @@ pub async fn run(
     let _ = api_task.await;
     let _ = controller_task.await;
     let _ = sim_task.await;
+    let _ = proxy.task.await;
     store
         .persisted()
         .await

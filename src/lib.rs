@@ -17,6 +17,7 @@ pub mod app;
 pub mod cli;
 pub mod controller;
 pub mod events;
+pub mod health;
 pub mod meta;
 pub mod proxy;
 pub mod resources;

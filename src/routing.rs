@@ -58,14 +58,14 @@ pub const MANAGED_COOKIE_NAME: &str = "AGCAffinity";
 /// Lifetime of the managed affinity cookie (86400 s per session-affinity.md).
 pub const MANAGED_COOKIE_LIFETIME: Duration = Duration::from_secs(86_400);
 
+/// Listener socket bind results the proxy reports back to the controller,
+/// keyed `(gateway namespace, gateway name, listener name)`; `Err` carries
+/// the bind error so the listener can be marked `Programmed=False`.
+pub type Bindings = HashMap<(String, String, String), Result<(), String>>;
+
 // ---------------------------------------------------------------------------
 // Table, gateways, listeners
 // ---------------------------------------------------------------------------
-
-/// Listener bind results reported by the proxy to the controller, keyed by
-/// `(gateway namespace, gateway name, listener name)`; `Err` carries the bind error, which
-/// the controller reports as listener `Programmed=False`.
-pub type Bindings = HashMap<(String, String, String), Result<(), String>>;
 
 /// One complete, immutable routing configuration.
 ///

@@ -215,6 +215,42 @@ fn plan_ports(
     plan
 }
 
+/// The ports a Pod will listen on (to pick an address where they are free).
+pub fn planned_ports(pod: &Value, service_ports: &[i64]) -> Vec<u16> {
+    let containers: Vec<Value> = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let command = meta::annotation(pod, COMMAND_ANNOTATION).is_some();
+    let runners: Vec<Runner> = containers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if command && i == 0 {
+                Runner::Command(String::new())
+            } else {
+                Runner::App(AppKind::for_image(c["image"].as_str().unwrap_or("")))
+            }
+        })
+        .collect();
+    let envs: Vec<HashMap<String, String>> = containers
+        .iter()
+        .map(|c| env_of(c, pod, Ipv4Addr::LOCALHOST))
+        .collect();
+    plan_ports(&containers, &runners, &envs, service_ports)
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// Whether every port is free on `ip` (another sandbox or program may hold some).
+pub fn ports_free(ip: Ipv4Addr, ports: &[u16]) -> bool {
+    ports
+        .iter()
+        .all(|p| std::net::TcpListener::bind((ip, *p)).is_ok())
+}
+
 /// Starts a Pod: binds its listeners, starts its apps, commands and probes.
 pub fn start(
     store: &Store,

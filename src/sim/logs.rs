@@ -7,10 +7,13 @@ use std::sync::Mutex;
 /// Lines kept per container; older lines are dropped.
 const MAX_LINES: usize = 2_000;
 
+/// One pod's containers, in order, each with its recent lines.
+type PodLines = Vec<(String, VecDeque<String>)>;
+
 /// Log lines per pod (`namespace/name`) and container, in container order.
 #[derive(Default)]
 pub struct LogBook {
-    pods: Mutex<HashMap<String, Vec<(String, VecDeque<String>)>>>,
+    pods: Mutex<HashMap<String, PodLines>>,
 }
 
 impl LogBook {

@@ -109,12 +109,9 @@ async fn run(store: Store, logs: Arc<LogBook>, shutdown: impl Future<Output = ()
         }
         // Coalesce a burst (an apply of a whole file, a scale to 100) into one pass.
         tokio::time::sleep(Duration::from_millis(2)).await;
-        loop {
-            match live.try_recv() {
-                Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
-                Err(_) => break,
-            }
-        }
+        while let Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) =
+            live.try_recv()
+        {}
         while let Ok(sig) = signal_rx.try_recv() {
             sim.on_signal(sig);
         }
@@ -372,6 +369,11 @@ impl Sim {
         for pod in pods.iter().filter(|p| live(p)) {
             let uid = meta::uid(pod).to_string();
             if !self.pods.contains_key(&uid) {
+                let service_ports: Vec<i64> = services
+                    .iter()
+                    .filter(|s| endpoints::selects(s, pod))
+                    .flat_map(|s| endpoints::target_ports(s, pod))
+                    .collect();
                 let recorded: Option<Ipv4Addr> = pod
                     .pointer("/status/podIP")
                     .and_then(Value::as_str)
@@ -380,20 +382,33 @@ impl Sim {
                     .filter(|ip| in_pod_range(*ip) && !self.pods.values().any(|p| p.ip == *ip))
                 {
                     Some(ip) => ip,
-                    None => match allocate(&used, &mut self.next_ip) {
-                        Some(ip) => ip,
-                        None => {
-                            tracing::error!(pod = %meta::name(pod), "the pod address range 127.10.0.0/16 is exhausted");
-                            continue;
+                    None => {
+                        // Skip addresses where another program (another sandbox, say) already
+                        // listens on this pod's ports.
+                        let ports = kubelet::planned_ports(pod, &service_ports);
+                        let mut found = None;
+                        for _ in 0..64 {
+                            match allocate(&used, &mut self.next_ip) {
+                                Some(ip) if kubelet::ports_free(ip, &ports) => {
+                                    found = Some(ip);
+                                    break;
+                                }
+                                Some(ip) => {
+                                    used.insert(ip);
+                                }
+                                None => break,
+                            }
                         }
-                    },
+                        match found {
+                            Some(ip) => ip,
+                            None => {
+                                tracing::error!(pod = %meta::name(pod), "no free address in the pod range 127.10.0.0/16");
+                                continue;
+                            }
+                        }
+                    }
                 };
                 used.insert(ip);
-                let service_ports: Vec<i64> = services
-                    .iter()
-                    .filter(|s| endpoints::selects(s, pod))
-                    .flat_map(|s| endpoints::target_ports(s, pod))
-                    .collect();
                 let running =
                     kubelet::start(&store, pod, ip, &service_ports, &self.logs, &self.signals);
                 self.pods.insert(uid.clone(), running);

@@ -31,12 +31,21 @@ pub struct Sandbox {
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
+/// A port offset no other sandbox of this test run uses, so parallel tests' gateways (which
+/// share the 127.20.0.0/16 addresses) never compete for a listener port.
+pub fn unique_port_offset() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let per_process = (std::process::id() % 50) as u16 * 400;
+    20_000 + per_process + NEXT.fetch_add(1, Ordering::Relaxed) % 400
+}
+
 pub fn up_args(dir: &Path) -> UpArgs {
     UpArgs {
         data_dir: dir.to_path_buf(),
         api_addr: "127.0.0.1:0".parse().unwrap(),
         watch: vec![],
-        port_offset: 0,
+        port_offset: unique_port_offset(),
         token_file: None,
         alb_provisioning_delay: Duration::ZERO,
     }

@@ -1,0 +1,758 @@
+//! Per-request handling: route, filters, backend choice, forwarding.
+//!
+//! Order of operations for one request (AGC semantics, see
+//! `shared/reference/agc.md` §3–4):
+//! 1. snapshot the table and the health view (`Arc` clones, no locks held);
+//! 2. pick the listener (`route::select_listener`, by SNI for TLS, else Host)
+//!    and the rule (`route::find`); none → 404;
+//! 3. rule filters in order: header modifiers, `RequestRedirect` (answered
+//!    here, `content-length: 0` + `location`), `URLRewrite`, unsupported →
+//!    500;
+//! 4. weighted backend (`route::pick_backend`); an invalid backend's share,
+//!    a missing backend or one without endpoints → 500; then the backend's
+//!    own filters;
+//! 5. endpoint: session affinity if configured, else round robin over the
+//!    ready and healthy endpoints; none → AGC's 503 `no healthy upstream`;
+//! 6. forward over a pooled HTTP/1.1 connection with `x-forwarded-for`,
+//!    `x-forwarded-proto`, `x-request-id`, hop-by-hop headers stripped; a
+//!    failed connect is retried once on another endpoint; failures → 502,
+//!    the route's request timeout → 504;
+//! 7. `Upgrade` requests answered 101 become tunnels ([`super::upgrade`]).
+//!
+//! Every response carries `server: Microsoft-Azure-Application-LB/AGC`.
+
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::sync::{mpsc, watch};
+
+use crate::health::HealthView;
+use crate::proxy::pool::{Pool, PooledBody, SendError};
+use crate::proxy::{route, upgrade, Metrics, ProxyOptions};
+use crate::routing::{
+    BackendKey, BackendRuntime, BackendTarget, Filter, HeaderModifier, ListenerProtocol,
+    RoutingTable, SessionAffinity, AGC_SERVER_NAME, MANAGED_COOKIE_LIFETIME, MANAGED_COOKIE_NAME,
+};
+
+/// Body of AGC's reply when no endpoint is healthy (exactly 19 bytes).
+pub const NO_HEALTHY_UPSTREAM: &str = "no healthy upstream";
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Round-robin counters, one per hash slot of a backend key (collisions only
+/// make two backends share a sequence).
+const RR_SLOTS: usize = 64;
+
+/// State shared by every connection of one proxy.
+pub struct Shared {
+    pub(crate) table: watch::Receiver<Arc<RoutingTable>>,
+    pub(crate) health: watch::Receiver<Arc<HealthView>>,
+    pub(crate) opts: ProxyOptions,
+    pub(crate) metrics: Arc<Metrics>,
+    /// One pool per worker runtime, so a backend connection is driven on
+    /// the same thread as the client connections that use it.
+    pub(crate) pools: Vec<Arc<Pool>>,
+    /// Current-thread runtimes serving connections (empty: the caller's).
+    pub(crate) workers: Vec<tokio::runtime::Handle>,
+    next_worker: AtomicUsize,
+    /// Set once on shutdown; tunnels watch it.
+    pub(crate) stop: watch::Receiver<bool>,
+    /// Held by every connection and tunnel task; see `server::run`.
+    pub(crate) guard: mpsc::Sender<()>,
+    pub(crate) h1: hyper::server::conn::http1::Builder,
+    pub(crate) h2: hyper::server::conn::http2::Builder<TokioExecutor>,
+    rr: [AtomicUsize; RR_SLOTS],
+}
+
+impl Shared {
+    pub(crate) fn new(
+        table: watch::Receiver<Arc<RoutingTable>>,
+        health: watch::Receiver<Arc<HealthView>>,
+        opts: ProxyOptions,
+        metrics: Arc<Metrics>,
+        stop: watch::Receiver<bool>,
+        guard: mpsc::Sender<()>,
+        workers: Vec<tokio::runtime::Handle>,
+    ) -> Self {
+        let mut h1 = hyper::server::conn::http1::Builder::new();
+        h1.timer(TokioTimer::new())
+            .header_read_timeout(opts.header_read_timeout)
+            .max_buf_size(opts.max_header_bytes.max(8192) + 8192)
+            .max_header_size(opts.max_header_bytes)
+            .keep_alive(true);
+        let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        h2.timer(TokioTimer::new());
+        Shared {
+            pools: (0..workers.len().max(1))
+                .map(|_| Arc::new(Pool::new(opts.connect_timeout, opts.max_idle_per_endpoint)))
+                .collect(),
+            workers,
+            next_worker: AtomicUsize::new(0),
+            table,
+            health,
+            opts,
+            metrics,
+            stop,
+            guard,
+            h1,
+            h2,
+            rr: std::array::from_fn(|_| AtomicUsize::new(0)),
+        }
+    }
+
+    /// The worker for a new connection (round robin); `None` when
+    /// connections run on the caller's runtime.
+    pub(crate) fn pick_worker(&self) -> Option<(usize, &tokio::runtime::Handle)> {
+        if self.workers.is_empty() {
+            return None;
+        }
+        let i = self.next_worker.fetch_add(1, Ordering::Relaxed) % self.workers.len();
+        Some((i, &self.workers[i]))
+    }
+
+    fn next_rr(&self, key: &BackendKey) -> usize {
+        let mut h = std::hash::DefaultHasher::new();
+        key.hash(&mut h);
+        self.rr[(h.finish() as usize) % RR_SLOTS].fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// What a request needs to know about its connection.
+#[derive(Debug, Clone)]
+pub struct ConnCtx {
+    pub gw_namespace: String,
+    pub gw_name: String,
+    /// The listener port as written in the Gateway (bound port minus offset).
+    pub spec_port: u16,
+    pub https: bool,
+    pub peer: SocketAddr,
+    /// Index of the worker runtime serving this connection.
+    pub worker: usize,
+    /// TLS server name, for listener selection.
+    pub sni: Option<String>,
+}
+
+impl ConnCtx {
+    /// The gateway and protocol served on the bound socket `local`, from the
+    /// current table; `None` if no listener uses it any more.
+    pub(crate) fn lookup(
+        shared: &Shared,
+        local: SocketAddr,
+        peer: SocketAddr,
+        worker: usize,
+    ) -> Option<ConnCtx> {
+        let table = shared.table.borrow().clone();
+        let gw = table
+            .gateways
+            .iter()
+            .find(|g| IpAddr::V4(g.address) == local.ip())?;
+        let spec_port = local.port().checked_sub(shared.opts.port_offset)?;
+        let mut listeners = gw
+            .listeners
+            .iter()
+            .filter(|l| l.port == spec_port)
+            .peekable();
+        let first = listeners.peek()?;
+        Some(ConnCtx {
+            gw_namespace: gw.namespace.clone(),
+            gw_name: gw.name.clone(),
+            spec_port,
+            https: first.protocol == ListenerProtocol::Https,
+            peer,
+            worker,
+            sni: None,
+        })
+    }
+}
+
+/// Response body of the proxy: a local reply or a backend's streamed body.
+pub enum ProxyBody {
+    Local(Option<Bytes>),
+    Upstream(PooledBody),
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ProxyBody::Local(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            ProxyBody::Upstream(b) => Pin::new(b).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ProxyBody::Local(b) => b.is_none(),
+            ProxyBody::Upstream(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ProxyBody::Local(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            ProxyBody::Upstream(b) => b.size_hint(),
+        }
+    }
+}
+
+fn server_value() -> HeaderValue {
+    HeaderValue::from_static(AGC_SERVER_NAME)
+}
+
+/// A reply generated by the proxy itself.
+pub fn local_reply(status: StatusCode, body: &'static str) -> Response<ProxyBody> {
+    let mut r = Response::new(ProxyBody::Local(
+        (!body.is_empty()).then(|| Bytes::from_static(body.as_bytes())),
+    ));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(header::SERVER, server_value());
+    if !body.is_empty() {
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    }
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    r
+}
+
+/// Logging and metrics labels of one request.
+struct Outcome {
+    route: Option<(String, String)>,
+    upstream: Option<SocketAddr>,
+}
+
+/// Handles one client request; never fails (errors become responses).
+pub async fn handle(
+    shared: Arc<Shared>,
+    conn: Arc<ConnCtx>,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let start = Instant::now();
+    let log = tracing::enabled!(target: "access", tracing::Level::DEBUG).then(|| {
+        (
+            req.method().clone(),
+            route::RequestParts::from_http(req.method(), req.uri(), req.headers())
+                .host
+                .to_owned(),
+            req.uri().path().to_owned(),
+        )
+    });
+    let mut outcome = Outcome {
+        route: None,
+        upstream: None,
+    };
+    let resp = route_and_forward(&shared, &conn, req, &mut outcome).await;
+    let status = resp.status().as_u16();
+    shared.metrics.request(
+        conn.worker,
+        (&conn.gw_namespace, &conn.gw_name),
+        outcome
+            .route
+            .as_ref()
+            .map(|(n, r)| (n.as_str(), r.as_str())),
+        status,
+    );
+    if let Some((method, host, path)) = log {
+        tracing::debug!(target: "access", %method, %host, %path, status,
+            upstream = ?outcome.upstream, duration_us = start.elapsed().as_micros() as u64, "request");
+    }
+    resp
+}
+
+async fn route_and_forward(
+    shared: &Arc<Shared>,
+    conn: &ConnCtx,
+    mut req: Request<Incoming>,
+    outcome: &mut Outcome,
+) -> Response<ProxyBody> {
+    let table = shared.table.borrow().clone();
+    let Some(gw) = table.gateway(&conn.gw_namespace, &conn.gw_name) else {
+        return local_reply(StatusCode::NOT_FOUND, "");
+    };
+    let m = {
+        let parts = route::RequestParts::from_http(req.method(), req.uri(), req.headers());
+        let host = conn.sni.as_deref().unwrap_or(parts.host);
+        let Some(listener) = route::select_listener(&gw.listeners, conn.spec_port, host)
+            .or_else(|| route::select_listener(&gw.listeners, conn.spec_port, parts.host))
+        else {
+            return local_reply(StatusCode::NOT_FOUND, "");
+        };
+        let Some(m) = route::find(&listener.routes, &parts) else {
+            return local_reply(StatusCode::NOT_FOUND, "");
+        };
+        (listener, m)
+    };
+    let (listener, m) = m;
+    outcome.route = Some((m.route.namespace.clone(), m.route.name.clone()));
+
+    let mut fx = Effects::default();
+    if let Some(resp) = apply_filters(&m.rule.filters, &mut req, &mut fx, m, listener, shared) {
+        return resp;
+    }
+    let Some(wb) = route::pick_backend(m.rule, fastrand::u32(..)) else {
+        return local_reply(StatusCode::INTERNAL_SERVER_ERROR, "");
+    };
+    let key = match &wb.target {
+        BackendTarget::Service(k) => k,
+        BackendTarget::Invalid { reason } => {
+            tracing::debug!(route = %m.route.name, %reason, "invalid backend share: 500");
+            return local_reply(StatusCode::INTERNAL_SERVER_ERROR, "");
+        }
+    };
+    if let Some(resp) = apply_filters(&wb.filters, &mut req, &mut fx, m, listener, shared) {
+        return resp;
+    }
+    let Some(backend) = table.backend(key) else {
+        return local_reply(StatusCode::INTERNAL_SERVER_ERROR, "");
+    };
+    if backend.endpoints.is_empty() {
+        // troubleshooting-guide.md: no endpoints at all is a 500.
+        return local_reply(StatusCode::INTERNAL_SERVER_ERROR, "");
+    }
+    let health = shared.health.borrow().clone();
+    let affinity = m.rule.session_affinity.as_ref();
+    let pinned = affinity.and_then(|a| affinity_hint(a, req.headers()));
+    let Some((addr, alt, pinned_ok)) = choose_endpoint(shared, backend, &health, pinned.as_ref())
+    else {
+        return local_reply(StatusCode::SERVICE_UNAVAILABLE, NO_HEALTHY_UPSTREAM);
+    };
+    drop(health);
+    let timeout = m.rule.timeouts.effective_request();
+    let set_cookie = match affinity {
+        Some(SessionAffinity::ManagedCookie) if !pinned_ok => Some(managed_cookie(conn.https)),
+        _ => None,
+    };
+    let is_upgrade = prepare_upstream(&mut req, conn, &fx);
+    let down = is_upgrade.then(|| hyper::upgrade::on(&mut req));
+
+    let started = Instant::now();
+    let pool = &shared.pools[conn.worker % shared.pools.len()];
+    let send = async {
+        match pool.send(addr, req).await {
+            Err(SendError::Connect {
+                addr: failed,
+                reason,
+                request,
+            }) if alt.is_some() => {
+                let alt = alt.unwrap_or(failed);
+                tracing::debug!(%failed, %reason, retry = %alt, "connect failed; retrying on another endpoint");
+                pool.send(alt, *request).await.map(|r| (r, alt))
+            }
+            other => other.map(|r| (r, addr)),
+        }
+    };
+    let result = match timeout {
+        Some(d) => match tokio::time::timeout(d, send).await {
+            Ok(r) => r,
+            Err(_) => return local_reply(StatusCode::GATEWAY_TIMEOUT, ""),
+        },
+        None => send.await,
+    };
+    let ((resp, sender), used) = match result {
+        Ok(r) => r,
+        Err(error) => {
+            tracing::debug!(%error, "backend request failed: 502");
+            return local_reply(StatusCode::BAD_GATEWAY, "");
+        }
+    };
+    outcome.upstream = Some(used);
+    shared.metrics.upstream_latency(started.elapsed());
+
+    let (mut parts, body) = resp.into_parts();
+    if is_upgrade && parts.status == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(down) = down {
+            let mut original = Response::from_parts(parts, body);
+            let up = hyper::upgrade::on(&mut original);
+            let (parts, _body) = original.into_parts();
+            upgrade::spawn_tunnel(
+                shared,
+                down,
+                up,
+                upgrade::TunnelInfo {
+                    upstream: used,
+                    peer: conn.peer,
+                    gateway: format!("{}/{}", conn.gw_namespace, conn.gw_name),
+                },
+            );
+            drop(sender);
+            let mut r = Response::from_parts(parts, ProxyBody::Local(None));
+            r.headers_mut().insert(header::SERVER, server_value());
+            return r;
+        }
+    }
+    strip_hop_by_hop(&mut parts.headers, false);
+    parts.headers.insert(header::SERVER, server_value());
+    for m in &fx.response_headers {
+        route::apply_header_modifier(m, &mut parts.headers);
+    }
+    if let Some(c) = set_cookie {
+        if let Some(v) = c(used) {
+            parts.headers.append(header::SET_COOKIE, v);
+        }
+    }
+    let checkin = (!is_upgrade).then(|| (pool.clone(), used, sender));
+    Response::from_parts(parts, ProxyBody::Upstream(PooledBody::new(body, checkin)))
+}
+
+/// Effects of filters to apply when building the upstream request/response.
+#[derive(Default)]
+struct Effects<'a> {
+    response_headers: Vec<&'a HeaderModifier>,
+    host: Option<&'a str>,
+    path: Option<String>,
+}
+
+/// Runs filters in order; returns a response when one answers the request
+/// (redirect, unsupported filter).
+fn apply_filters<'a>(
+    filters: &'a [Filter],
+    req: &mut Request<Incoming>,
+    fx: &mut Effects<'a>,
+    m: route::RouteMatch<'a>,
+    listener: &crate::routing::ListenerRuntime,
+    shared: &Shared,
+) -> Option<Response<ProxyBody>> {
+    for f in filters {
+        match f {
+            Filter::RequestHeaderModifier(h) => route::apply_header_modifier(h, req.headers_mut()),
+            Filter::ResponseHeaderModifier(h) => fx.response_headers.push(h),
+            Filter::RequestRedirect(r) => {
+                let parts = route::RequestParts::from_http(req.method(), req.uri(), req.headers());
+                let port = listener.port.saturating_add(shared.opts.port_offset);
+                let location = route::redirect_location(
+                    r,
+                    &m.matched.path,
+                    &parts,
+                    port,
+                    listener.protocol.scheme(),
+                );
+                let mut resp = local_reply(route::redirect_status(r), "");
+                match HeaderValue::from_str(&location) {
+                    Ok(v) => {
+                        resp.headers_mut().insert(header::LOCATION, v);
+                    }
+                    Err(_) => return Some(local_reply(StatusCode::INTERNAL_SERVER_ERROR, "")),
+                }
+                return Some(resp);
+            }
+            Filter::UrlRewrite(u) => {
+                if let Some(h) = &u.hostname {
+                    fx.host = Some(h);
+                }
+                if let Some(p) = &u.path {
+                    fx.path = Some(route::rewrite_path(p, &m.matched.path, req.uri().path()));
+                }
+            }
+            // Mirroring is not simulated; the primary request is unaffected.
+            Filter::RequestMirror(_) => {}
+            Filter::Unsupported { reason } => {
+                tracing::debug!(%reason, "unsupported filter: 500");
+                return Some(local_reply(StatusCode::INTERNAL_SERVER_ERROR, ""));
+            }
+        }
+    }
+    None
+}
+
+/// What the request says about a pinned endpoint.
+enum Hint {
+    /// Managed cookie value (hash of an endpoint address).
+    Managed(u64),
+    /// Hash of the application cookie's value.
+    App(u64),
+}
+
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| {
+            let (k, v) = kv.trim().split_once('=')?;
+            (k == name).then_some(v.trim_matches('"'))
+        })
+}
+
+fn affinity_hint(a: &SessionAffinity, headers: &HeaderMap) -> Option<Hint> {
+    match a {
+        SessionAffinity::ManagedCookie => cookie(headers, MANAGED_COOKIE_NAME)
+            .and_then(|v| u64::from_str_radix(v, 16).ok())
+            .map(Hint::Managed),
+        SessionAffinity::ApplicationCookie { name, .. } => {
+            cookie(headers, name).map(|v| Hint::App(fnv(v.as_bytes())))
+        }
+    }
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Opaque, stable id of an endpoint for the managed affinity cookie.
+fn endpoint_id(addr: SocketAddr) -> u64 {
+    fnv(addr.to_string().as_bytes())
+}
+
+type CookieFn = fn(SocketAddr) -> Option<HeaderValue>;
+
+fn managed_cookie(https: bool) -> CookieFn {
+    fn plain(a: SocketAddr) -> Option<HeaderValue> {
+        HeaderValue::from_str(&format!(
+            "{MANAGED_COOKIE_NAME}={:016x}; Path=/; Max-Age={}; HttpOnly",
+            endpoint_id(a),
+            MANAGED_COOKIE_LIFETIME.as_secs()
+        ))
+        .ok()
+    }
+    fn secure(a: SocketAddr) -> Option<HeaderValue> {
+        HeaderValue::from_str(&format!(
+            "{MANAGED_COOKIE_NAME}={:016x}; Path=/; Max-Age={}; HttpOnly; Secure",
+            endpoint_id(a),
+            MANAGED_COOKIE_LIFETIME.as_secs()
+        ))
+        .ok()
+    }
+    if https {
+        secure
+    } else {
+        plain
+    }
+}
+
+/// Picks an endpoint: `(chosen, alternative for a connect retry, whether a
+/// managed-cookie pin was honoured)`. `None` when no endpoint is ready and
+/// healthy.
+fn choose_endpoint(
+    shared: &Shared,
+    backend: &BackendRuntime,
+    health: &HealthView,
+    hint: Option<&Hint>,
+) -> Option<(SocketAddr, Option<SocketAddr>, bool)> {
+    let ok = |e: &&crate::routing::Endpoint| e.ready && health.healthy(&backend.key, e.addr);
+    let n = backend.endpoints.iter().filter(ok).count();
+    if n == 0 {
+        return None;
+    }
+    let nth = |i: usize| {
+        backend
+            .endpoints
+            .iter()
+            .filter(ok)
+            .nth(i % n)
+            .map(|e| e.addr)
+    };
+    let alt = |i: usize| if n > 1 { nth(i + 1) } else { None };
+    match hint {
+        Some(Hint::Managed(id)) => {
+            if let Some(i) = backend
+                .endpoints
+                .iter()
+                .filter(ok)
+                .position(|e| endpoint_id(e.addr) == *id)
+            {
+                return Some((nth(i)?, alt(i), true));
+            }
+        }
+        Some(Hint::App(h)) => {
+            let i = (*h % n as u64) as usize;
+            return Some((nth(i)?, alt(i), false));
+        }
+        None => {}
+    }
+    let i = shared.next_rr(&backend.key);
+    Some((nth(i)?, alt(i), false))
+}
+
+fn is_upgrade_request(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// Removes hop-by-hop headers (RFC 9110 §7.6.1), including those named in
+/// `Connection`. For upgrades, `Connection: upgrade` and `Upgrade` stay.
+fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    fn tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+        headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|t| {
+                !(t.eq_ignore_ascii_case("close")
+                    || t.eq_ignore_ascii_case("keep-alive")
+                    || t.eq_ignore_ascii_case("upgrade")
+                    || t.is_empty())
+            })
+    }
+    // Allocate only when `Connection` names extra headers (rare).
+    if tokens(headers).next().is_some() {
+        let named: Vec<HeaderName> = tokens(headers)
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+            .collect();
+        for n in named {
+            headers.remove(n);
+        }
+    }
+    headers.remove(&KEEP_ALIVE);
+    headers.remove(&PROXY_CONNECTION);
+    headers.remove(header::TE);
+    headers.remove(header::TRAILER);
+    headers.remove(header::TRANSFER_ENCODING);
+    if upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::CONNECTION);
+        headers.remove(header::UPGRADE);
+    }
+}
+
+/// Turns the client request into the backend request. Returns whether it
+/// is an upgrade.
+fn prepare_upstream(req: &mut Request<Incoming>, conn: &ConnCtx, fx: &Effects<'_>) -> bool {
+    let upgrade = req.version() == Version::HTTP_11 && is_upgrade_request(req.headers());
+    // Origin-form target; h2's :authority becomes Host.
+    let authority = req.uri().authority().cloned();
+    let new_pq = match &fx.path {
+        Some(p) => {
+            let s = match req.uri().query() {
+                Some(q) => format!("{p}?{q}"),
+                None => p.clone(),
+            };
+            PathAndQuery::try_from(s).ok()
+        }
+        None => req.uri().path_and_query().cloned(),
+    };
+    let pq = new_pq.unwrap_or_else(|| PathAndQuery::from_static("/"));
+    *req.uri_mut() = Uri::from(pq);
+    *req.version_mut() = Version::HTTP_11;
+    let headers = req.headers_mut();
+    strip_hop_by_hop(headers, upgrade);
+    if let Some(h) = fx.host.and_then(|h| HeaderValue::from_str(h).ok()) {
+        headers.insert(header::HOST, h);
+    } else if !headers.contains_key(header::HOST) {
+        if let Some(a) = authority.and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
+            headers.insert(header::HOST, a);
+        }
+    }
+    let ip = conn.peer.ip().to_string();
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
+        _ => ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    headers.insert(
+        X_FORWARDED_PROTO.clone(),
+        HeaderValue::from_static(if conn.https { "https" } else { "http" }),
+    );
+    if !headers.contains_key(&X_REQUEST_ID) {
+        let id = uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid();
+        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let s = id.hyphenated().encode_lower(&mut buf);
+        if let Ok(v) = HeaderValue::from_str(s) {
+            headers.insert(X_REQUEST_ID.clone(), v);
+        }
+    }
+    upgrade
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_are_stripped() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("close, x-private"),
+        );
+        h.insert("x-private", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h, false);
+        assert!(h.get("x-private").is_none());
+        assert!(h.get(header::CONNECTION).is_none());
+        assert!(h.get("keep-alive").is_none());
+        assert!(h.get(header::TRANSFER_ENCODING).is_none());
+        assert!(h.get("x-keep").is_some());
+    }
+
+    #[test]
+    fn upgrade_keeps_upgrade_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert("sec-websocket-protocol", HeaderValue::from_static("chat"));
+        assert!(is_upgrade_request(&h));
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h.get(header::UPGRADE).unwrap(), "websocket");
+        assert_eq!(h.get(header::CONNECTION).unwrap(), "upgrade");
+        assert_eq!(h.get("sec-websocket-protocol").unwrap(), "chat");
+    }
+
+    #[test]
+    fn cookies_are_parsed() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; AGCAffinity=00ff"),
+        );
+        h.append(header::COOKIE, HeaderValue::from_static("sid=\"xyz\""));
+        assert_eq!(cookie(&h, "AGCAffinity"), Some("00ff"));
+        assert_eq!(cookie(&h, "sid"), Some("xyz"));
+        assert_eq!(cookie(&h, "b"), None);
+        assert!(matches!(
+            affinity_hint(&SessionAffinity::ManagedCookie, &h),
+            Some(Hint::Managed(0xff))
+        ));
+    }
+
+    #[test]
+    fn local_503_is_agc_exact() {
+        let r = local_reply(StatusCode::SERVICE_UNAVAILABLE, NO_HEALTHY_UPSTREAM);
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "text/plain");
+        assert_eq!(r.headers()[header::CONTENT_LENGTH], "19");
+        assert_eq!(r.headers()[header::SERVER], AGC_SERVER_NAME);
+        assert_eq!(NO_HEALTHY_UPSTREAM.len(), 19);
+    }
+}

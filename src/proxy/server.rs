@@ -1,0 +1,417 @@
+//! Listener sockets and client connections.
+//!
+//! Sockets are keyed by address only: `(gateway address, listener.port +
+//! port_offset)`. On every table change the wanted set is diffed against the
+//! bound set: new addresses are bound, gone ones closed, the rest left
+//! alone, so editing one listener never disturbs connections on another.
+//! Which gateway, protocol and listeners a socket serves is looked up in the
+//! current table per connection (and per request), so a socket needs no
+//! rebinding when its listeners change. Bind results go to the controller on
+//! the `bindings` channel.
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::rt::{Read, Write};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use rustls::ServerConfig;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{mpsc, watch};
+
+use crate::health::HealthView;
+use crate::proxy::forward::{self, ConnCtx, Shared};
+use crate::proxy::{tls, Metrics, ProxyOptions};
+use crate::routing::{Bindings, ListenerProtocol, RoutingTable};
+
+/// See [`crate::proxy::run`].
+pub async fn run(
+    mut table: watch::Receiver<Arc<RoutingTable>>,
+    health: watch::Receiver<Arc<HealthView>>,
+    bindings: watch::Sender<Arc<Bindings>>,
+    opts: ProxyOptions,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (guard_tx, mut guard_rx) = mpsc::channel::<()>(1);
+    let grace = opts.shutdown_grace;
+    let workers = Workers::start(opts.workers);
+    let shared = Arc::new(Shared::new(
+        table.clone(),
+        health,
+        opts,
+        metrics,
+        stop_rx,
+        guard_tx,
+        workers.handles.clone(),
+    ));
+    let mut sockets: HashMap<SocketAddr, watch::Sender<bool>> = HashMap::new();
+    tokio::pin!(shutdown);
+    table.mark_changed();
+    let mut open = true;
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            changed = table.changed(), if open => {
+                if changed.is_err() {
+                    open = false;
+                    continue;
+                }
+                let t = table.borrow_and_update().clone();
+                apply(&shared, &t, &mut sockets, &bindings).await;
+            }
+        }
+    }
+    tracing::info!(sockets = sockets.len(), "proxy stopping");
+    let _ = stop_tx.send(true);
+    for (_, close) in sockets.drain() {
+        let _ = close.send(true);
+    }
+    drop(shared);
+    // Every connection and tunnel task holds a guard sender; `recv` yields
+    // `None` once all of them have ended.
+    if tokio::time::timeout(grace + Duration::from_secs(1), guard_rx.recv())
+        .await
+        .is_err()
+    {
+        tracing::warn!("proxy connections did not finish within the shutdown grace period");
+    }
+    workers.stop().await;
+}
+
+/// Current-thread runtimes, one thread each, that serve client connections
+/// (nginx's worker model): a client connection, its backend connections and
+/// its tunnels all live on one thread, so a request costs no cross-thread
+/// wake-ups. The accept loops hand sockets out round robin.
+struct Workers {
+    handles: Vec<tokio::runtime::Handle>,
+    stops: Vec<tokio::sync::oneshot::Sender<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Workers {
+    fn start(n: usize) -> Workers {
+        let mut w = Workers {
+            handles: Vec::new(),
+            stops: Vec::new(),
+            threads: Vec::new(),
+        };
+        for i in 0..n {
+            let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            let spawned = std::thread::Builder::new()
+                .name(format!("agc-proxy-{i}"))
+                .spawn(move || {
+                    let rt = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt,
+                        Err(error) => {
+                            tracing::error!(%error, "failed to start a proxy worker");
+                            return;
+                        }
+                    };
+                    let _ = handle_tx.send(rt.handle().clone());
+                    rt.block_on(async {
+                        let _ = stop_rx.await;
+                    });
+                });
+            match spawned {
+                Ok(thread) => {
+                    if let Ok(h) = handle_rx.recv() {
+                        w.handles.push(h);
+                        w.stops.push(stop_tx);
+                    }
+                    w.threads.push(thread);
+                }
+                Err(error) => tracing::error!(%error, "failed to start a proxy worker thread"),
+            }
+        }
+        w
+    }
+
+    /// Stops the runtimes (dropping whatever is left on them) and joins the
+    /// threads.
+    async fn stop(self) {
+        for s in self.stops {
+            let _ = s.send(());
+        }
+        let threads = self.threads;
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+    }
+}
+
+type ListenerKey = (String, String, String);
+
+async fn apply(
+    shared: &Arc<Shared>,
+    table: &Arc<RoutingTable>,
+    sockets: &mut HashMap<SocketAddr, watch::Sender<bool>>,
+    bindings: &watch::Sender<Arc<Bindings>>,
+) {
+    let offset = shared.opts.port_offset;
+    let mut result = Bindings::new();
+    let mut wanted: BTreeMap<SocketAddr, (ListenerProtocol, Vec<ListenerKey>)> = BTreeMap::new();
+    for gw in &table.gateways {
+        for l in &gw.listeners {
+            let key = (gw.namespace.clone(), gw.name.clone(), l.name.clone());
+            let Some(port) = l.port.checked_add(offset) else {
+                result.insert(
+                    key,
+                    Err(format!(
+                        "listener port {} plus --port-offset {offset} exceeds 65535",
+                        l.port
+                    )),
+                );
+                continue;
+            };
+            let addr = SocketAddr::new(IpAddr::V4(gw.address), port);
+            let entry = wanted.entry(addr).or_insert((l.protocol, Vec::new()));
+            if entry.0 != l.protocol {
+                result.insert(
+                    key,
+                    Err(format!(
+                        "{addr} already serves {} listeners; a port cannot mix HTTP and HTTPS",
+                        entry.0.scheme().to_uppercase()
+                    )),
+                );
+                continue;
+            }
+            entry.1.push(key);
+        }
+    }
+    sockets.retain(|addr, close| {
+        let keep = wanted.contains_key(addr);
+        if !keep {
+            tracing::info!(%addr, "closing listener socket");
+            let _ = close.send(true);
+        }
+        keep
+    });
+    for (addr, (_, keys)) in wanted {
+        let outcome = match sockets.entry(addr) {
+            std::collections::hash_map::Entry::Occupied(_) => Ok(()),
+            std::collections::hash_map::Entry::Vacant(slot) => match bind(addr) {
+                Ok(listener) => {
+                    tracing::info!(%addr, "listening");
+                    let (close_tx, close_rx) = watch::channel(false);
+                    slot.insert(close_tx);
+                    tokio::spawn(accept_loop(shared.clone(), listener, addr, close_rx));
+                    Ok(())
+                }
+                Err(e) => {
+                    tracing::warn!(%addr, error = %e, "failed to bind a listener socket");
+                    Err(format!("failed to bind {addr}: {e}"))
+                }
+            },
+        };
+        for k in keys {
+            result.insert(k, outcome.clone());
+        }
+    }
+    bindings.send_if_modified(|cur| {
+        if **cur == result {
+            false
+        } else {
+            *cur = Arc::new(result);
+            true
+        }
+    });
+    shared
+        .metrics
+        .config_updates
+        .fetch_add(1, Ordering::Relaxed);
+    // Idle connections to endpoints that left the table are closed.
+    for pool in &shared.pools {
+        pool.retain(|a| {
+            table
+                .backends
+                .values()
+                .any(|b| b.endpoints.iter().any(|e| e.addr == *a))
+        });
+    }
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    local: SocketAddr,
+    mut close: watch::Receiver<bool>,
+) {
+    let _guard = shared.guard.clone();
+    let tls = tls::server_config(shared.table.clone(), local, shared.opts.port_offset);
+    loop {
+        tokio::select! {
+            _ = signalled(&mut close) => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => dispatch(&shared, tcp, peer, local, &tls, &close),
+                Err(error) => {
+                    tracing::warn!(%local, %error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+}
+
+/// Serves an accepted connection on the next worker runtime (or here).
+fn dispatch(
+    shared: &Arc<Shared>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    tls: &Arc<ServerConfig>,
+    close: &watch::Receiver<bool>,
+) {
+    let _ = tcp.set_nodelay(true);
+    let (shared, tls, close) = (shared.clone(), tls.clone(), close.clone());
+    let guard = shared.guard.clone();
+    let Some((worker, handle)) = shared.pick_worker() else {
+        tokio::spawn(serve_conn(shared, tcp, peer, local, tls, close, 0, guard));
+        return;
+    };
+    // The socket is registered with this runtime's reactor; move it to the
+    // worker's.
+    let std = match tcp.into_std() {
+        Ok(s) => s,
+        Err(error) => {
+            tracing::debug!(%peer, %error, "failed to hand a connection to a worker");
+            return;
+        }
+    };
+    let handle = handle.clone();
+    handle.spawn(async move {
+        match TcpStream::from_std(std) {
+            Ok(tcp) => serve_conn(shared, tcp, peer, local, tls, close, worker, guard).await,
+            Err(error) => tracing::debug!(%peer, %error, "failed to register a connection"),
+        }
+    });
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve_conn(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    tls: Arc<ServerConfig>,
+    close: watch::Receiver<bool>,
+    worker: usize,
+    _guard: mpsc::Sender<()>,
+) {
+    let Some(mut ctx) = ConnCtx::lookup(&shared, local, peer, worker) else {
+        return; // the socket is being removed
+    };
+    if !ctx.https {
+        return serve_h1(shared, Arc::new(ctx), TokioIo::new(tcp), close).await;
+    }
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let stream =
+        match tokio::time::timeout(shared.opts.header_read_timeout, acceptor.accept(tcp)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(error)) => {
+                tracing::debug!(%peer, %local, %error, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, %local, "TLS handshake timed out");
+                return;
+            }
+        };
+    let (_, session) = stream.get_ref();
+    ctx.sni = session.server_name().map(str::to_owned);
+    let h2 = session.alpn_protocol() == Some(b"h2");
+    let ctx = Arc::new(ctx);
+    if h2 {
+        serve_h2(shared, ctx, TokioIo::new(stream), close).await
+    } else {
+        serve_h1(shared, ctx, TokioIo::new(stream), close).await
+    }
+}
+
+async fn serve_h1<I>(
+    shared: Arc<Shared>,
+    ctx: Arc<ConnCtx>,
+    io: I,
+    mut close: watch::Receiver<bool>,
+) where
+    I: Read + Write + Unpin + Send + 'static,
+{
+    let grace = shared.opts.shutdown_grace;
+    let svc = {
+        let shared = shared.clone();
+        service_fn(move |req| {
+            let (s, c) = (shared.clone(), ctx.clone());
+            async move { Ok::<_, Infallible>(forward::handle(s, c, req).await) }
+        })
+    };
+    let conn = shared.h1.serve_connection(io, svc).with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        res = conn.as_mut() => {
+            if let Err(error) = res {
+                tracing::debug!(%error, "client connection ended with an error");
+            }
+        }
+        _ = signalled(&mut close) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(grace, conn).await;
+        }
+    }
+}
+
+async fn serve_h2<I>(
+    shared: Arc<Shared>,
+    ctx: Arc<ConnCtx>,
+    io: I,
+    mut close: watch::Receiver<bool>,
+) where
+    I: Read + Write + Unpin + Send + 'static,
+{
+    let grace = shared.opts.shutdown_grace;
+    let svc = {
+        let shared = shared.clone();
+        service_fn(move |req| {
+            let (s, c) = (shared.clone(), ctx.clone());
+            async move { Ok::<_, Infallible>(forward::handle(s, c, req).await) }
+        })
+    };
+    let conn = shared.h2.serve_connection(io, svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        res = conn.as_mut() => {
+            if let Err(error) = res {
+                tracing::debug!(%error, "h2 client connection ended with an error");
+            }
+        }
+        _ = signalled(&mut close) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(grace, conn).await;
+        }
+    }
+}
+
+/// Resolves once `rx` holds `true` (or its sender is gone). Returns nothing,
+/// so no `watch` guard is held across an await.
+pub(crate) async fn signalled(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
+}

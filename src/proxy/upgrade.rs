@@ -1,0 +1,142 @@
+//! WebSocket (HTTP/1.1 `Upgrade`) tunnels.
+//!
+//! After the backend answered 101 the proxy returns that 101 to the client
+//! and a spawned task joins both upgraded connections and copies bytes both
+//! ways (`copy_bidirectional`), untouched: no rewrite applies after the
+//! upgrade. A tunnel holds no table snapshot, so configuration changes never
+//! affect it; it ends when either side closes, or on proxy shutdown (both
+//! sockets are then closed). The access log (target `access`, info) records
+//! each tunnel when it closes: 101, bytes each way, duration — as AGC writes
+//! WebSocket log entries at close.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::proxy::forward::Shared;
+
+/// Labels of a tunnel for the access log.
+#[derive(Debug, Clone)]
+pub struct TunnelInfo {
+    pub upstream: SocketAddr,
+    pub peer: SocketAddr,
+    pub gateway: String,
+}
+
+/// Counts bytes read through it (atomically, so the idle watchdog can read
+/// the count while the copy borrows the stream).
+struct Counted<T> {
+    inner: T,
+    read: Arc<AtomicU64>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = (buf.filled().len() - before) as u64;
+        if n > 0 {
+            self.read.fetch_add(n, Ordering::Relaxed);
+        }
+        res
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        b: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, b)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Spawns the tunnel between the client (`down`) and backend (`up`) sides.
+pub fn spawn_tunnel(shared: &Arc<Shared>, down: OnUpgrade, up: OnUpgrade, info: TunnelInfo) {
+    let guard = shared.guard.clone();
+    let metrics = shared.metrics.clone();
+    let mut stop = shared.stop.clone();
+    let idle = shared.opts.idle_timeout;
+    let start = Instant::now();
+    tokio::spawn(async move {
+        let _guard = guard;
+        let (down, up) = match tokio::try_join!(down, up) {
+            Ok(pair) => pair,
+            Err(error) => {
+                tracing::debug!(%error, upstream = %info.upstream, "upgrade failed");
+                return;
+            }
+        };
+        metrics.tunnels_open.fetch_add(1, Ordering::Relaxed);
+        let (from_client, to_client) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let mut client = Counted {
+            inner: TokioIo::new(down),
+            read: from_client.clone(),
+        };
+        let mut backend = Counted {
+            inner: TokioIo::new(up),
+            read: to_client.clone(),
+        };
+        let end = tokio::select! {
+            r = tokio::io::copy_bidirectional(&mut client, &mut backend) => match r {
+                Ok(_) => "closed".to_owned(),
+                Err(e) => format!("error: {e}"),
+            },
+            _ = crate::proxy::server::signalled(&mut stop) => "proxy shutdown".to_owned(),
+            _ = idle_watchdog(idle, &from_client, &to_client) => "idle timeout".to_owned(),
+        };
+        metrics.tunnels_open.fetch_sub(1, Ordering::Relaxed);
+        tracing::info!(
+            target: "access",
+            status = 101,
+            gateway = %info.gateway,
+            client = %info.peer,
+            upstream = %info.upstream,
+            bytes_from_client = from_client.load(Ordering::Relaxed),
+            bytes_to_client = to_client.load(Ordering::Relaxed),
+            duration_ms = start.elapsed().as_millis() as u64,
+            end = %end,
+            "websocket tunnel closed"
+        );
+    });
+}
+
+/// Resolves once no byte moved either way for `idle` (AGC's 5 min idle
+/// timeout); zero disables it.
+async fn idle_watchdog(idle: Duration, a: &AtomicU64, b: &AtomicU64) {
+    if idle.is_zero() {
+        return std::future::pending().await;
+    }
+    let tick = (idle / 8).max(Duration::from_millis(10));
+    let mut last = (a.load(Ordering::Relaxed), b.load(Ordering::Relaxed));
+    let mut quiet_since = Instant::now();
+    loop {
+        tokio::time::sleep(tick).await;
+        let now = (a.load(Ordering::Relaxed), b.load(Ordering::Relaxed));
+        if now != last {
+            last = now;
+            quiet_since = Instant::now();
+        } else if quiet_since.elapsed() >= idle {
+            return;
+        }
+    }
+}

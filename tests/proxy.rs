@@ -1,0 +1,949 @@
+//! End-to-end tests of the gateway proxy and health checker with hand-built
+//! routing tables (no controller) and the simulator's sample apps as
+//! backends. Each test uses its own gateway address in 127.20.2xx.0/24 so
+//! tests can run in parallel; every await is bounded by a timeout.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::{HeaderName, HeaderValue, Request, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::Message;
+
+use agc_sandbox::proxy::{self, ProxyOptions};
+use agc_sandbox::routing::*;
+use agc_sandbox::sim::apps::{self, AppContext, AppKind, Fault};
+
+const T: Duration = Duration::from_secs(15);
+const OFFSET: u16 = 30000;
+
+// ---------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------
+
+struct App {
+    addr: SocketAddr,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn app(kind: AppKind, pod: &str) -> App {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let (_fault_tx, fault_rx) = watch::channel(Fault::None);
+    let ctx = Arc::new(AppContext {
+        pod: pod.into(),
+        namespace: "ns".into(),
+        ..Default::default()
+    });
+    tokio::spawn(async move {
+        let _keep = _fault_tx;
+        apps::serve(l, kind, ctx, fault_rx, async {
+            let _ = rx.await;
+        })
+        .await
+    });
+    App { addr, _stop: tx }
+}
+
+fn key(svc: &str) -> BackendKey {
+    format!("ns/{svc}/80").parse().unwrap()
+}
+
+fn fast_probe(path: &str) -> ProbeSettings {
+    ProbeSettings {
+        interval: Duration::from_millis(100),
+        timeout: Duration::from_secs(2),
+        path: path.into(),
+        ..ProbeSettings::agc_default()
+    }
+}
+
+fn backend(svc: &str, addrs: &[SocketAddr], probe: ProbeSettings) -> BackendRuntime {
+    BackendRuntime {
+        key: key(svc),
+        endpoints: addrs
+            .iter()
+            .map(|a| Endpoint {
+                addr: *a,
+                pod: None,
+                ready: true,
+            })
+            .collect(),
+        probe,
+        app_protocol_tls: false,
+    }
+}
+
+fn to(svc: &str, weight: u32) -> WeightedBackend {
+    WeightedBackend {
+        weight,
+        target: BackendTarget::Service(key(svc)),
+        filters: vec![],
+    }
+}
+
+fn prefix(p: &str) -> HttpMatch {
+    HttpMatch {
+        path: PathMatch::Prefix(p.into()),
+        ..Default::default()
+    }
+}
+
+fn rule(path: &str, backends: Vec<WeightedBackend>, filters: Vec<Filter>) -> RuleRuntime {
+    RuleRuntime {
+        matches: vec![prefix(path)],
+        filters,
+        backends,
+        ..Default::default()
+    }
+}
+
+fn route(name: &str, hosts: &[&str], rules: Vec<RuleRuntime>) -> Arc<RouteRuntime> {
+    Arc::new(RouteRuntime {
+        namespace: "ns".into(),
+        name: name.into(),
+        creation_timestamp: "2024-01-01T00:00:00Z".into(),
+        hostnames: hosts.iter().map(|h| h.to_string()).collect(),
+        rules,
+    })
+}
+
+fn http_listener(name: &str, port: u16, routes: Vec<Arc<RouteRuntime>>) -> ListenerRuntime {
+    ListenerRuntime {
+        name: name.into(),
+        port,
+        protocol: ListenerProtocol::Http,
+        hostname: None,
+        tls: None,
+        routes: RouteIndex::new(routes),
+    }
+}
+
+fn table(
+    version: u64,
+    ip: Ipv4Addr,
+    listeners: Vec<ListenerRuntime>,
+    backends: Vec<BackendRuntime>,
+) -> Arc<RoutingTable> {
+    Arc::new(RoutingTable {
+        version,
+        gateways: vec![Arc::new(GatewayRuntime {
+            namespace: "ns".into(),
+            name: "gw".into(),
+            address: ip,
+            listeners,
+        })],
+        backends: backends
+            .into_iter()
+            .map(|b| (b.key.clone(), Arc::new(b)))
+            .collect(),
+    })
+}
+
+struct Sandbox {
+    table: watch::Sender<Arc<RoutingTable>>,
+    started: proxy::Started,
+    stop: watch::Sender<bool>,
+}
+
+impl Sandbox {
+    fn start(t: Arc<RoutingTable>) -> Sandbox {
+        Sandbox::start_with(t, ProxyOptions::new(OFFSET))
+    }
+
+    fn start_with(t: Arc<RoutingTable>, opts: ProxyOptions) -> Sandbox {
+        let (table, rx) = watch::channel(t);
+        let (stop, stop_rx) = watch::channel(false);
+        let started = proxy::start(rx, opts, stop_rx);
+        Sandbox {
+            table,
+            started,
+            stop,
+        }
+    }
+
+    async fn wait_bound(&self) {
+        let mut b = self.started.bindings.clone();
+        timeout(
+            T,
+            b.wait_for(|b| !b.is_empty() && b.values().all(|r| r.is_ok())),
+        )
+        .await
+        .expect("listeners not bound in time")
+        .unwrap();
+    }
+
+    async fn wait_healthy(&self, svc: &str, n: usize) {
+        let mut h = self.started.health.clone();
+        let k = key(svc);
+        timeout(
+            T,
+            h.wait_for(|v| {
+                v.backend(&k).is_some_and(|eps| {
+                    eps.iter()
+                        .filter(|e| e.status == agc_sandbox::health::HealthStatus::Healthy)
+                        .count()
+                        >= n
+                })
+            }),
+        )
+        .await
+        .expect("endpoints not healthy in time")
+        .unwrap();
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        timeout(T, self.started.task)
+            .await
+            .expect("proxy did not stop")
+            .unwrap();
+    }
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: Bytes,
+}
+
+impl Reply {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+    fn header(&self, n: &str) -> &str {
+        self.headers
+            .get(n)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or("")
+    }
+}
+
+async fn get(addr: SocketAddr, host: &str, path: &str, extra: &[(&str, &str)]) -> Reply {
+    timeout(T, async {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let mut req = Request::get(path).header("host", host);
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
+        let resp = send
+            .send_request(req.body(Empty::<Bytes>::new()).unwrap())
+            .await
+            .unwrap();
+        let (parts, body) = resp.into_parts();
+        Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body: body.collect().await.unwrap().to_bytes(),
+        }
+    })
+    .await
+    .expect("request timed out")
+}
+
+fn gw_addr(ip: Ipv4Addr, port: u16) -> SocketAddr {
+    SocketAddr::from((ip, port + OFFSET))
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn routes_filters_redirects_weights_and_errors() {
+    let ip = Ipv4Addr::new(127, 20, 201, 1);
+    let a = app(AppKind::EchoBasic, "pod-a").await;
+    let b = app(AppKind::EchoBasic, "pod-b").await;
+    let set = HeaderModifier {
+        set: vec![(
+            HeaderName::from_static("x-set"),
+            HeaderValue::from_static("s"),
+        )],
+        add: vec![],
+        remove: vec![HeaderName::from_static("x-drop")],
+    };
+    let resp_mod = HeaderModifier {
+        set: vec![],
+        add: vec![(
+            HeaderName::from_static("x-resp"),
+            HeaderValue::from_static("yes"),
+        )],
+        remove: vec![],
+    };
+    let redirect = RequestRedirect {
+        scheme: Some("https".into()),
+        hostname: Some("www.contoso.com".into()),
+        status_code: 301,
+        ..Default::default()
+    };
+    let r1 = route(
+        "web",
+        &["a.contoso.com"],
+        vec![
+            rule(
+                "/a",
+                vec![to("echo-a", 1)],
+                vec![
+                    Filter::RequestHeaderModifier(set),
+                    Filter::ResponseHeaderModifier(resp_mod),
+                ],
+            ),
+            rule("/old", vec![], vec![Filter::RequestRedirect(redirect)]),
+            rule("/split", vec![to("echo-a", 0), to("echo-b", 100)], vec![]),
+            rule(
+                "/invalid",
+                vec![WeightedBackend {
+                    weight: 1,
+                    target: BackendTarget::Invalid {
+                        reason: "BackendNotFound".into(),
+                    },
+                    filters: vec![],
+                }],
+                vec![],
+            ),
+            rule(
+                "/shop",
+                vec![to("echo-a", 1)],
+                vec![Filter::UrlRewrite(UrlRewrite {
+                    hostname: Some("rewritten.example".into()),
+                    path: Some(PathModifier::ReplacePrefixMatch("/ecommerce".into())),
+                })],
+            ),
+        ],
+    );
+    let r2 = route(
+        "other",
+        &["b.contoso.com"],
+        vec![rule("/", vec![to("echo-b", 1)], vec![])],
+    );
+    let t = table(
+        1,
+        ip,
+        vec![http_listener("http", 80, vec![r1, r2])],
+        vec![
+            backend("echo-a", &[a.addr], fast_probe("/health")),
+            backend("echo-b", &[b.addr], fast_probe("/health")),
+        ],
+    );
+    let sb = Sandbox::start(t);
+    sb.wait_bound().await;
+    sb.wait_healthy("echo-a", 1).await;
+    sb.wait_healthy("echo-b", 1).await;
+    let gw = gw_addr(ip, 80);
+
+    // Routing by host and path, request/response header modifiers, x-forwarded-*.
+    let r = get(
+        gw,
+        "a.contoso.com",
+        "/a/x?q=1",
+        &[("x-drop", "1"), ("x-forwarded-for", "10.0.0.9")],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("server"), AGC_SERVER_NAME);
+    assert_eq!(r.header("x-resp"), "yes");
+    let j = r.json();
+    assert_eq!(j["pod"], "pod-a");
+    assert_eq!(j["path"], "/a/x?q=1");
+    assert_eq!(j["host"], "a.contoso.com");
+    let h = &j["headers"];
+    assert_eq!(h["X-Set"][0], "s");
+    assert!(h.get("X-Drop").is_none(), "{h}");
+    assert_eq!(h["X-Forwarded-For"][0], "10.0.0.9, 127.0.0.1");
+    assert_eq!(h["X-Forwarded-Proto"][0], "http");
+    let id = h["X-Request-Id"][0].as_str().unwrap();
+    assert_eq!(id.len(), 36, "{id}");
+    assert_eq!(&id[14..15], "4", "UUID v4: {id}");
+
+    let r = get(gw, "b.contoso.com", "/anything", &[]).await;
+    assert_eq!(r.json()["pod"], "pod-b");
+
+    // 404: unknown host, unmatched path.
+    let r = get(gw, "nope.contoso.com", "/a", &[]).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("server"), AGC_SERVER_NAME);
+    assert_eq!(get(gw, "a.contoso.com", "/zzz", &[]).await.status, 404);
+
+    // Redirect.
+    let r = get(gw, "a.contoso.com", "/old/page?x=1", &[]).await;
+    assert_eq!(r.status, 301);
+    assert_eq!(r.header("location"), "https://www.contoso.com/old/page?x=1");
+    assert_eq!(r.header("content-length"), "0");
+    assert_eq!(r.header("server"), AGC_SERVER_NAME);
+
+    // 0/100 weighted split.
+    for _ in 0..5 {
+        assert_eq!(
+            get(gw, "a.contoso.com", "/split", &[]).await.json()["pod"],
+            "pod-b"
+        );
+    }
+
+    // Invalid backend: 500.
+    let r = get(gw, "a.contoso.com", "/invalid", &[]).await;
+    assert_eq!(r.status, 500);
+    assert_eq!(r.header("server"), AGC_SERVER_NAME);
+
+    // URL rewrite.
+    let j = get(gw, "a.contoso.com", "/shop/cart?id=2", &[])
+        .await
+        .json();
+    assert_eq!(j["path"], "/ecommerce/cart?id=2");
+    assert_eq!(j["host"], "rewritten.example");
+
+    // Metrics and backend health through the admin extension.
+    let q = agc_sandbox::apiserver::Query::parse(Some("service-name=ns/echo-a/80&detailed=true"));
+    let resp = sb.started.extension.get("/backendHealth", &q).unwrap();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let j: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(j["services"].as_array().unwrap().len(), 1);
+    assert_eq!(j["services"][0]["serviceName"], "ns/echo-a/80");
+    assert_eq!(
+        j["services"][0]["serviceHealth"][0]["totalHealthyEndpoints"],
+        1
+    );
+    assert_eq!(
+        j["services"][0]["serviceHealth"][0]["endpoints"][0]["health"]["status"],
+        "HEALTHY"
+    );
+    let q = agc_sandbox::apiserver::Query::parse(None);
+    let resp = sb.started.extension.get("/metrics", &q).unwrap();
+    let text = String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        text.contains("agc_requests_total{gateway=\"ns/gw\",route=\"ns/web\",code=\"301\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("total_healthy_endpoints 2"), "{text}");
+    sb.stop().await;
+}
+
+#[tokio::test]
+async fn round_robin_and_managed_cookie_affinity() {
+    let ip = Ipv4Addr::new(127, 20, 202, 1);
+    let a = app(AppKind::EchoBasic, "pod-a").await;
+    let b = app(AppKind::EchoBasic, "pod-b").await;
+    let mut r = rule("/", vec![to("echo", 1)], vec![]);
+    let mut sticky = rule("/sticky", vec![to("echo", 1)], vec![]);
+    sticky.session_affinity = Some(SessionAffinity::ManagedCookie);
+    r.matches = vec![prefix("/")];
+    let t = table(
+        1,
+        ip,
+        vec![http_listener(
+            "http",
+            80,
+            vec![route("rr", &[], vec![r, sticky])],
+        )],
+        vec![backend("echo", &[a.addr, b.addr], fast_probe("/health"))],
+    );
+    let sb = Sandbox::start(t);
+    sb.wait_bound().await;
+    sb.wait_healthy("echo", 2).await;
+    let gw = gw_addr(ip, 80);
+    let mut pods = Vec::new();
+    for _ in 0..4 {
+        pods.push(
+            get(gw, "x", "/", &[]).await.json()["pod"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(pods.iter().filter(|p| *p == "pod-a").count(), 2, "{pods:?}");
+    assert_ne!(pods[0], pods[1], "{pods:?}");
+
+    let first = get(gw, "x", "/sticky", &[]).await;
+    let cookie = first.header("set-cookie").to_owned();
+    assert!(cookie.starts_with("AGCAffinity="), "{cookie}");
+    let pinned = first.json()["pod"].as_str().unwrap().to_owned();
+    let value = cookie.split(';').next().unwrap().to_owned();
+    for _ in 0..4 {
+        let r = get(gw, "x", "/sticky", &[("cookie", &value)]).await;
+        assert_eq!(r.json()["pod"], pinned.as_str());
+        assert_eq!(
+            r.header("set-cookie"),
+            "",
+            "pinned requests get no new cookie"
+        );
+    }
+    sb.stop().await;
+}
+
+#[tokio::test]
+async fn no_healthy_upstream_then_websocket_through_table_swaps() {
+    let ip = Ipv4Addr::new(127, 20, 203, 1);
+    let ws = app(AppKind::WebsocketTestBackend, "ws").await;
+    let mk = |version, path: &str| {
+        table(
+            version,
+            ip,
+            vec![http_listener(
+                "http",
+                80,
+                vec![route("ws", &[], vec![rule("/", vec![to("ws", 1)], vec![])])],
+            )],
+            vec![backend("ws", &[ws.addr], fast_probe(path))],
+        )
+    };
+    // Default probe path `/` answers 404 on the websocket backend: unhealthy.
+    let sb = Sandbox::start(mk(1, "/"));
+    sb.wait_bound().await;
+    let mut h = sb.started.health.clone();
+    timeout(
+        T,
+        h.wait_for(|v| {
+            v.backend(&key("ws"))
+                .is_some_and(|e| e[0].last_failure.as_deref() == Some("status code 404"))
+        }),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let gw = gw_addr(ip, 80);
+    let r = get(gw, "ws.contoso.com", "/chat", &[]).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(&r.body[..], b"no healthy upstream");
+    assert_eq!(r.header("content-type"), "text/plain");
+    assert_eq!(r.header("content-length"), "19");
+    assert_eq!(r.header("server"), AGC_SERVER_NAME);
+
+    // A HealthCheckPolicy-like probe on /health makes it healthy.
+    sb.table.send(mk(2, "/health")).unwrap();
+    sb.wait_healthy("ws", 1).await;
+    assert_eq!(get(gw, "ws.contoso.com", "/health", &[]).await.status, 200);
+
+    // WebSocket echo through the proxy.
+    let url = format!("ws://{gw}/chat");
+    let (mut socket, resp) = timeout(T, async {
+        let tcp = TcpStream::connect(gw).await.unwrap();
+        tokio_tungstenite::client_async(url, tcp).await
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(resp.status(), 101);
+    assert_eq!(resp.headers()["server"], AGC_SERVER_NAME);
+    timeout(T, socket.send(Message::text("Hello world!!!")))
+        .await
+        .unwrap()
+        .unwrap();
+    let echoed = timeout(T, socket.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(echoed, Message::text("Hello world!!!"));
+    assert_eq!(
+        sb.started
+            .metrics
+            .tunnels_open
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+
+    // An unrelated table change (new version, extra listener) keeps the tunnel.
+    let mut t3 = (*mk(3, "/health")).clone();
+    let gw3 = Arc::make_mut(&mut t3.gateways[0]);
+    gw3.listeners.push(http_listener("extra", 81, vec![]));
+    sb.table.send(Arc::new(t3)).unwrap();
+    let mut b = sb.started.bindings.clone();
+    timeout(T, b.wait_for(|b| b.len() == 2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(get(gw_addr(ip, 81), "x", "/", &[]).await.status, 404);
+    timeout(T, socket.send(Message::text("still here")))
+        .await
+        .unwrap()
+        .unwrap();
+    let echoed = timeout(T, socket.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(echoed, Message::text("still here"));
+
+    // Shutdown closes the tunnel cleanly and the proxy stops.
+    sb.stop().await;
+    let end = timeout(T, socket.next()).await.unwrap();
+    assert!(!matches!(end, Some(Ok(Message::Text(_)))), "{end:?}");
+}
+
+#[tokio::test]
+async fn backend_dying_mid_request_is_502_and_big_headers_431() {
+    let ip = Ipv4Addr::new(127, 20, 204, 1);
+    // Reads a request head, then closes without answering.
+    let dying = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dying_addr = dying.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = dying.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                drop(s);
+            });
+        }
+    });
+    let echo = app(AppKind::EchoBasic, "pod-a").await;
+    let tcp_probe = ProbeSettings {
+        kind: ProbeKind::Tcp,
+        ..fast_probe("/")
+    };
+    let t = table(
+        1,
+        ip,
+        vec![http_listener(
+            "http",
+            80,
+            vec![route(
+                "r",
+                &[],
+                vec![
+                    rule("/die", vec![to("dying", 1)], vec![]),
+                    rule("/", vec![to("echo", 1)], vec![]),
+                ],
+            )],
+        )],
+        vec![
+            backend("dying", &[dying_addr], tcp_probe),
+            backend("echo", &[echo.addr], fast_probe("/health")),
+        ],
+    );
+    let sb = Sandbox::start(t);
+    sb.wait_bound().await;
+    sb.wait_healthy("dying", 1).await;
+    sb.wait_healthy("echo", 1).await;
+    let gw = gw_addr(ip, 80);
+    let r = get(gw, "x", "/die", &[]).await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.header("server"), AGC_SERVER_NAME);
+    // Other requests are unaffected.
+    assert_eq!(get(gw, "x", "/ok", &[]).await.status, 200);
+
+    // Oversized request head: 431, never reaches a backend.
+    let big = "a".repeat(100 * 1024);
+    let mut s = timeout(T, TcpStream::connect(gw)).await.unwrap().unwrap();
+    let req = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n");
+    let _ = timeout(T, s.write_all(req.as_bytes())).await.unwrap();
+    let mut out = Vec::new();
+    let _ = timeout(T, s.read_to_end(&mut out)).await.unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 431"), "{text}");
+
+    // Malformed request: 400.
+    let mut s = timeout(T, TcpStream::connect(gw)).await.unwrap().unwrap();
+    timeout(T, s.write_all(b"GET / HTTP/1.1\r\nHost x\r\n\r\n"))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = timeout(T, s.read_to_end(&mut out)).await.unwrap();
+    assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 400"));
+    sb.stop().await;
+}
+
+#[tokio::test]
+async fn bind_errors_are_reported_and_do_not_disturb_other_listeners() {
+    let ip = Ipv4Addr::new(127, 20, 205, 1);
+    let echo = app(AppKind::EchoBasic, "pod-a").await;
+    // Someone else holds port 81 + offset on the gateway address.
+    let squatter = std::net::TcpListener::bind(gw_addr(ip, 81)).unwrap();
+    let routes = || {
+        vec![route(
+            "r",
+            &[],
+            vec![rule("/", vec![to("echo", 1)], vec![])],
+        )]
+    };
+    let t = table(
+        1,
+        ip,
+        vec![
+            http_listener("http", 80, routes()),
+            http_listener("busy", 81, routes()),
+        ],
+        vec![backend("echo", &[echo.addr], fast_probe("/health"))],
+    );
+    let sb = Sandbox::start(t);
+    let mut b = sb.started.bindings.clone();
+    let got = timeout(T, b.wait_for(|b| b.len() == 2))
+        .await
+        .unwrap()
+        .unwrap()
+        .clone();
+    let k = |l: &str| ("ns".to_owned(), "gw".to_owned(), l.to_owned());
+    assert_eq!(got[&k("http")], Ok(()));
+    let err = got[&k("busy")].clone().unwrap_err();
+    assert!(
+        err.contains("failed to bind") && err.contains(&gw_addr(ip, 81).to_string()),
+        "{err}"
+    );
+    sb.wait_healthy("echo", 1).await;
+
+    // A kept-alive connection on :80 survives removing the busy listener.
+    let tcp = TcpStream::connect(gw_addr(ip, 80)).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = || {
+        Request::get("/")
+            .header("host", "x")
+            .body(Empty::<Bytes>::new())
+            .unwrap()
+    };
+    let r = timeout(T, send.send_request(req())).await.unwrap().unwrap();
+    assert_eq!(r.status(), 200);
+    let _ = r.into_body().collect().await;
+    sb.table
+        .send(table(
+            2,
+            ip,
+            vec![http_listener("http", 80, routes())],
+            vec![backend("echo", &[echo.addr], fast_probe("/health"))],
+        ))
+        .unwrap();
+    timeout(T, b.wait_for(|b| b.len() == 1))
+        .await
+        .unwrap()
+        .unwrap();
+    let r = timeout(T, send.send_request(req())).await.unwrap().unwrap();
+    assert_eq!(r.status(), 200);
+    drop(squatter);
+    sb.stop().await;
+}
+
+fn tls_listener(pem: (&str, &str), routes: Vec<Arc<RouteRuntime>>) -> ListenerRuntime {
+    ListenerRuntime {
+        name: "https".into(),
+        port: 443,
+        protocol: ListenerProtocol::Https,
+        hostname: Some("secure.contoso.com".into()),
+        tls: Some(TlsSettings {
+            certificates: vec![CertificatePem {
+                secret: "ns/tls".into(),
+                hostname: None,
+                cert_chain_pem: pem.0.into(),
+                key_pem: pem.1.into(),
+            }],
+        }),
+        routes: RouteIndex::new(routes),
+    }
+}
+
+async fn tls_connect(addr: SocketAddr, alpn: &[u8]) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let mut cfg = (*agc_sandbox::health::insecure_client_config()).clone();
+    cfg.alpn_protocols = vec![alpn.to_vec()];
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("secure.contoso.com").unwrap();
+    timeout(
+        T,
+        tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(name, tcp),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+}
+
+#[tokio::test]
+async fn https_with_sni_alpn_h2_and_certificate_rotation() {
+    let ip = Ipv4Addr::new(127, 20, 206, 1);
+    let echo = app(AppKind::EchoBasic, "pod-a").await;
+    let rsa = (
+        include_str!("fixtures/test-cert.pem"),
+        include_str!("fixtures/test-key.pem"),
+    );
+    let ec = (
+        include_str!("fixtures/test2-cert.pem"),
+        include_str!("fixtures/test2-key.pem"),
+    );
+    let routes = || {
+        vec![route(
+            "r",
+            &["secure.contoso.com"],
+            vec![rule("/", vec![to("echo", 1)], vec![])],
+        )]
+    };
+    let mk = |v, pem| {
+        table(
+            v,
+            ip,
+            vec![tls_listener(pem, routes())],
+            vec![backend("echo", &[echo.addr], fast_probe("/health"))],
+        )
+    };
+    let sb = Sandbox::start(mk(1, rsa));
+    sb.wait_bound().await;
+    sb.wait_healthy("echo", 1).await;
+    let gw = gw_addr(ip, 443);
+
+    // HTTP/1.1 over TLS.
+    let tls = tls_connect(gw, b"http/1.1").await;
+    let first_cert = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get("/t")
+        .header("host", "secure.contoso.com")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let r = timeout(T, send.send_request(req)).await.unwrap().unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["server"], AGC_SERVER_NAME);
+    let body = r.into_body().collect().await.unwrap().to_bytes();
+    let j: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(j["headers"]["X-Forwarded-Proto"][0], "https");
+
+    // h2 via ALPN.
+    let tls = tls_connect(gw, b"h2").await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get("https://secure.contoso.com/h2")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let r = timeout(T, send.send_request(req)).await.unwrap().unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.into_body().collect().await.unwrap().to_bytes();
+    let j: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(j["host"], "secure.contoso.com");
+    assert_eq!(j["path"], "/h2");
+
+    // Secret rotation: the next handshake serves the new certificate.
+    sb.table.send(mk(2, ec)).unwrap();
+    let mut rotated = false;
+    for _ in 0..50 {
+        let tls = tls_connect(gw, b"http/1.1").await;
+        if tls.get_ref().1.peer_certificates().unwrap()[0] != first_cert {
+            rotated = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(rotated, "certificate not rotated");
+    sb.stop().await;
+}
+
+#[tokio::test]
+async fn timeouts_slow_clients_and_application_cookie() {
+    let ip = Ipv4Addr::new(127, 20, 207, 1);
+    let a = app(AppKind::EchoBasic, "pod-a").await;
+    let b = app(AppKind::EchoBasic, "pod-b").await;
+    let mut slow = rule("/slow", vec![to("echo", 1)], vec![]);
+    slow.timeouts.request = Some(Duration::from_millis(300));
+    let mut unlimited = rule("/unlimited", vec![to("echo", 1)], vec![]);
+    unlimited.timeouts.request = Some(Duration::ZERO);
+    let mut app_cookie = rule("/app", vec![to("echo", 1)], vec![]);
+    app_cookie.session_affinity = Some(SessionAffinity::ApplicationCookie {
+        name: "sid".into(),
+        duration: None,
+    });
+    let t = table(
+        1,
+        ip,
+        vec![http_listener(
+            "http",
+            80,
+            vec![route("r", &[], vec![slow, unlimited, app_cookie])],
+        )],
+        vec![backend("echo", &[a.addr, b.addr], fast_probe("/health"))],
+    );
+    let mut opts = ProxyOptions::new(OFFSET);
+    opts.header_read_timeout = Duration::from_millis(500);
+    let sb = Sandbox::start_with(t, opts);
+    sb.wait_bound().await;
+    sb.wait_healthy("echo", 2).await;
+    let gw = gw_addr(ip, 80);
+
+    // The route's request timeout: 504; zero disables it.
+    let r = get(gw, "x", "/slow?delay=2s", &[]).await;
+    assert_eq!(r.status, 504);
+    assert_eq!(r.header("server"), AGC_SERVER_NAME);
+    assert_eq!(get(gw, "x", "/slow?delay=10ms", &[]).await.status, 200);
+    assert_eq!(
+        get(gw, "x", "/unlimited?delay=400ms", &[]).await.status,
+        200
+    );
+
+    // Application cookie: the same value always lands on the same pod.
+    for sid in ["alpha", "beta", "gamma"] {
+        let cookie = format!("sid={sid}");
+        let first = get(gw, "x", "/app", &[("cookie", &cookie)]).await.json()["pod"].clone();
+        for _ in 0..3 {
+            let again = get(gw, "x", "/app", &[("cookie", &cookie)]).await.json()["pod"].clone();
+            assert_eq!(again, first, "{sid}");
+        }
+    }
+
+    // A client that never finishes its request head is cut off.
+    let mut s = TcpStream::connect(gw).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let mut out = Vec::new();
+    let res = timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    assert!(res.is_ok(), "slow client not cut off");
+    sb.stop().await;
+}
+
+#[tokio::test]
+async fn idle_websocket_tunnels_are_closed() {
+    let ip = Ipv4Addr::new(127, 20, 208, 1);
+    let ws = app(AppKind::WebsocketTestBackend, "ws").await;
+    let t = table(
+        1,
+        ip,
+        vec![http_listener(
+            "http",
+            80,
+            vec![route("ws", &[], vec![rule("/", vec![to("ws", 1)], vec![])])],
+        )],
+        vec![backend("ws", &[ws.addr], fast_probe("/health"))],
+    );
+    let mut opts = ProxyOptions::new(OFFSET);
+    opts.idle_timeout = Duration::from_millis(400);
+    let sb = Sandbox::start_with(t, opts);
+    sb.wait_bound().await;
+    sb.wait_healthy("ws", 1).await;
+    let gw = gw_addr(ip, 80);
+    let (mut socket, _) = timeout(T, async {
+        let tcp = TcpStream::connect(gw).await.unwrap();
+        tokio_tungstenite::client_async(format!("ws://{gw}/chat"), tcp).await
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    timeout(T, socket.send(Message::text("ping")))
+        .await
+        .unwrap()
+        .unwrap();
+    let echoed = timeout(T, socket.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(echoed, Message::text("ping"));
+    // Then silence: the proxy closes the tunnel after the idle timeout.
+    let end = timeout(Duration::from_secs(5), socket.next())
+        .await
+        .expect("tunnel not closed");
+    assert!(!matches!(end, Some(Ok(Message::Text(_)))), "{end:?}");
+    sb.stop().await;
+}
