@@ -27,6 +27,8 @@ pub async fn within<F: std::future::Future>(what: &str, fut: F) -> F::Output {
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
     pub started: Started,
+    /// Added to Gateway listener ports (`--port-offset`).
+    pub port_offset: u16,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -59,6 +61,7 @@ impl Sandbox {
     }
 
     pub async fn start_with(dir: tempfile::TempDir, args: UpArgs) -> Sandbox {
+        let port_offset = args.port_offset;
         let (stop, stopped) = oneshot::channel::<()>();
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(app::run(
@@ -76,6 +79,7 @@ impl Sandbox {
         Sandbox {
             dir,
             started,
+            port_offset,
             stop: Some(stop),
             task: Some(task),
         }
@@ -235,8 +239,10 @@ pub async fn http_with(
     tokio::spawn(conn);
     let mut req = http::Request::builder()
         .method(method)
-        .uri(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
-        .header("host", addr);
+        .uri(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req = req.header("host", addr);
+    }
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
