@@ -18,12 +18,23 @@ const ROUNDS: usize = 5;
 
 fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    exe.parent().and_then(Path::parent).expect("target dir").join("agc-sandbox")
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("agc-sandbox")
 }
 
-async fn request(addr: &str, method: &str, path: &str, ct: &str, body: String) -> (u16, serde_json::Value) {
+async fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    ct: &str,
+    body: String,
+) -> (u16, serde_json::Value) {
     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
     tokio::spawn(conn);
     let req = http::Request::builder()
         .method(method)
@@ -64,7 +75,14 @@ fn deployment(name: &str, replicas: usize) -> String {
 async fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut child = Command::new(binary())
-        .args(["up", "--log-level", "warn", "--api-addr", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "up",
+            "--log-level",
+            "warn",
+            "--api-addr",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(dir.path())
         .stdout(Stdio::piped())
         .spawn()
@@ -85,20 +103,44 @@ async fn main() {
         let name = format!("bench-{round}");
         let before = rss_kb(child.id());
         let t = Instant::now();
-        let (code, _) = request(&addr, "POST", "/apis/apps/v1/namespaces/default/deployments", "application/json", deployment(&name, REPLICAS)).await;
+        let (code, _) = request(
+            &addr,
+            "POST",
+            "/apis/apps/v1/namespaces/default/deployments",
+            "application/json",
+            deployment(&name, REPLICAS),
+        )
+        .await;
         assert_eq!(code, 201);
         loop {
-            let (_, d) = request(&addr, "GET", &format!("/apis/apps/v1/namespaces/default/deployments/{name}"), "application/json", String::new()).await;
+            let (_, d) = request(
+                &addr,
+                "GET",
+                &format!("/apis/apps/v1/namespaces/default/deployments/{name}"),
+                "application/json",
+                String::new(),
+            )
+            .await;
             if d["status"]["readyReplicas"].as_u64() == Some(REPLICAS as u64) {
                 break;
             }
-            assert!(t.elapsed() < Duration::from_secs(60), "replicas never became ready");
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "replicas never became ready"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         times.push(t.elapsed());
         tokio::time::sleep(Duration::from_millis(500)).await;
         per_pod_kb.push((rss_kb(child.id()) - before) / REPLICAS as f64);
-        let (code, _) = request(&addr, "DELETE", &format!("/apis/apps/v1/namespaces/default/deployments/{name}"), "application/json", String::new()).await;
+        let (code, _) = request(
+            &addr,
+            "DELETE",
+            &format!("/apis/apps/v1/namespaces/default/deployments/{name}"),
+            "application/json",
+            String::new(),
+        )
+        .await;
         assert_eq!(code, 200);
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

@@ -468,6 +468,20 @@ fn prepare(t: &Target, obj: &mut Value) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Takes the object's name from the URL when the body has none; a different name is an error,
+/// as in kube-apiserver.
+fn name_from_url(obj: &mut Value, url_name: &str) -> Result<(), ApiError> {
+    let body_name = meta::name(obj).to_string();
+    if body_name.is_empty() {
+        meta::metadata_mut(obj).insert("name".into(), json!(url_name));
+    } else if body_name != url_name {
+        return Err(ApiError::BadRequest(format!(
+            "the name of the object ({body_name}) does not match the name on the URL ({url_name})"
+        )));
+    }
+    Ok(())
+}
+
 /// Defaults and validates an object about to be written.
 fn admit(api: &ApiServer, t: &Target, obj: &mut Value) -> Result<(), ApiError> {
     let store = api.store.clone();
@@ -541,15 +555,7 @@ async fn update(
     body: &[u8],
 ) -> Result<Response<Body>, ApiError> {
     let mut obj = decode(body, ct)?;
-    let url_name = t.name.clone().unwrap_or_default();
-    let body_name = meta::name(&obj).to_string();
-    if body_name.is_empty() {
-        meta::metadata_mut(&mut obj).insert("name".into(), json!(url_name));
-    } else if body_name != url_name {
-        return Err(ApiError::BadRequest(format!(
-            "the name of the object ({body_name}) does not match the name on the URL ({url_name})"
-        )));
-    }
+    name_from_url(&mut obj, t.name.as_deref().unwrap_or(""))?;
     prepare(t, &mut obj)?;
     admit(api, t, &mut obj)?;
     let updated = api
@@ -589,14 +595,7 @@ async fn patch(
         let (mut obj, creating) = match (pt, current) {
             (PatchType::Apply, current) => {
                 let mut applied = decode(body, "application/yaml")?;
-                let applied_name = meta::name(&applied).to_string();
-                if applied_name.is_empty() {
-                    meta::metadata_mut(&mut applied).insert("name".into(), json!(name));
-                } else if applied_name != name {
-                    return Err(ApiError::BadRequest(format!(
-                        "the name of the object ({applied_name}) does not match the name on the URL ({name})"
-                    )));
-                }
+                name_from_url(&mut applied, &name)?;
                 prepare(t, &mut applied)?;
                 let manager = q.get("fieldManager").unwrap_or("unknown");
                 let creating = current.is_none();

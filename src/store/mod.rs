@@ -372,13 +372,7 @@ impl Store {
     ) -> Result<Arc<Value>, StoreError> {
         let mut state = self.write();
         let key = key_of(res, meta::namespace(&obj), meta::name(&obj));
-        let old = state.objects[index_of(res)]
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| StoreError::NotFound {
-                resource: res.qualified_plural(),
-                name: key.1.clone(),
-            })?;
+        let old = existing(&state, res, &key)?;
         if let Some(want) = obj
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str)
@@ -412,13 +406,7 @@ impl Store {
     ) -> Result<Arc<Value>, StoreError> {
         let mut state = self.write();
         let key = key_of(res, ns, name);
-        let old = state.objects[index_of(res)]
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| StoreError::NotFound {
-                resource: res.qualified_plural(),
-                name: name.to_string(),
-            })?;
+        let old = existing(&state, res, &key)?;
         let mut edited = (*old).clone();
         f(&mut edited);
         let new = merge_for_update(res, &old, edited, sub);
@@ -438,13 +426,7 @@ impl Store {
     ) -> Result<Deleted, StoreError> {
         let mut state = self.write();
         let key = key_of(res, ns, name);
-        let old = state.objects[index_of(res)]
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| StoreError::NotFound {
-                resource: res.qualified_plural(),
-                name: name.to_string(),
-            })?;
+        let old = existing(&state, res, &key)?;
         let is_ns = std::ptr::eq(res, kinds::namespaces());
         let has_finalizers = old
             .pointer("/metadata/finalizers")
@@ -651,6 +633,17 @@ impl Store {
             Err(_) => run(),
         }
     }
+}
+
+/// The stored object at `key`, or NotFound naming it as kube-apiserver does.
+fn existing(state: &State, res: &'static ResourceDef, key: &Key) -> Result<Arc<Value>, StoreError> {
+    state.objects[index_of(res)]
+        .get(key)
+        .cloned()
+        .ok_or_else(|| StoreError::NotFound {
+            resource: res.qualified_plural(),
+            name: key.1.clone(),
+        })
 }
 
 /// Builds the object an update writes: `sub` decides whether the main resource or only `status`
