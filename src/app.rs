@@ -92,8 +92,10 @@ pub async fn run(
     let api_addr = listener.local_addr()?;
     let api_url = format!("http://{api_addr}");
     let kubeconfig = write_kubeconfig(&args.data_dir, &api_url, token.as_deref())?;
-    let api = Arc::new(ApiServer::new(store.clone(), token));
+    let api = Arc::new(ApiServer::new(store.clone(), token.clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let stop_tx_err = stop_tx.clone();
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -117,6 +119,29 @@ pub async fn run(
         opts,
         stopped(stop_rx.clone()),
     ));
+    // === drop-in manifests folder (issue 6) ===
+    // The watcher applies through the HTTP API so it gets kubectl's admission; its first pass
+    // finishes before `on_start`, so "up" means the folder's objects exist.
+    let watch_task = if args.watch.is_empty() {
+        None
+    } else {
+        let client = crate::scenario::client::ApiClient::new(&api_url, token.clone())?;
+        let report: crate::dirwatch::Reporter = Arc::new(|r| match r {
+            crate::dirwatch::Report::Changed(line) => println!("{line}"),
+            crate::dirwatch::Report::Rejected(line) => eprintln!("{line}"),
+        });
+        let dw = match crate::dirwatch::DirWatch::start(client, &args.watch, report).await {
+            Ok(dw) => dw,
+            Err(err) => {
+                let _ = stop_tx_err.send(true);
+                let _ = api_task.await;
+                let _ = controller_task.await;
+                return Err(err.into());
+            }
+        };
+        Some(tokio::spawn(dw.run(stopped(stop_rx.clone()))))
+    };
+    // === end drop-in manifests folder ===
     on_start(&Started {
         api_url,
         api_addr,
@@ -124,6 +149,9 @@ pub async fn run(
     });
     let _ = api_task.await;
     let _ = controller_task.await;
+    if let Some(t) = watch_task {
+        let _ = t.await;
+    }
     store
         .persisted()
         .await
