@@ -84,6 +84,8 @@ struct FileState {
     owned: BTreeSet<ObjRef>,
     /// Whether its current content was rejected (it is then retried on every rescan).
     failed: bool,
+    /// The last rejection printed, so a retry that fails the same way stays quiet.
+    reported: Option<String>,
 }
 
 /// One watched folder.
@@ -297,21 +299,27 @@ impl DirWatch {
         )));
     }
 
+    /// Reports a rejected file (`loc`: line and column; column 0 when only the line is known).
     fn reject(&mut self, folder: usize, rel: &Path, loc: Option<(usize, usize)>, why: String) {
         let f = &mut self.folders[folder];
         let at = match loc {
+            Some((l, 0)) => format!("{}:{l}", f.show(rel)),
             Some((l, c)) => format!("{}:{l}:{c}", f.show(rel)),
             None => f.show(rel),
         };
-        let keeps = if f.files.get(rel).is_some_and(|s| !s.owned.is_empty()) {
-            "the objects of its last good version keep running"
-        } else {
+        let st = f.files.entry(rel.to_path_buf()).or_default();
+        let keeps = if st.owned.is_empty() {
             "nothing was applied"
+        } else {
+            "the objects of its last good version keep running"
         };
-        (self.report)(Report::Rejected(format!(
-            "{at}: error: {why} (file rejected; {keeps})"
-        )));
-        f.files.entry(rel.to_path_buf()).or_default().failed = true;
+        st.failed = true;
+        let line = format!("{at}: error: {why} (file rejected; {keeps})");
+        if st.reported.as_deref() == Some(line.as_str()) {
+            return;
+        }
+        st.reported = Some(line.clone());
+        (self.report)(Report::Rejected(line));
     }
 
     /// Rescans `folders`, applies changed files and removes what is no longer declared.
@@ -395,7 +403,7 @@ impl DirWatch {
                 objs.push((r, obj, doc.line));
             }
             match bad {
-                Some((line, why)) => self.reject(fi, &rel, Some((line, 1)), why),
+                Some((line, why)) => self.reject(fi, &rel, Some((line, 0)), why),
                 None => files.push((fi, rel, objs)),
             }
         }
@@ -445,7 +453,7 @@ impl DirWatch {
                 });
             }
             match bad {
-                Some((line, why)) => self.reject(fi, &rel, Some((line, 1)), why),
+                Some((line, why)) => self.reject(fi, &rel, Some((line, 0)), why),
                 None => plan.extend(file_plan),
             }
         }
@@ -494,6 +502,7 @@ impl DirWatch {
             }
             let st = self.folders[fi].files.entry(rel.clone()).or_default();
             st.failed = false;
+            st.reported = None;
             let before = std::mem::replace(&mut st.owned, now.clone());
             removals.extend(
                 before
