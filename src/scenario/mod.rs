@@ -40,7 +40,7 @@ pub const DEFAULT_ASSERT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default `retry` deadline of `http`, `traffic` and `websocket` steps.
 pub const DEFAULT_RETRY: Duration = Duration::from_secs(10);
 /// Pause between attempts.
-const POLL: Duration = Duration::from_millis(50);
+const POLL: Duration = Duration::from_millis(20);
 /// The annotation the workload simulator reads to inject faults.
 pub const FAULT_ANNOTATION: &str = "agc-sandbox.dev/fault";
 
@@ -200,6 +200,9 @@ struct CheckSpec {
     path: Option<String>,
     equals: Option<Value>,
     matches: Option<String>,
+    /// With `path`: the field is absent (or empty).
+    #[serde(default)]
+    absent: bool,
     #[serde(default)]
     deleted: bool,
     count: Option<usize>,
@@ -214,6 +217,7 @@ const CHECK_KEYS: &[&str] = &[
     "path",
     "equals",
     "matches",
+    "absent",
     "deleted",
     "count",
     "timeout",
@@ -1103,6 +1107,11 @@ fn check_object(c: &CheckSpec, obj: &Value) -> Result<(), String> {
         let p = path::Path::parse(p)?;
         let got = p.text(obj);
         match (&c.equals, &c.matches, &got) {
+            _ if c.absent => {
+                if let Some(g) = got.filter(|g| !g.is_empty()) {
+                    return Err(format!("{p}: expected nothing, got {g:?}"));
+                }
+            }
             (Some(e), _, Some(g)) if path::text(e) != *g => {
                 return Err(format!("{p}: expected {:?}, got {g:?}", path::text(e)))
             }
