@@ -269,10 +269,7 @@ impl DirWatch {
                 ) else {
                     continue;
                 };
-                let Some(folder) = self
-                    .folders
-                    .iter_mut()
-                    .find(|f| f.root.as_os_str() == dir)
+                let Some(folder) = self.folders.iter_mut().find(|f| f.root.as_os_str() == dir)
                 else {
                     continue;
                 };
@@ -432,9 +429,10 @@ impl DirWatch {
                     Ok(would) => live
                         .as_ref()
                         .is_some_and(|l| comparable(l) == comparable(&would)),
-                    Err(ClientError::Api { code: 404, message, .. })
-                        if new_namespaces.contains(&r.namespace)
-                            && message.starts_with("namespaces ") =>
+                    Err(ClientError::Api {
+                        code: 404, message, ..
+                    }) if new_namespaces.contains(&r.namespace)
+                        && message.starts_with("namespaces ") =>
                     {
                         false
                     }
@@ -486,7 +484,10 @@ impl DirWatch {
                     self.reject(p.folder, &p.rel, None, format!("{}: {e}", p.r.display()));
                     // What was applied of it is owned from now on.
                     if let Some(set) = declared.get(&key) {
-                        let st = self.folders[p.folder].files.entry(p.rel.clone()).or_default();
+                        let st = self.folders[p.folder]
+                            .files
+                            .entry(p.rel.clone())
+                            .or_default();
                         st.owned.extend(set.iter().cloned());
                     }
                     failed_now.insert(key);
@@ -541,7 +542,12 @@ impl DirWatch {
         match self.client.delete(r).await {
             Ok(true) => self.changed(fi, rel, format!("{} deleted", r.display())),
             Ok(false) => {}
-            Err(e) => self.reject(fi, rel, None, format!("failed to delete {}: {e}", r.display())),
+            Err(e) => self.reject(
+                fi,
+                rel,
+                None,
+                format!("failed to delete {}: {e}", r.display()),
+            ),
         }
     }
 }

@@ -29,7 +29,10 @@ fn main() -> ExitCode {
             Some(p) => match std::fs::read_to_string(p) {
                 Ok(t) => Some(t.trim().to_string()),
                 Err(err) => {
-                    eprintln!("error: failed to read the token file {}: {err}", p.display());
+                    eprintln!(
+                        "error: failed to read the token file {}: {err}",
+                        p.display()
+                    );
                     return ExitCode::from(2);
                 }
             },

@@ -134,10 +134,13 @@ async fn folder_is_applied_in_order_and_followed() {
     std::fs::write(dir.join("notes.txt"), "not a manifest").unwrap();
     let sb = Sandbox::start(&tmp.path().join("data"), vec![]).await;
     let (report, lines) = collector();
-    let dw = timeout(STEP, DirWatch::start(sb.client.clone(), &[dir.clone()], report))
-        .await
-        .expect("start timed out")
-        .expect("start");
+    let dw = timeout(
+        STEP,
+        DirWatch::start(sb.client.clone(), &[dir.clone()], report),
+    )
+    .await
+    .expect("start timed out")
+    .expect("start");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(dw.run(async move {
         let _ = stop_rx.await;
@@ -150,13 +153,18 @@ async fn folder_is_applied_in_order_and_followed() {
             text,
             vec![
                 format!("{shown}/z-namespace.yaml: namespace/test-infra created"),
-                format!("{shown}/sub/gateway.yml: gateway.gateway.networking.k8s.io/gateway-01 created"),
+                format!(
+                    "{shown}/sub/gateway.yml: gateway.gateway.networking.k8s.io/gateway-01 created"
+                ),
                 format!("{shown}/a-route.yaml: httproute.gateway.networking.k8s.io/r1 created"),
             ]
         );
     }
     let r1 = get(&sb.client, &route_ref("r1")).await.expect("r1 created");
-    assert_eq!(r1["metadata"]["annotations"][ANN_SOURCE_FILE], "a-route.yaml");
+    assert_eq!(
+        r1["metadata"]["annotations"][ANN_SOURCE_FILE],
+        "a-route.yaml"
+    );
 
     // An in-place edit is re-applied: "configured".
     std::fs::write(dir.join("a-route.yaml"), route("r1", "fabrikam.com")).unwrap();
@@ -192,7 +200,10 @@ async fn folder_is_applied_in_order_and_followed() {
     wait_gone(&sb.client, &route_ref("r2")).await;
 
     let _ = stop_tx.send(());
-    timeout(STEP, task).await.expect("watch stop").expect("join");
+    timeout(STEP, task)
+        .await
+        .expect("watch stop")
+        .expect("join");
     sb.stop().await;
 }
 
@@ -205,10 +216,13 @@ async fn bad_files_are_rejected_whole_and_the_last_good_version_keeps_running() 
     std::fs::write(dir.join("routes.yaml"), route("good", "contoso.com")).unwrap();
     let sb = Sandbox::start(&tmp.path().join("data"), vec![]).await;
     let (report, lines) = collector();
-    let dw = timeout(STEP, DirWatch::start(sb.client.clone(), &[dir.clone()], report))
-        .await
-        .expect("start timed out")
-        .expect("start");
+    let dw = timeout(
+        STEP,
+        DirWatch::start(sb.client.clone(), &[dir.clone()], report),
+    )
+    .await
+    .expect("start timed out")
+    .expect("start");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(dw.run(async move {
         let _ = stop_rx.await;
@@ -249,7 +263,11 @@ async fn bad_files_are_rejected_whole_and_the_last_good_version_keeps_running() 
     // Fixing the file applies it.
     std::fs::write(
         dir.join("routes.yaml"),
-        format!("{}---\n{}", route("good", "changed.com"), route("bad", "x.com")),
+        format!(
+            "{}---\n{}",
+            route("good", "changed.com"),
+            route("bad", "x.com")
+        ),
     )
     .unwrap();
     wait_report(&lines, "httproute.gateway.networking.k8s.io/bad created").await;
@@ -257,7 +275,10 @@ async fn bad_files_are_rejected_whole_and_the_last_good_version_keeps_running() 
     assert_eq!(good["spec"]["hostnames"][0], "changed.com");
 
     let _ = stop_tx.send(());
-    timeout(STEP, task).await.expect("watch stop").expect("join");
+    timeout(STEP, task)
+        .await
+        .expect("watch stop")
+        .expect("join");
     sb.stop().await;
 }
 

@@ -71,7 +71,10 @@ steps:
 fn collect() -> (Out, Arc<Mutex<Vec<String>>>) {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let l = lines.clone();
-    (Arc::new(move |s: &str| l.lock().unwrap().push(s.to_string())), lines)
+    (
+        Arc::new(move |s: &str| l.lock().unwrap().push(s.to_string())),
+        lines,
+    )
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
@@ -98,12 +101,17 @@ async fn passing_and_failing_scenarios_report_steps_diffs_and_junit() {
         .expect("scenarios load");
     assert_eq!((summary.passed(), summary.failed()), (1, 1));
     let text = lines.lock().unwrap().join("\n");
-    assert!(text.contains("  ✓ wait gateway/gateway-01 Accepted ("), "{text}");
+    assert!(
+        text.contains("  ✓ wait gateway/gateway-01 Accepted ("),
+        "{text}"
+    );
     assert!(text.contains("  ✗ expects the <wrong> message ("), "{text}");
     let fail_shown = fail.display().to_string();
     let msg = summary.cases[1].failure.as_ref().unwrap().0.clone();
     assert!(
-        msg.starts_with(&format!("{fail_shown} step 3 (expects the <wrong> message): ")),
+        msg.starts_with(&format!(
+            "{fail_shown} step 3 (expects the <wrong> message): "
+        )),
         "{msg}"
     );
     assert!(
@@ -153,7 +161,10 @@ async fn exit_codes_of_the_binary() {
     assert_eq!(code, Some(1), "{stdout}");
     let (code, _, stderr) = run(vec![bad.clone()]).await;
     assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("bad.yaml: step 1: unknown step `htp`"), "{stderr}");
+    assert!(
+        stderr.contains("bad.yaml: step 1: unknown step `htp`"),
+        "{stderr}"
+    );
     let (code, _, stderr) = run(vec![tmp.path().join("missing.yaml")]).await;
     assert_eq!(code, Some(2), "{stderr}");
 }
@@ -185,7 +196,10 @@ async fn fake_gateway(addr: std::net::SocketAddr) -> tokio::task::JoinHandle<()>
                 let path = req.split(' ').nth(1).unwrap_or("/").to_string();
                 let host = req
                     .lines()
-                    .find_map(|l| l.strip_prefix("host: ").or_else(|| l.strip_prefix("Host: ")))
+                    .find_map(|l| {
+                        l.strip_prefix("host: ")
+                            .or_else(|| l.strip_prefix("Host: "))
+                    })
                     .unwrap_or("")
                     .to_string();
                 let (status, body) = if path == "/down" {
@@ -193,7 +207,9 @@ async fn fake_gateway(addr: std::net::SocketAddr) -> tokio::task::JoinHandle<()>
                 } else {
                     (
                         "200 OK",
-                        format!(r#"{{"path":"{path}","host":"{host}","namespace":"test-infra","pod":"{pod}"}}"#),
+                        format!(
+                            r#"{{"path":"{path}","host":"{host}","namespace":"test-infra","pod":"{pod}"}}"#
+                        ),
                     )
                 };
                 let resp = format!(
@@ -244,7 +260,10 @@ async fn http_and_traffic_steps_against_a_running_sandbox() {
         server: Some(url.clone()),
         ..Default::default()
     };
-    let s = timeout(STEP, scenario::run(&opts, out)).await.unwrap().unwrap();
+    let s = timeout(STEP, scenario::run(&opts, out))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(s.failed(), 0, "{:?}", s.cases[0].failure);
 
     // The Gateway's address, and our stand-in on it.
@@ -258,7 +277,10 @@ async fn http_and_traffic_steps_against_a_running_sandbox() {
         .await
         .unwrap()
         .unwrap();
-    let ip = gw["status"]["addresses"][0]["value"].as_str().unwrap().to_string();
+    let ip = gw["status"]["addresses"][0]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let mut runner_offset = scenario::pick_port_offset();
     while runner_offset == sandbox_offset {
         runner_offset = scenario::pick_port_offset();
@@ -293,7 +315,10 @@ steps:
         port_offset: Some(runner_offset),
         ..Default::default()
     };
-    let s = timeout(STEP, scenario::run(&opts, out)).await.unwrap().unwrap();
+    let s = timeout(STEP, scenario::run(&opts, out))
+        .await
+        .unwrap()
+        .unwrap();
     let text = lines.lock().unwrap().join("\n");
     assert_eq!(s.failed(), 1, "{text}");
     let msg = &s.cases[0].failure.as_ref().unwrap().0;
@@ -310,4 +335,35 @@ steps:
     fake.abort();
     let _ = stop_tx.send(());
     let _ = timeout(STEP, task).await.expect("stop timeout");
+}
+
+#[test]
+fn shipped_scenarios_parse_and_their_files_exist() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "yaml") {
+            let sc = scenario::load(&p).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!sc.name.is_empty());
+            n += 1;
+        }
+    }
+    assert!(n >= 10, "only {n} scenarios");
+    for f in [
+        "namespace",
+        "deployment",
+        "service",
+        "alb",
+        "gateway",
+        "httproute",
+        "healthcheckpolicy",
+    ] {
+        assert!(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("manifests/websocket/{f}.yaml"))
+                .exists(),
+            "{f}"
+        );
+    }
 }

@@ -108,7 +108,11 @@ impl ObjRef {
 
     /// The object's URL path.
     pub fn path(&self) -> String {
-        format!("{}/{}", collection_path(self.res, Some(&self.namespace)), self.name)
+        format!(
+            "{}/{}",
+            collection_path(self.res, Some(&self.namespace)),
+            self.name
+        )
     }
 }
 
@@ -184,7 +188,9 @@ impl ApiClient {
         } else if rest.starts_with("https://") {
             return Err(ClientError::Transport {
                 addr: url.into(),
-                reason: "https API servers are not supported; the sandbox serves plain HTTP on loopback".into(),
+                reason:
+                    "https API servers are not supported; the sandbox serves plain HTTP on loopback"
+                        .into(),
             });
         } else {
             rest
@@ -253,7 +259,10 @@ impl ApiClient {
                 .await
                 .map_err(|e| transport(e.to_string()))?
                 .to_bytes();
-            Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+            Ok((
+                status,
+                serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            ))
         };
         tokio::time::timeout(REQUEST_TIMEOUT, fut)
             .await
@@ -383,9 +392,18 @@ mod tests {
 
     #[test]
     fn kinds_resolve_like_kubectl() {
-        assert!(std::ptr::eq(resolve_kind("Gateway").unwrap(), kinds::gateways()));
-        assert!(std::ptr::eq(resolve_kind("httproutes").unwrap(), kinds::httproutes()));
-        assert!(std::ptr::eq(resolve_kind("svc").unwrap(), kinds::services()));
+        assert!(std::ptr::eq(
+            resolve_kind("Gateway").unwrap(),
+            kinds::gateways()
+        ));
+        assert!(std::ptr::eq(
+            resolve_kind("httproutes").unwrap(),
+            kinds::httproutes()
+        ));
+        assert!(std::ptr::eq(
+            resolve_kind("svc").unwrap(),
+            kinds::services()
+        ));
         assert!(std::ptr::eq(
             resolve_kind("healthcheckpolicy.alb.networking.azure.io").unwrap(),
             kinds::healthcheckpolicies()
@@ -412,7 +430,11 @@ mod tests {
         .unwrap();
         assert_eq!(ns.path(), "/api/v1/namespaces/x");
         assert_eq!(ns.display(), "namespace/x");
-        assert!(ObjRef::of(&json!({"apiVersion": "v9", "kind": "Pod", "metadata": {"name": "p"}}), "d").is_err());
+        assert!(ObjRef::of(
+            &json!({"apiVersion": "v9", "kind": "Pod", "metadata": {"name": "p"}}),
+            "d"
+        )
+        .is_err());
     }
 
     #[test]

@@ -184,7 +184,8 @@ mod tests {
 
     #[test]
     fn json_files_parse() {
-        let docs = parse(r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"j"}}"#).unwrap();
+        let docs =
+            parse(r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"j"}}"#).unwrap();
         assert_eq!(docs.len(), 1);
     }
 

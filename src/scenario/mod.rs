@@ -166,6 +166,8 @@ struct PatchSpec {
     kind: Option<String>,
     patch: Value,
     subresource: Option<String>,
+    /// With `selector`: patch only the first N objects (by name).
+    count: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -304,6 +306,10 @@ struct TrafficSpec {
     tolerance: f64,
     by: Option<String>,
     status: Option<u16>,
+    /// Pods matching this label selector (in the Gateway's namespace) must answer none.
+    exclude_selector: Option<String>,
+    /// Every pod matching this label selector must answer at least one request.
+    require_selector: Option<String>,
 }
 
 fn hundred() -> usize {
@@ -399,7 +405,9 @@ impl ObjSpec {
     /// Checks the spec names something and its kind exists.
     fn check(&self) -> Result<(), String> {
         if self.reference.is_none() && self.name.is_none() && self.selector.is_none() {
-            return Err("name the object with `ref: kind/name`, `kind` + `name`, or `selector`".into());
+            return Err(
+                "name the object with `ref: kind/name`, `kind` + `name`, or `selector`".into(),
+            );
         }
         let kind = match &self.reference {
             Some(r) => r
@@ -422,7 +430,10 @@ fn parse_step(i: usize, v: &Value) -> Result<Step, String> {
         return Err(format!(
             "step {i} must have exactly one of: {} (found: {})",
             ACTIONS.join(", "),
-            keys.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+            keys.iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     };
     let body = &m[key.as_str()];
@@ -436,14 +447,22 @@ fn parse_step(i: usize, v: &Value) -> Result<Step, String> {
             _ => typed(body, &[&["files", "yaml", "namespace"]]).map_err(at)?,
         }),
         "delete" => {
-            let d: DeleteSpec = typed(body, &[OBJ_KEYS, &["files", "ignoreNotFound", "wait", "timeout"]]).map_err(at)?;
+            let d: DeleteSpec = typed(
+                body,
+                &[OBJ_KEYS, &["files", "ignoreNotFound", "wait", "timeout"]],
+            )
+            .map_err(at)?;
             if d.files.is_none() {
                 d.obj.check().map_err(at)?;
             }
             Action::Delete(d)
         }
         "patch" => {
-            let p: PatchSpec = typed(body, &[OBJ_KEYS, &["type", "patch", "subresource"]]).map_err(at)?;
+            let p: PatchSpec = typed(
+                body,
+                &[OBJ_KEYS, &["type", "patch", "subresource", "count"]],
+            )
+            .map_err(at)?;
             p.obj.check().map_err(at)?;
             Action::Patch(p)
         }
@@ -453,7 +472,8 @@ fn parse_step(i: usize, v: &Value) -> Result<Step, String> {
             Action::Scale(s)
         }
         "annotate" => {
-            let a: AnnotateSpec = typed(body, &[OBJ_KEYS, &["annotations", "fault", "count"]]).map_err(at)?;
+            let a: AnnotateSpec =
+                typed(body, &[OBJ_KEYS, &["annotations", "fault", "count"]]).map_err(at)?;
             a.obj.check().map_err(at)?;
             if a.annotations.is_empty() && a.fault.is_none() {
                 return Err(at("give `annotations` or `fault`".into()));
@@ -479,22 +499,48 @@ fn parse_step(i: usize, v: &Value) -> Result<Step, String> {
             }
         }
         "http" => {
-            let h: HttpSpec = typed(body, &[GATEWAY_KEYS, &["method", "body", "expect"]]).map_err(at)?;
+            let h: HttpSpec =
+                typed(body, &[GATEWAY_KEYS, &["method", "body", "expect"]]).map_err(at)?;
             if let Some(r) = &h.gw.retry {
                 duration(r).map_err(at)?;
             }
             Action::Http(h)
         }
         "traffic" => {
-            let t: TrafficSpec = typed(body, &[GATEWAY_KEYS, &["method", "requests", "expect", "tolerance", "by", "status"]]).map_err(at)?;
+            let t: TrafficSpec = typed(
+                body,
+                &[
+                    GATEWAY_KEYS,
+                    &[
+                        "method",
+                        "requests",
+                        "expect",
+                        "tolerance",
+                        "by",
+                        "status",
+                        "excludeSelector",
+                        "requireSelector",
+                    ],
+                ],
+            )
+            .map_err(at)?;
             Action::Traffic(t)
         }
         "websocket" => {
-            let w: WsSpec = typed(body, &[GATEWAY_KEYS, &["keep", "use", "send", "expect", "expectStatus", "close"]]).map_err(at)?;
+            let w: WsSpec = typed(
+                body,
+                &[
+                    GATEWAY_KEYS,
+                    &["keep", "use", "send", "expect", "expectStatus", "close"],
+                ],
+            )
+            .map_err(at)?;
             Action::WebSocket(w)
         }
         "sleep" => Action::Sleep(duration(body.as_str().unwrap_or("")).map_err(at)?),
-        "tls-secret" => Action::TlsSecret(typed(body, &[]).map_err(at)?),
+        "tls-secret" => {
+            Action::TlsSecret(typed(body, &[&["name", "namespace", "hosts"]]).map_err(at)?)
+        }
         other => {
             return Err(format!(
                 "step {i}: unknown step `{other}` (steps: {})",
@@ -533,7 +579,11 @@ fn label_of(a: &Action) -> String {
             None => format!("annotate {}", an.obj.show()),
         },
         Action::Wait(c) | Action::Assert(c) => {
-            let verb = if matches!(a, Action::Wait(_)) { "wait" } else { "assert" };
+            let verb = if matches!(a, Action::Wait(_)) {
+                "wait"
+            } else {
+                "assert"
+            };
             let what = if let Some(cond) = &c.condition {
                 format!(" {cond}")
             } else if let Some(p) = &c.path {
@@ -563,7 +613,8 @@ pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
         file: shown.clone(),
         message,
     };
-    let text = std::fs::read_to_string(file).map_err(|e| invalid(format!("failed to read: {e}")))?;
+    let text =
+        std::fs::read_to_string(file).map_err(|e| invalid(format!("failed to read: {e}")))?;
     let v: Value = serde_yaml::from_str(&text).map_err(|e| {
         invalid(match e.location() {
             Some(l) => format!("{}:{}: invalid YAML: {e}", l.line(), l.column()),
@@ -847,7 +898,9 @@ fn one_ref(ctx: &Ctx<'_>, o: &ObjSpec) -> Result<ObjRef, String> {
         }
         None => (
             o.kind.clone().unwrap_or_else(|| "pod".into()),
-            o.name.clone().ok_or("this step needs one object: give `ref` or `name`")?,
+            o.name
+                .clone()
+                .ok_or("this step needs one object: give `ref` or `name`")?,
         ),
     };
     let res = resolve_kind(&kind).ok_or_else(|| format!("unknown kind {kind:?}"))?;
@@ -867,8 +920,7 @@ fn one_ref(ctx: &Ctx<'_>, o: &ObjSpec) -> Result<ObjRef, String> {
 async fn refs(ctx: &Ctx<'_>, o: &ObjSpec) -> Result<Vec<(ObjRef, Option<Value>)>, String> {
     match (&o.selector, &o.reference, &o.name) {
         (Some(sel), None, None) => {
-            let res = resolve_kind(o.kind.as_deref().unwrap_or("pod"))
-                .ok_or("unknown kind")?;
+            let res = resolve_kind(o.kind.as_deref().unwrap_or("pod")).ok_or("unknown kind")?;
             let ns = o.namespace.clone().unwrap_or_else(|| ctx.namespace.clone());
             let mut items = ctx
                 .client
@@ -907,8 +959,8 @@ fn read_manifests(dir: &Path, names: &[String]) -> Result<Vec<(String, String)>,
             }
             for rel in found {
                 let f = p.join(&rel);
-                let text = std::fs::read_to_string(&f)
-                    .map_err(|e| format!("{}: {e}", f.display()))?;
+                let text =
+                    std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
                 out.push((format!("{n}/{}", rel.display()), text));
             }
         } else {
@@ -932,7 +984,8 @@ fn objects_of(
             None => format!("{name}: {}", e.message),
         })?;
         for d in docs {
-            let r = ObjRef::of(&d.obj, default_ns).map_err(|e| format!("{name}:{}: {e}", d.line))?;
+            let r =
+                ObjRef::of(&d.obj, default_ns).map_err(|e| format!("{name}:{}: {e}", d.line))?;
             let mut obj = d.obj;
             if r.res.namespaced {
                 meta::metadata_mut(&mut obj).insert("namespace".into(), json!(r.namespace));
@@ -945,7 +998,10 @@ fn objects_of(
 }
 
 async fn apply(ctx: &mut Ctx<'_>, a: &ApplySpec) -> StepResult {
-    let mut texts = read_manifests(&ctx.dir, &a.files.as_ref().map(|f| f.list()).unwrap_or_default())?;
+    let mut texts = read_manifests(
+        &ctx.dir,
+        &a.files.as_ref().map(|f| f.list()).unwrap_or_default(),
+    )?;
     if let Some(y) = &a.yaml {
         texts.push(("(inline YAML)".into(), y.clone()));
     }
@@ -967,7 +1023,11 @@ async fn delete(ctx: &mut Ctx<'_>, d: &DeleteSpec) -> StepResult {
             objs.reverse();
             objs.into_iter().map(|(_, r, _)| r).collect()
         }
-        None => refs(ctx, &d.obj).await?.into_iter().map(|(r, _)| r).collect(),
+        None => refs(ctx, &d.obj)
+            .await?
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect(),
     };
     for r in &targets {
         match ctx.client.delete(r).await {
@@ -983,7 +1043,12 @@ async fn delete(ctx: &mut Ctx<'_>, d: &DeleteSpec) -> StepResult {
         }
     }
     if d.wait {
-        let timeout = d.timeout.as_deref().map(duration).transpose()?.unwrap_or(DEFAULT_TIMEOUT);
+        let timeout = d
+            .timeout
+            .as_deref()
+            .map(duration)
+            .transpose()?
+            .unwrap_or(DEFAULT_TIMEOUT);
         let deadline = Instant::now() + timeout;
         for r in &targets {
             loop {
@@ -1010,9 +1075,20 @@ async fn patch(ctx: &mut Ctx<'_>, p: &PatchSpec) -> StepResult {
         "merge" => "application/merge-patch+json",
         "json" => "application/json-patch+json",
         "strategic" => "application/strategic-merge-patch+json",
-        other => return Err(format!("unknown patch type {other:?} (merge, json, strategic)")),
+        other => {
+            return Err(format!(
+                "unknown patch type {other:?} (merge, json, strategic)"
+            ))
+        }
     };
-    for (r, _) in refs(ctx, &p.obj).await? {
+    let mut targets = refs(ctx, &p.obj).await?;
+    if targets.is_empty() {
+        return Err(format!("no {} matched", p.obj.show()));
+    }
+    if let Some(n) = p.count {
+        targets.truncate(n);
+    }
+    for (r, _) in targets {
         ctx.client
             .patch(&r, p.subresource.as_deref().unwrap_or(""), ct, &p.patch)
             .await
@@ -1059,22 +1135,45 @@ async fn annotate(ctx: &mut Ctx<'_>, a: &AnnotateSpec) -> StepResult {
     Ok(())
 }
 
-/// Evaluates a check on one object: `Ok` when it holds, `Err(what was found)` otherwise.
-fn check_object(c: &CheckSpec, obj: &Value) -> Result<(), String> {
-    if let Some(cond) = &c.condition {
-        let want = c.status.as_ref().map(path::text).unwrap_or_else(|| "True".into());
-        let Some(found) = meta::condition(obj, cond) else {
-            let have: Vec<String> = obj
-                .pointer("/status/conditions")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .map(|c| format!("{}={}", path::text(&c["type"]), path::text(&c["status"])))
-                        .collect()
+/// The condition lists of an object: `status.conditions`, or for routes each parent's.
+fn condition_lists(obj: &Value) -> Vec<(String, &Vec<Value>)> {
+    if let Some(c) = obj.pointer("/status/conditions").and_then(Value::as_array) {
+        return vec![(String::new(), c)];
+    }
+    obj.pointer("/status/parents")
+        .and_then(Value::as_array)
+        .map(|ps| {
+            ps.iter()
+                .filter_map(|p| {
+                    let who = format!("parent {}: ", path::text(&p["parentRef"]["name"]));
+                    p["conditions"].as_array().map(|c| (who, c))
                 })
-                .unwrap_or_default();
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Checks one condition (every parent's, for routes).
+fn check_condition(c: &CheckSpec, cond: &str, obj: &Value) -> Result<(), String> {
+    let want = c
+        .status
+        .as_ref()
+        .map(path::text)
+        .unwrap_or_else(|| "True".into());
+    let lists = condition_lists(obj);
+    if lists.is_empty() {
+        return Err(format!(
+            "expected condition {cond}={want}, got no conditions yet"
+        ));
+    }
+    for (who, list) in lists {
+        let Some(found) = list.iter().find(|x| x["type"] == cond) else {
+            let have: Vec<String> = list
+                .iter()
+                .map(|c| format!("{}={}", path::text(&c["type"]), path::text(&c["status"])))
+                .collect();
             return Err(format!(
-                "expected condition {cond}={want}, got no {cond} condition (conditions: [{}])",
+                "{who}expected condition {cond}={want}, got no {cond} condition (conditions: [{}])",
                 have.join(", ")
             ));
         };
@@ -1091,12 +1190,20 @@ fn check_object(c: &CheckSpec, obj: &Value) -> Result<(), String> {
                 exp.push_str(&format!(" message {m:?}"));
             }
             return Err(format!(
-                "expected condition {exp}, got {cond}={} reason {:?} message {:?}",
+                "{who}expected condition {exp}, got {cond}={} reason {:?} message {:?}",
                 got("status"),
                 got("reason"),
                 got("message")
             ));
         }
+    }
+    Ok(())
+}
+
+/// Evaluates a check on one object: `Ok` when it holds, `Err(what was found)` otherwise.
+fn check_object(c: &CheckSpec, obj: &Value) -> Result<(), String> {
+    if let Some(cond) = &c.condition {
+        check_condition(c, cond, obj)?;
     } else if let Some(st) = &c.status {
         path::subset(st, obj.get("status").unwrap_or(&Value::Null), ".status")?;
     }
@@ -1167,9 +1274,14 @@ async fn check(ctx: &mut Ctx<'_>, c: &CheckSpec, is_wait: bool) -> StepResult {
             }
             (false, deleted) => {
                 let r = one_ref(ctx, &c.obj)?;
-                match (ctx.client.get(&r).await.map_err(|e| e.to_string())?, deleted) {
+                match (
+                    ctx.client.get(&r).await.map_err(|e| e.to_string())?,
+                    deleted,
+                ) {
                     (None, true) => return Ok(()),
-                    (Some(_), true) => format!("expected {} to be deleted; it still exists", r.display()),
+                    (Some(_), true) => {
+                        format!("expected {} to be deleted; it still exists", r.display())
+                    }
                     (None, false) => format!("{} not found", r.display()),
                     (Some(obj), false) => match check_object(c, &obj) {
                         Ok(()) => return Ok(()),
@@ -1235,7 +1347,12 @@ async fn gateway_target(ctx: &Ctx<'_>, g: &GatewaySpec) -> Result<net::Target, S
     let addr = gw
         .pointer("/status/addresses/0/value")
         .and_then(Value::as_str)
-        .ok_or_else(|| format!("gateway {}/{} has no status.addresses yet", r.namespace, r.name))?;
+        .ok_or_else(|| {
+            format!(
+                "gateway {}/{} has no status.addresses yet",
+                r.namespace, r.name
+            )
+        })?;
     let listeners = gw
         .pointer("/spec/listeners")
         .and_then(Value::as_array)
@@ -1286,11 +1403,18 @@ async fn gateway_target(ctx: &Ctx<'_>, g: &GatewaySpec) -> Result<net::Target, S
 }
 
 fn retry_of(g: &GatewaySpec) -> Result<Duration, String> {
-    g.retry.as_deref().map(duration).transpose().map(|d| d.unwrap_or(DEFAULT_RETRY))
+    g.retry
+        .as_deref()
+        .map(duration)
+        .transpose()
+        .map(|d| d.unwrap_or(DEFAULT_RETRY))
 }
 
 fn headers_of(g: &GatewaySpec) -> Vec<(String, String)> {
-    g.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    g.headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// `*` wildcards.
@@ -1341,7 +1465,12 @@ fn check_reply(e: &HttpExpect, r: &net::Reply) -> Result<(), String> {
             return Err(format!("expected body {b:?}, got {:?}", short(&r.body)));
         }
     }
-    for part in e.body_contains.as_ref().map(|c| c.list()).unwrap_or_default() {
+    for part in e
+        .body_contains
+        .as_ref()
+        .map(|c| c.list())
+        .unwrap_or_default()
+    {
         if !r.body.contains(&part) {
             return Err(format!(
                 "expected the body to contain {part:?}; body: {}",
@@ -1376,10 +1505,12 @@ async fn http(ctx: &mut Ctx<'_>, h: &HttpSpec) -> StepResult {
     let headers = headers_of(&h.gw);
     loop {
         let outcome = match gateway_target(ctx, &h.gw).await {
-            Ok(t) => match net::request(&t, &h.method, &h.gw.path, &headers, h.body.as_deref()).await {
-                Ok(reply) => check_reply(&h.expect, &reply),
-                Err(e) => Err(e),
-            },
+            Ok(t) => {
+                match net::request(&t, &h.method, &h.gw.path, &headers, h.body.as_deref()).await {
+                    Ok(reply) => check_reply(&h.expect, &reply),
+                    Err(e) => Err(e),
+                }
+            }
             Err(e) => Err(e),
         };
         match outcome {
@@ -1425,6 +1556,9 @@ async fn traffic(ctx: &mut Ctx<'_>, t: &TrafficSpec) -> StepResult {
         }
     };
     let by_pod = t.by.as_deref() == Some("pod");
+    let excluded = pods_of(ctx, &t.gw, t.exclude_selector.as_deref()).await?;
+    let required = pods_of(ctx, &t.gw, t.require_selector.as_deref()).await?;
+    let mut pod_counts: BTreeMap<String, usize> = BTreeMap::new();
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for i in 0..t.requests {
         let r = net::request(&target, &t.method, &t.gw.path, &headers, None).await?;
@@ -1439,8 +1573,30 @@ async fn traffic(ctx: &mut Ctx<'_>, t: &TrafficSpec) -> StepResult {
         }
         let v: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
         let pod = v["pod"].as_str().unwrap_or("(no pod in the reply)");
-        let key = if by_pod { pod.to_string() } else { backend_of(pod) };
+        let key = if by_pod {
+            pod.to_string()
+        } else {
+            backend_of(pod)
+        };
         *counts.entry(key).or_default() += 1;
+        *pod_counts.entry(pod.to_string()).or_default() += 1;
+    }
+    for p in &required {
+        if !pod_counts.contains_key(p) {
+            return Err(format!(
+                "expected {p} (requireSelector) to answer some of {} requests, it answered none; split: {}",
+                t.requests,
+                pod_counts.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    for p in &excluded {
+        if let Some(n) = pod_counts.get(p) {
+            return Err(format!(
+                "expected no request answered by {p} (excludeSelector), got {n} of {}",
+                t.requests
+            ));
+        }
     }
     let n = t.requests.max(1) as f64;
     let share = |k: &str| counts.get(k).copied().unwrap_or(0) as f64 * 100.0 / n;
@@ -1470,6 +1626,23 @@ async fn traffic(ctx: &mut Ctx<'_>, t: &TrafficSpec) -> StepResult {
     Ok(())
 }
 
+/// Names of the pods matching a selector in the Gateway's namespace (none without a selector).
+async fn pods_of(ctx: &Ctx<'_>, g: &GatewaySpec, sel: Option<&str>) -> Result<Vec<String>, String> {
+    let Some(sel) = sel else {
+        return Ok(Vec::new());
+    };
+    let ns = g.namespace.clone().unwrap_or_else(|| ctx.namespace.clone());
+    let pods = ctx
+        .client
+        .list(crate::resources::kinds::pods(), Some(&ns), Some(sel))
+        .await
+        .map_err(|e| e.to_string())?;
+    if pods.is_empty() {
+        return Err(format!("selector {sel:?} matched no pod in {ns}"));
+    }
+    Ok(pods.iter().map(|p| meta::name(p).to_string()).collect())
+}
+
 async fn exchange(ws: &mut net::Ws, w: &WsSpec) -> StepResult {
     use futures_util::{SinkExt, StreamExt};
     for m in w.send.as_ref().map(|s| s.list()).unwrap_or_default() {
@@ -1480,13 +1653,24 @@ async fn exchange(ws: &mut net::Ws, w: &WsSpec) -> StepResult {
     for want in w.expect.as_ref().map(|s| s.list()).unwrap_or_default() {
         let got = loop {
             match tokio::time::timeout(net::REQUEST_TIMEOUT, ws.next()).await {
-                Err(_) => return Err(format!("expected message {want:?}, got nothing within {:?}", net::REQUEST_TIMEOUT)),
-                Ok(None) => return Err(format!("expected message {want:?}, the connection closed")),
-                Ok(Some(Err(e))) => return Err(format!("expected message {want:?}, got error: {e}")),
+                Err(_) => {
+                    return Err(format!(
+                        "expected message {want:?}, got nothing within {:?}",
+                        net::REQUEST_TIMEOUT
+                    ))
+                }
+                Ok(None) => {
+                    return Err(format!("expected message {want:?}, the connection closed"))
+                }
+                Ok(Some(Err(e))) => {
+                    return Err(format!("expected message {want:?}, got error: {e}"))
+                }
                 Ok(Some(Ok(Message::Text(t)))) => break t.to_string(),
                 Ok(Some(Ok(Message::Binary(b)))) => break String::from_utf8_lossy(&b).to_string(),
                 Ok(Some(Ok(Message::Close(c)))) => {
-                    return Err(format!("expected message {want:?}, the server closed the connection ({c:?})"))
+                    return Err(format!(
+                        "expected message {want:?}, the server closed the connection ({c:?})"
+                    ))
                 }
                 Ok(Some(Ok(_))) => continue,
             }
@@ -1500,10 +1684,9 @@ async fn exchange(ws: &mut net::Ws, w: &WsSpec) -> StepResult {
 
 async fn websocket(ctx: &mut Ctx<'_>, w: &WsSpec) -> StepResult {
     if let Some(name) = &w.use_ {
-        let mut ws = ctx
-            .sockets
-            .remove(name)
-            .ok_or_else(|| format!("no open WebSocket named {name:?} (open one with `keep: {name}`)"))?;
+        let mut ws = ctx.sockets.remove(name).ok_or_else(|| {
+            format!("no open WebSocket named {name:?} (open one with `keep: {name}`)")
+        })?;
         let r = exchange(&mut ws, w).await;
         if w.close || r.is_err() {
             let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
@@ -1517,8 +1700,13 @@ async fn websocket(ctx: &mut Ctx<'_>, w: &WsSpec) -> StepResult {
     loop {
         let attempt: Result<Option<net::Ws>, String> = async {
             let t = gateway_target(ctx, &w.gw).await?;
-            match (net::websocket(&t, &w.gw.path, &headers).await, w.expect_status) {
-                (Ok(_), Some(s)) => Err(format!("expected the upgrade to be refused with {s}, got 101")),
+            match (
+                net::websocket(&t, &w.gw.path, &headers).await,
+                w.expect_status,
+            ) {
+                (Ok(_), Some(s)) => Err(format!(
+                    "expected the upgrade to be refused with {s}, got 101"
+                )),
                 (Err((Some(reply), _)), Some(s)) if reply.status == s => Ok(None),
                 (Err((_, e)), _) => Err(e),
                 (Ok(mut ws), None) => {
@@ -1575,7 +1763,11 @@ mod tests {
     fn steps_parse_with_readable_errors() {
         let s = parse_step(1, &json!({"apply": "../manifests/websocket"})).unwrap();
         assert_eq!(s.label, "apply ../manifests/websocket");
-        let s = parse_step(2, &json!({"http": {"gateway": "gateway-01", "host": "contoso.com", "path": "/health"}})).unwrap();
+        let s = parse_step(
+            2,
+            &json!({"http": {"gateway": "gateway-01", "host": "contoso.com", "path": "/health"}}),
+        )
+        .unwrap();
         assert_eq!(s.label, "http GET contoso.com/health");
         let e = parse_step(3, &json!({"htp": {}})).unwrap_err();
         assert!(e.contains("unknown step `htp`"), "{e}");

@@ -177,7 +177,10 @@ pub async fn websocket(
                 };
                 Err((
                     Some(reply),
-                    format!("the upgrade was refused with {status}; body: {}", body.trim()),
+                    format!(
+                        "the upgrade was refused with {status}; body: {}",
+                        body.trim()
+                    ),
                 ))
             }
             Err(e) => Err((None, format!("WebSocket handshake failed: {e}"))),
@@ -185,5 +188,10 @@ pub async fn websocket(
     };
     tokio::time::timeout(REQUEST_TIMEOUT, fut)
         .await
-        .map_err(|_| (None, format!("no WebSocket handshake within {REQUEST_TIMEOUT:?}")))?
+        .map_err(|_| {
+            (
+                None,
+                format!("no WebSocket handshake within {REQUEST_TIMEOUT:?}"),
+            )
+        })?
 }

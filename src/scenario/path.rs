@@ -92,7 +92,9 @@ impl Path {
                     let inner = &s[i + 1..close];
                     if inner == "*" {
                         segs.push(Seg::All);
-                    } else if let Some(f) = inner.strip_prefix("?(").and_then(|r| r.strip_suffix(')')) {
+                    } else if let Some(f) =
+                        inner.strip_prefix("?(").and_then(|r| r.strip_suffix(')'))
+                    {
                         let (lhs, rhs, negate) = if let Some((l, r)) = f.split_once("!=") {
                             (l, r, true)
                         } else if let Some((l, r)) = f.split_once("==") {
@@ -117,10 +119,9 @@ impl Path {
                     {
                         segs.push(Seg::Field(inner[1..inner.len() - 1].to_string()));
                     } else {
-                        let n = inner
-                            .trim()
-                            .parse::<usize>()
-                            .map_err(|_| err("an index must be a number, *, a quoted name or ?(filter)"))?;
+                        let n = inner.trim().parse::<usize>().map_err(|_| {
+                            err("an index must be a number, *, a quoted name or ?(filter)")
+                        })?;
                         segs.push(Seg::Index(n));
                     }
                     i = close + 1;
@@ -204,7 +205,10 @@ pub fn loose_eq(expected: &Value, got: &Value) -> bool {
 pub fn show(v: &Value) -> String {
     let s = v.to_string();
     if s.len() > 300 {
-        format!("{}…", &s[..s.char_indices().nth(300).map(|(i, _)| i).unwrap_or(s.len())])
+        format!(
+            "{}…",
+            &s[..s.char_indices().nth(300).map(|(i, _)| i).unwrap_or(s.len())]
+        )
     } else {
         s
     }
@@ -289,17 +293,26 @@ mod tests {
     fn kubectl_style_paths() {
         let g = gw();
         let p = |s: &str| Path::parse(s).unwrap().text(&g);
-        assert_eq!(p("{.status.addresses[0].value}").as_deref(), Some("127.20.0.1"));
+        assert_eq!(
+            p("{.status.addresses[0].value}").as_deref(),
+            Some("127.20.0.1")
+        );
         assert_eq!(
             p(r#"{.status.conditions[?(@.type=="Accepted")].status}"#).as_deref(),
             Some("True")
         );
-        assert_eq!(p(".status.conditions[*].type").as_deref(), Some("Accepted Programmed"));
+        assert_eq!(
+            p(".status.conditions[*].type").as_deref(),
+            Some("Accepted Programmed")
+        );
         assert_eq!(
             p("{.metadata.annotations['alb.networking.azure.io/alb-name']}").as_deref(),
             Some("alb-test")
         );
-        assert_eq!(p("{.status.listeners[0].attachedRoutes}").as_deref(), Some("1"));
+        assert_eq!(
+            p("{.status.listeners[0].attachedRoutes}").as_deref(),
+            Some("1")
+        );
         assert_eq!(p("{.status.nope}"), None);
         assert!(Path::parse("{.status[}").is_err());
         assert!(Path::parse("status").is_err());
@@ -308,7 +321,12 @@ mod tests {
     #[test]
     fn subset_matches_and_names_the_mismatch() {
         let g = gw();
-        assert!(subset(&json!({"status": {"conditions": [{"type": "Programmed", "status": "True"}]}}), &g, "").is_ok());
+        assert!(subset(
+            &json!({"status": {"conditions": [{"type": "Programmed", "status": "True"}]}}),
+            &g,
+            ""
+        )
+        .is_ok());
         let err = subset(
             &json!({"status": {"conditions": [{"type": "Accepted", "message": "Nope"}]}}),
             &g,
@@ -319,7 +337,12 @@ mod tests {
             err,
             ".status.conditions[type=Accepted].message: expected \"Nope\", got \"Valid Gateway\""
         );
-        assert!(subset(&json!({"status": {"listeners": [{"attachedRoutes": "1"}]}}), &g, "").is_ok());
+        assert!(subset(
+            &json!({"status": {"listeners": [{"attachedRoutes": "1"}]}}),
+            &g,
+            ""
+        )
+        .is_ok());
         assert!(subset(&json!({"status": {"gone": null}}), &g, "").is_ok());
     }
 }
