@@ -113,6 +113,9 @@ pub struct DirWatch {
     _watcher: notify::RecommendedWatcher,
 }
 
+/// An object of a parsed file, with the line of its document.
+type FileObject = (ObjRef, Value, usize);
+
 /// An object a file declares, ready to apply.
 struct Planned {
     folder: usize,
@@ -363,7 +366,7 @@ impl DirWatch {
         }
 
         // 2. Turn documents into objects carrying the ownership annotations.
-        let mut files: Vec<(usize, PathBuf, Vec<(ObjRef, Value, usize)>)> = Vec::new();
+        let mut files: Vec<(usize, PathBuf, Vec<FileObject>)> = Vec::new();
         for (fi, rel, _, docs) in parsed {
             let mut objs = Vec::new();
             let mut seen = HashSet::new();

@@ -136,7 +136,7 @@ async fn folder_is_applied_in_order_and_followed() {
     let (report, lines) = collector();
     let dw = timeout(
         STEP,
-        DirWatch::start(sb.client.clone(), &[dir.clone()], report),
+        DirWatch::start(sb.client.clone(), std::slice::from_ref(&dir), report),
     )
     .await
     .expect("start timed out")
@@ -218,7 +218,7 @@ async fn bad_files_are_rejected_whole_and_the_last_good_version_keeps_running() 
     let (report, lines) = collector();
     let dw = timeout(
         STEP,
-        DirWatch::start(sb.client.clone(), &[dir.clone()], report),
+        DirWatch::start(sb.client.clone(), std::slice::from_ref(&dir), report),
     )
     .await
     .expect("start timed out")

@@ -182,7 +182,7 @@ async fn fake_gateway(addr: std::net::SocketAddr) -> tokio::task::JoinHandle<()>
                 return;
             };
             n += 1;
-            let pod = if n % 2 == 0 {
+            let pod = if n.is_multiple_of(2) {
                 "backend-v1-5d8f7c9b4-abcde"
             } else {
                 "backend-v2-6c9d8e7f5-fghij"
