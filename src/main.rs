@@ -7,8 +7,13 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cli.log_level));
+    // `scenario run` prints progress lines; the sandboxes it starts log only warnings unless
+    // asked otherwise (issue 6).
+    let level = match (&cli.command, cli.log_level.as_str()) {
+        (Command::Scenario(_), "info") => "warn",
+        (_, l) => l,
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
