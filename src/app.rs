@@ -95,6 +95,8 @@ pub async fn run(
     crate::sim::check_loopback_range().map_err(anyhow::Error::msg)?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let stop_tx_err = stop_tx.clone();
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -126,11 +128,33 @@ pub async fn run(
     // Workloads: Deployments → Pods serving on their own loopback addresses.
     let (pod_logs, sim_task) = crate::sim::spawn(store.clone(), stopped(stop_rx.clone()));
     let api = Arc::new(
-        ApiServer::new(store.clone(), token)
+        ApiServer::new(store.clone(), token.clone())
             .with_logs(pod_logs)
             .with_extension(proxy.extension.clone()),
     );
     let api_task = tokio::spawn(api.serve(listener, stopped(stop_rx.clone())));
+    // The drop-in folder applies through the HTTP API, so it gets kubectl's admission; its
+    // first pass finishes before `on_start`, so "up" means the folder's objects exist.
+    let watch_task = if args.watch.is_empty() {
+        None
+    } else {
+        let client = crate::scenario::client::ApiClient::new(&api_url, token.clone())?;
+        let report: crate::dirwatch::Reporter = Arc::new(|r| match r {
+            crate::dirwatch::Report::Changed(line) => println!("{line}"),
+            crate::dirwatch::Report::Rejected(line) => eprintln!("{line}"),
+        });
+        match crate::dirwatch::DirWatch::start(client, &args.watch, report).await {
+            Ok(dw) => Some(tokio::spawn(dw.run(stopped(stop_rx.clone())))),
+            Err(err) => {
+                let _ = stop_tx_err.send(true);
+                let _ = api_task.await;
+                let _ = controller_task.await;
+                let _ = sim_task.await;
+                let _ = proxy.task.await;
+                return Err(err.into());
+            }
+        }
+    };
     on_start(&Started {
         api_url,
         api_addr,
@@ -140,6 +164,9 @@ pub async fn run(
     let _ = controller_task.await;
     let _ = sim_task.await;
     let _ = proxy.task.await;
+    if let Some(t) = watch_task {
+        let _ = t.await;
+    }
     store
         .persisted()
         .await

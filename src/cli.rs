@@ -20,7 +20,40 @@ pub struct Cli {
 pub enum Command {
     /// Start the sandbox and serve until interrupted (Ctrl-C or SIGTERM).
     Up(UpArgs),
+    // === scenario replay (issue 6) ===
+    /// Scripted sessions: apply manifests, wait for status, send traffic, assert.
+    #[command(subcommand)]
+    Scenario(ScenarioCommand),
 }
+
+/// `agc-sandbox scenario ...`
+#[derive(Debug, Subcommand)]
+pub enum ScenarioCommand {
+    /// Run scenario files (format: scenarios/README.md). Each gets a fresh sandbox unless
+    /// --server is given. Exit 0 when all pass, 1 when any fails, 2 on usage errors.
+    Run(ScenarioRunArgs),
+}
+
+#[derive(Debug, clap::Args, Clone)]
+pub struct ScenarioRunArgs {
+    /// Scenario files.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Use a running sandbox (e.g. http://127.0.0.1:6443) instead of starting one per scenario.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// Bearer token file of the running sandbox (with --server).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// The running sandbox's --port-offset (with --server); without --server, a fixed offset for
+    /// the sandboxes started here (default: a free one).
+    #[arg(long)]
+    pub port_offset: Option<u16>,
+    /// Write a JUnit XML report (one testcase per scenario).
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+}
+// === end scenario replay ===
 
 #[derive(Debug, clap::Args, Clone)]
 pub struct UpArgs {

@@ -8,6 +8,8 @@
 //! - [`controller`]: reconciles Gateway API and AGC objects into status and the routing table.
 //! - [`proxy`]: the gateway data plane; [`sim`]: simulated workloads.
 //! - [`meta`]: helpers over objects held as JSON.
+//! - [`dirwatch`]: the drop-in manifests folder (`up --watch DIR`); [`scenario`]: scripted
+//!   sessions (`scenario run`).
 //! - [`app`]: wires the parts and owns shutdown; [`cli`]: the command line.
 //!
 //! State flows one way: store → watch events → controllers → routing table → proxy.
@@ -16,11 +18,13 @@ pub mod apiserver;
 pub mod app;
 pub mod cli;
 pub mod controller;
+pub mod dirwatch;
 pub mod events;
 pub mod health;
 pub mod meta;
 pub mod proxy;
 pub mod resources;
 pub mod routing;
+pub mod scenario;
 pub mod sim;
 pub mod store;

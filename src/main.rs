@@ -1,6 +1,6 @@
 //! The `agc-sandbox` binary: parse the command line, set up logging, run.
 
-use agc_sandbox::cli::{Cli, Command};
+use agc_sandbox::cli::{Cli, Command, ScenarioCommand};
 use clap::Parser;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
@@ -8,8 +8,13 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     raise_open_files_limit();
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cli.log_level));
+    // `scenario run` prints progress lines; the sandboxes it starts log only warnings unless
+    // asked otherwise.
+    let level = match (&cli.command, cli.log_level.as_str()) {
+        (Command::Scenario(_), "info") => "warn",
+        (_, l) => l,
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
@@ -24,6 +29,39 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // === scenario replay (issue 6): exit 0 all passed, 1 a scenario failed, 2 usage error ===
+    if let Command::Scenario(ScenarioCommand::Run(args)) = &cli.command {
+        let token = match &args.token_file {
+            Some(p) => match std::fs::read_to_string(p) {
+                Ok(t) => Some(t.trim().to_string()),
+                Err(err) => {
+                    eprintln!(
+                        "error: failed to read the token file {}: {err}",
+                        p.display()
+                    );
+                    return ExitCode::from(2);
+                }
+            },
+            None => None,
+        };
+        let opts = agc_sandbox::scenario::Options {
+            files: args.files.clone(),
+            server: args.server.clone(),
+            token,
+            port_offset: args.port_offset,
+            junit: args.junit.clone(),
+        };
+        let out: agc_sandbox::scenario::Out = std::sync::Arc::new(|line| println!("{line}"));
+        return match runtime.block_on(agc_sandbox::scenario::run(&opts, out)) {
+            Ok(summary) if summary.failed() == 0 => ExitCode::SUCCESS,
+            Ok(_) => ExitCode::from(1),
+            Err(err) => {
+                eprintln!("error: {err}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    // === end scenario replay ===
     let result = runtime.block_on(async {
         match cli.command {
             Command::Up(args) => {
@@ -36,6 +74,7 @@ fn main() -> ExitCode {
                 })
                 .await
             }
+            Command::Scenario(_) => unreachable!("handled above"),
         }
     });
     match result {

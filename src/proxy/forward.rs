@@ -305,7 +305,7 @@ async fn route_and_forward(
     outcome.route = Some((m.route.namespace.clone(), m.route.name.clone()));
 
     let mut fx = Effects::default();
-    if let Some(resp) = apply_filters(&m.rule.filters, &mut req, &mut fx, m, listener, shared) {
+    if let Some(resp) = apply_filters(&m.rule.filters, &mut req, &mut fx, m, listener) {
         return resp;
     }
     let Some(wb) = route::pick_backend(m.rule, fastrand::u32(..)) else {
@@ -318,7 +318,7 @@ async fn route_and_forward(
             return local_reply(StatusCode::INTERNAL_SERVER_ERROR, "");
         }
     };
-    if let Some(resp) = apply_filters(&wb.filters, &mut req, &mut fx, m, listener, shared) {
+    if let Some(resp) = apply_filters(&wb.filters, &mut req, &mut fx, m, listener) {
         return resp;
     }
     let Some(backend) = table.backend(key) else {
@@ -429,7 +429,6 @@ fn apply_filters<'a>(
     fx: &mut Effects<'a>,
     m: route::RouteMatch<'a>,
     listener: &crate::routing::ListenerRuntime,
-    shared: &Shared,
 ) -> Option<Response<ProxyBody>> {
     for f in filters {
         match f {
@@ -437,7 +436,9 @@ fn apply_filters<'a>(
             Filter::ResponseHeaderModifier(h) => fx.response_headers.push(h),
             Filter::RequestRedirect(r) => {
                 let parts = route::RequestParts::from_http(req.method(), req.uri(), req.headers());
-                let port = listener.port.saturating_add(shared.opts.port_offset);
+                // The listener's own port, as AGC would answer (a scheme change already uses the
+                // scheme's well-known port); --port-offset is a sandbox detail not to leak here.
+                let port = listener.port;
                 let location = route::redirect_location(
                     r,
                     &m.matched.path,

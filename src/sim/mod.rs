@@ -76,6 +76,8 @@ async fn run(store: Store, logs: Arc<LogBook>, shutdown: impl Future<Output = ()
         logs,
         signals,
         pods: HashMap::new(),
+        created: HashMap::new(),
+        next_seq: 0,
         next_ip: 0,
     };
     let mut live = match store.watch(None, Some(store.resource_version())) {
@@ -127,6 +129,10 @@ struct Sim {
     signals: mpsc::UnboundedSender<Signal>,
     /// Running pods by uid.
     pods: HashMap<String, RunningPod>,
+    /// The order in which this process first saw each pod (by uid), to tell apart pods created
+    /// within the same second when scaling down.
+    created: HashMap<String, u64>,
+    next_seq: u64,
     /// Next-fit cursor into the pod range, so a freed address is not handed out again at once
     /// (its old listener may still be closing).
     next_ip: usize,
@@ -291,7 +297,12 @@ impl Sim {
             if diff > 0 {
                 for _ in 0..diff {
                     let pod = workloads::new_pod(rs, &crate::store::random_suffix(5));
-                    if let Err(e) = store.create(kinds::pods(), pod, false) {
+                    let created = store.create(kinds::pods(), pod, false);
+                    if let Ok(p) = &created {
+                        self.next_seq += 1;
+                        self.created.insert(meta::uid(p).to_string(), self.next_seq);
+                    }
+                    if let Err(e) = created {
                         tracing::warn!(replicaset = %meta::name(rs), cause = %e, "failed to create a pod");
                         let on = Involved {
                             res: kinds::replicasets(),
@@ -312,7 +323,8 @@ impl Sim {
                 }
             } else if diff < 0 {
                 let refs: Vec<&Value> = owned.iter().map(|p| &**p).collect();
-                for p in workloads::pods_to_delete(&refs, (-diff) as usize) {
+                let created = |p: &Value| self.created.get(meta::uid(p)).copied().unwrap_or(0);
+                for p in workloads::pods_to_delete(&refs, (-diff) as usize, &created) {
                     let _ = store.delete(kinds::pods(), ns, meta::name(p), false);
                 }
             }
@@ -349,6 +361,7 @@ impl Sim {
             .cloned()
             .collect();
         for uid in gone {
+            self.created.remove(&uid);
             if let Some(p) = self.pods.remove(&uid) {
                 used.remove(&p.ip);
                 self.logs.forget(&format!("{}/{}", p.namespace, p.name));

@@ -168,8 +168,13 @@ pub fn replicaset_diff(rs: &Value, live_pods: usize) -> i64 {
 }
 
 /// Which pods to delete when scaling down: not-ready first, then the newest (as
-/// controller.ActivePodsWithRanks orders them).
-pub fn pods_to_delete<'a>(pods: &[&'a Value], n: usize) -> Vec<&'a Value> {
+/// controller.ActivePodsWithRanks orders them). `created` orders pods created within the same
+/// second (timestamps have one-second resolution): a higher value is newer.
+pub fn pods_to_delete<'a>(
+    pods: &[&'a Value],
+    n: usize,
+    created: &dyn Fn(&Value) -> u64,
+) -> Vec<&'a Value> {
     let mut ranked: Vec<&Value> = pods.to_vec();
     ranked.sort_by(|a, b| {
         pod_ready(a).cmp(&pod_ready(b)).then_with(|| {
@@ -181,7 +186,9 @@ pub fn pods_to_delete<'a>(pods: &[&'a Value], n: usize) -> Vec<&'a Value> {
                 .pointer("/metadata/creationTimestamp")
                 .and_then(Value::as_str)
                 .unwrap_or("");
-            tb.cmp(ta).then_with(|| meta::name(b).cmp(meta::name(a)))
+            tb.cmp(ta)
+                .then_with(|| created(b).cmp(&created(a)))
+                .then_with(|| meta::name(b).cmp(meta::name(a)))
         })
     });
     ranked.into_iter().take(n).collect()
@@ -476,10 +483,29 @@ mod tests {
             p("b", "2024-01-02T00:00:00Z", true),
             p("c", "2024-01-01T00:00:00Z", false),
         );
-        let gone = pods_to_delete(&[&a, &b, &c], 2);
+        let gone = pods_to_delete(&[&a, &b, &c], 2, &|_| 0);
         assert_eq!(
             gone.iter().map(|p| meta::name(p)).collect::<Vec<_>>(),
             ["c", "b"]
+        );
+    }
+
+    #[test]
+    fn scale_down_breaks_same_second_ties_by_creation_order() {
+        let p = |name: &str| {
+            json!({"metadata": {"name": name, "creationTimestamp": "2024-01-01T00:00:00Z"},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+        };
+        let (old, new1, new2) = (p("zzz-old"), p("aaa-new"), p("mmm-new"));
+        let order = |v: &Value| match meta::name(v) {
+            "zzz-old" => 1,
+            "aaa-new" => 2,
+            _ => 3,
+        };
+        let gone = pods_to_delete(&[&old, &new1, &new2], 2, &order);
+        assert_eq!(
+            gone.iter().map(|p| meta::name(p)).collect::<Vec<_>>(),
+            ["mmm-new", "aaa-new"]
         );
     }
 

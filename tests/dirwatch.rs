@@ -1,0 +1,313 @@
+//! The drop-in manifests folder end to end: a sandbox in-process, a temp folder, real file
+//! writes, renames and deletes.
+
+use agc_sandbox::dirwatch::{DirWatch, Report, ANN_SOURCE_FILE};
+use agc_sandbox::resources::kinds;
+use agc_sandbox::scenario::client::{ApiClient, ObjRef};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::timeout;
+
+const STEP: Duration = Duration::from_secs(10);
+
+struct Sandbox {
+    client: ApiClient,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Sandbox {
+    async fn start(data: &Path, watch: Vec<PathBuf>) -> Sandbox {
+        let args = agc_sandbox::cli::UpArgs {
+            data_dir: data.to_path_buf(),
+            api_addr: "127.0.0.1:0".parse().unwrap(),
+            watch,
+            port_offset: 0,
+            token_file: None,
+            alb_provisioning_delay: Duration::ZERO,
+        };
+        let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(agc_sandbox::app::run(
+            args,
+            async move {
+                let _ = stop_rx.await;
+            },
+            move |s| {
+                let _ = addr_tx.send(s.api_url.clone());
+            },
+        ));
+        let url = timeout(STEP, addr_rx)
+            .await
+            .expect("sandbox start timed out")
+            .expect("sandbox started");
+        Sandbox {
+            client: ApiClient::new(&url, None).unwrap(),
+            stop: Some(stop_tx),
+            task,
+        }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        timeout(STEP, self.task)
+            .await
+            .expect("sandbox stop timed out")
+            .expect("join")
+            .expect("sandbox run");
+    }
+}
+
+/// A reporter collecting lines.
+fn collector() -> (agc_sandbox::dirwatch::Reporter, Arc<Mutex<Vec<Report>>>) {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let l = lines.clone();
+    (Arc::new(move |r| l.lock().unwrap().push(r)), lines)
+}
+
+async fn wait_report(lines: &Arc<Mutex<Vec<Report>>>, what: &str) -> Report {
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        if let Some(r) = lines
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|r| r.to_string().contains(what))
+        {
+            return r.clone();
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!(
+                "no report containing {what:?}; got: {:#?}",
+                lines.lock().unwrap()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn route_ref(name: &str) -> ObjRef {
+    ObjRef {
+        res: kinds::httproutes(),
+        namespace: "test-infra".into(),
+        name: name.into(),
+    }
+}
+
+async fn get(c: &ApiClient, r: &ObjRef) -> Option<Value> {
+    timeout(STEP, c.get(r))
+        .await
+        .expect("get timed out")
+        .expect("get")
+}
+
+async fn wait_gone(c: &ApiClient, r: &ObjRef) {
+    let deadline = tokio::time::Instant::now() + STEP;
+    while get(c, r).await.is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} still exists",
+            r.display()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+const NS: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: test-infra\n";
+const GW: &str = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: gateway-01\n  namespace: test-infra\nspec:\n  gatewayClassName: azure-alb-external\n  listeners:\n  - name: http\n    port: 80\n    protocol: HTTP\n";
+
+fn route(name: &str, host: &str) -> String {
+    format!("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: {name}\n  namespace: test-infra\nspec:\n  parentRefs:\n  - name: gateway-01\n  hostnames: [\"{host}\"]\n  rules:\n  - backendRefs:\n    - name: svc\n      port: 8080\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folder_is_applied_in_order_and_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    // The namespace sorts last by name: the kind order must put it first.
+    std::fs::write(dir.join("a-route.yaml"), route("r1", "contoso.com")).unwrap();
+    std::fs::write(dir.join("sub/gateway.yml"), GW).unwrap();
+    std::fs::write(dir.join("z-namespace.yaml"), NS).unwrap();
+    std::fs::write(dir.join("notes.txt"), "not a manifest").unwrap();
+    let sb = Sandbox::start(&tmp.path().join("data"), vec![]).await;
+    let (report, lines) = collector();
+    let dw = timeout(
+        STEP,
+        DirWatch::start(sb.client.clone(), std::slice::from_ref(&dir), report),
+    )
+    .await
+    .expect("start timed out")
+    .expect("start");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(dw.run(async move {
+        let _ = stop_rx.await;
+    }));
+    {
+        let l = lines.lock().unwrap();
+        let text: Vec<String> = l.iter().map(|r| r.to_string()).collect();
+        let shown = dir.display().to_string();
+        assert_eq!(
+            text,
+            vec![
+                format!("{shown}/z-namespace.yaml: namespace/test-infra created"),
+                format!(
+                    "{shown}/sub/gateway.yml: gateway.gateway.networking.k8s.io/gateway-01 created"
+                ),
+                format!("{shown}/a-route.yaml: httproute.gateway.networking.k8s.io/r1 created"),
+            ]
+        );
+    }
+    let r1 = get(&sb.client, &route_ref("r1")).await.expect("r1 created");
+    assert_eq!(
+        r1["metadata"]["annotations"][ANN_SOURCE_FILE],
+        "a-route.yaml"
+    );
+
+    // An in-place edit is re-applied: "configured".
+    std::fs::write(dir.join("a-route.yaml"), route("r1", "fabrikam.com")).unwrap();
+    wait_report(&lines, "httproute.gateway.networking.k8s.io/r1 configured").await;
+    let r1 = get(&sb.client, &route_ref("r1")).await.unwrap();
+    assert_eq!(r1["spec"]["hostnames"][0], "fabrikam.com");
+
+    // Editor noise is ignored; an atomic-rename save is picked up.
+    let before = lines.lock().unwrap().len();
+    std::fs::write(dir.join(".a-route.yaml.swp"), "junk: [").unwrap();
+    std::fs::write(dir.join("4913"), "").unwrap();
+    std::fs::write(dir.join("a-route.yaml~"), "junk: [").unwrap();
+    std::fs::write(dir.join("r2.yaml.tmp"), route("r2", "x.com")).unwrap();
+    std::fs::rename(dir.join("r2.yaml.tmp"), dir.join("r2.yaml")).unwrap();
+    wait_report(&lines, "httproute.gateway.networking.k8s.io/r2 created").await;
+    assert_eq!(
+        lines.lock().unwrap().len(),
+        before + 1,
+        "{:#?}",
+        lines.lock().unwrap()
+    );
+
+    // A file that stops declaring an object removes it; a deleted file removes its objects.
+    let two = format!("{}---\n{}", route("r3", "a.com"), route("r4", "b.com"));
+    std::fs::write(dir.join("multi.yaml"), two).unwrap();
+    wait_report(&lines, "httproute.gateway.networking.k8s.io/r4 created").await;
+    std::fs::write(dir.join("multi.yaml"), route("r3", "a.com")).unwrap();
+    wait_report(&lines, "httproute.gateway.networking.k8s.io/r4 deleted").await;
+    wait_gone(&sb.client, &route_ref("r4")).await;
+    assert!(get(&sb.client, &route_ref("r3")).await.is_some());
+    std::fs::remove_file(dir.join("r2.yaml")).unwrap();
+    wait_report(&lines, "httproute.gateway.networking.k8s.io/r2 deleted").await;
+    wait_gone(&sb.client, &route_ref("r2")).await;
+
+    let _ = stop_tx.send(());
+    timeout(STEP, task)
+        .await
+        .expect("watch stop")
+        .expect("join");
+    sb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_files_are_rejected_whole_and_the_last_good_version_keeps_running() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("ns.yaml"), NS).unwrap();
+    std::fs::write(dir.join("routes.yaml"), route("good", "contoso.com")).unwrap();
+    let sb = Sandbox::start(&tmp.path().join("data"), vec![]).await;
+    let (report, lines) = collector();
+    let dw = timeout(
+        STEP,
+        DirWatch::start(sb.client.clone(), std::slice::from_ref(&dir), report),
+    )
+    .await
+    .expect("start timed out")
+    .expect("start");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(dw.run(async move {
+        let _ = stop_rx.await;
+    }));
+    assert!(get(&sb.client, &route_ref("good")).await.is_some());
+
+    // Invalid YAML: the error names file, line and column; the good route keeps running.
+    std::fs::write(
+        dir.join("routes.yaml"),
+        format!("{}---\nkind: [oops\n", route("good", "changed.com")),
+    )
+    .unwrap();
+    let r = wait_report(&lines, "invalid YAML").await;
+    assert!(matches!(r, Report::Rejected(_)), "{r}");
+    let text = r.to_string();
+    assert!(text.contains("routes.yaml:16:1:"), "{text}");
+    assert!(text.contains("invalid YAML"), "{text}");
+    assert!(text.contains("last good version keep running"), "{text}");
+    let good = get(&sb.client, &route_ref("good")).await.unwrap();
+    assert_eq!(good["spec"]["hostnames"][0], "contoso.com");
+
+    // An object the API rejects rejects the whole file (the valid one is not applied either).
+    let bad_route = route("bad", "x.com").replace("port: 8080", "port: 99999");
+    std::fs::write(
+        dir.join("routes.yaml"),
+        format!("{}---\n{}", route("good", "changed.com"), bad_route),
+    )
+    .unwrap();
+    let r = wait_report(&lines, "httproute.gateway.networking.k8s.io/bad:").await;
+    let text = r.to_string();
+    assert!(text.contains("routes.yaml:15: error:"), "{text}");
+    assert!(text.contains("is invalid"), "{text}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let good = get(&sb.client, &route_ref("good")).await.unwrap();
+    assert_eq!(good["spec"]["hostnames"][0], "contoso.com");
+    assert!(get(&sb.client, &route_ref("bad")).await.is_none());
+
+    // Fixing the file applies it.
+    std::fs::write(
+        dir.join("routes.yaml"),
+        format!(
+            "{}---\n{}",
+            route("good", "changed.com"),
+            route("bad", "x.com")
+        ),
+    )
+    .unwrap();
+    wait_report(&lines, "httproute.gateway.networking.k8s.io/bad created").await;
+    let good = get(&sb.client, &route_ref("good")).await.unwrap();
+    assert_eq!(good["spec"]["hostnames"][0], "changed.com");
+
+    let _ = stop_tx.send(());
+    timeout(STEP, task)
+        .await
+        .expect("watch stop")
+        .expect("join");
+    sb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ownership_survives_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("ns.yaml"), NS).unwrap();
+    std::fs::write(
+        dir.join("routes.yaml"),
+        format!("{}---\n{}", route("keep", "a.com"), route("drop", "b.com")),
+    )
+    .unwrap();
+    std::fs::write(dir.join("gone.yaml"), route("gone", "c.com")).unwrap();
+    // `up --watch` applies the folder before it reports being up.
+    let sb = Sandbox::start(&data, vec![dir.clone()]).await;
+    for n in ["keep", "drop", "gone"] {
+        assert!(get(&sb.client, &route_ref(n)).await.is_some(), "{n}");
+    }
+    sb.stop().await;
+
+    // While the sandbox is down, one object leaves its file and one file is deleted.
+    std::fs::write(dir.join("routes.yaml"), route("keep", "a.com")).unwrap();
+    std::fs::remove_file(dir.join("gone.yaml")).unwrap();
+    let sb = Sandbox::start(&data, vec![dir.clone()]).await;
+    assert!(get(&sb.client, &route_ref("keep")).await.is_some());
+    wait_gone(&sb.client, &route_ref("drop")).await;
+    wait_gone(&sb.client, &route_ref("gone")).await;
+    sb.stop().await;
+}
