@@ -600,7 +600,7 @@ fn valid_backend_tls(snap: &Snapshot, idx: &Index<'_>) -> Vec<(String, String, V
 }
 
 /// RoutePolicy settings applied to a route's rules.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RoutePolicyEffect {
     pub timeout: Option<Duration>,
     pub affinity: Option<SessionAffinity>,
@@ -819,7 +819,8 @@ pub fn policy_statuses(snap: &Snapshot, idx: &Index<'_>, now: &str, out: &mut Ou
             res,
             ns: meta::namespace(p).to_owned(),
             name: meta::name(p).to_owned(),
-            status,
+            status: Arc::new(status),
+            unchanged_at: None,
         });
     };
     for p in &snap.health_check_policies {

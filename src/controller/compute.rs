@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::backends::{self, BackendSet};
-use super::routes;
+use super::routes::{self, RouteMemo};
 use super::snapshot::{Index, Snapshot};
 use super::util::{condition, merge_conditions, str_of, GW_GROUP};
 use super::{CONTROLLER_NAME, PROGRAMMED_MESSAGE};
@@ -30,8 +30,12 @@ pub struct StatusWrite {
     pub res: &'static ResourceDef,
     pub ns: String,
     pub name: String,
-    /// The whole `status` (foreign conditions and route parents included).
-    pub status: Value,
+    /// The whole `status` (foreign conditions and route parents included); shared with the
+    /// controller's per-route memo.
+    pub status: Arc<Value>,
+    /// `Some(rv)` when `status` is exactly the status the object had in the snapshot, at
+    /// resourceVersion `rv`: nothing to write while the stored object still has that version.
+    pub unchanged_at: Option<u64>,
 }
 
 /// A v1 Event to record (an object just stopped being Accepted).
@@ -122,6 +126,13 @@ impl GatewayInfo<'_> {
 
 /// Computes the routing table and every status from a snapshot.
 pub fn compute(snap: &Snapshot) -> Outcome {
+    compute_with(snap, &mut RouteMemo::disabled())
+}
+
+/// [`compute`], reusing the per-route results of earlier passes kept in `memo` where the
+/// route's inputs did not change (and updating `memo`). The outcome is the same as
+/// [`compute`]'s for the same snapshot.
+pub fn compute_with(snap: &Snapshot, memo: &mut RouteMemo) -> Outcome {
     let now = humantime::format_rfc3339_seconds(snap.now).to_string();
     let idx = Index::new(snap);
     let mut out = Outcome::default();
@@ -141,6 +152,7 @@ pub fn compute(snap: &Snapshot) -> Outcome {
         &mut backend_set,
         &now,
         &mut out,
+        memo,
     );
     let backends = backends::build(snap, &idx, &backend_set);
 
@@ -215,7 +227,8 @@ fn gateway_classes(snap: &Snapshot, now: &str, out: &mut Outcome) -> HashMap<Str
             res: kinds::gatewayclasses(),
             ns: String::new(),
             name: meta::name(gc).to_owned(),
-            status,
+            status: Arc::new(status),
+            unchanged_at: None,
         });
         ours.insert(meta::name(gc).to_owned(), ok);
     }
@@ -312,7 +325,8 @@ fn albs(
             res: kinds::applicationloadbalancers(),
             ns: meta::namespace(alb).to_owned(),
             name: meta::name(alb).to_owned(),
-            status,
+            status: Arc::new(status),
+            unchanged_at: None,
         });
         map.insert(
             (meta::namespace(alb).to_owned(), meta::name(alb).to_owned()),
@@ -1007,6 +1021,7 @@ fn gateway_status(snap: &Snapshot, gw: &GatewayInfo<'_>, now: &str, out: &mut Ou
         res: kinds::gateways(),
         ns: gw.ns.to_owned(),
         name: gw.name.to_owned(),
-        status,
+        status: Arc::new(status),
+        unchanged_at: None,
     });
 }

@@ -10,7 +10,9 @@ use http::{HeaderName, HeaderValue, Method};
 use super::backends::{self, BackendSet, RoutePolicyEffect};
 use super::compute::{EventNote, FromNs, GatewayInfo, Outcome, StatusWrite};
 use super::snapshot::{Index, Snapshot};
-use super::util::{condition, intersection, parse_go_duration, str_of, GW_GROUP};
+use super::util::{
+    condition, intersection, meta_rv, meta_str, parse_go_duration, str_of, GW_GROUP,
+};
 use super::{CONTROLLER_NAME, PROGRAMMED_MESSAGE};
 use crate::meta;
 use crate::resources::kinds;
@@ -21,9 +23,15 @@ use crate::routing::{
 };
 
 type Failure = (&'static str, String);
+/// A Gateway's (namespace, name).
+type GwKey = (String, String);
 
 /// Processes every route: status into `out`, compiled routes into the listeners of `gws`,
 /// referenced Service ports into `backend_set`.
+///
+/// A route whose inputs are unchanged since the previous pass (see [`RouteMemo`]) reuses that
+/// pass's result instead of being evaluated again; the outcome is the same either way.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn process(
     snap: &Snapshot,
     idx: &Index<'_>,
@@ -32,50 +40,373 @@ pub(super) fn process(
     backend_set: &mut BackendSet,
     now: &str,
     out: &mut Outcome,
+    memo: &mut RouteMemo,
 ) {
     let gw_index: HashMap<(String, String), usize> = gws
         .iter()
         .enumerate()
         .map(|(i, g)| ((g.ns.to_owned(), g.name.to_owned()), i))
         .collect();
+    let prints: Vec<Arc<str>> = gws.iter().map(gateway_print).collect();
+    let inputs = Inputs {
+        idx,
+        gw_index: &gw_index,
+        prints: &prints,
+        policies,
+        namespace_rvs: idx
+            .namespaces
+            .iter()
+            .map(|(k, o)| (*k, rv_of(Some(o))))
+            .collect(),
+        service_rvs: idx
+            .services
+            .iter()
+            .map(|(k, o)| (*k, rv_of(Some(o))))
+            .collect(),
+    };
+    let mut prev = memo.begin(snap);
     for (kind, list) in [
         ("HTTPRoute", &snap.httproutes),
         ("GRPCRoute", &snap.grpcroutes),
     ] {
         for route in list {
-            one_route(
-                snap,
-                idx,
+            // Read once: these lookups are most of the cost of a reused route.
+            let md = route.get("metadata").unwrap_or(&Value::Null);
+            let uid = str_of(md, "uid");
+            let (ns, name) = (str_of(md, "namespace"), str_of(md, "name"));
+            let rv = md
+                .get("resourceVersion")
+                .and_then(Value::as_str)
+                .and_then(|v| v.parse::<u64>().ok());
+            let cached = match (prev.remove(uid), rv) {
+                (Some(e), Some(rv))
+                    if e.kind == kind && e.rv == rv && e.deps.current(&inputs, kind, route, ns) =>
+                {
+                    Some(e)
+                }
+                _ => None,
+            };
+            if let Some(e) = cached {
+                memo.hits += 1;
+                e.result
+                    .apply(kind, (ns, name), rv, gws, &gw_index, backend_set, out);
+                memo.entries.insert(uid.to_owned(), e);
+                continue;
+            }
+            memo.misses += 1;
+            let mut deps = Deps::new();
+            let result = one_route(snap, &inputs, kind, route, gws, now, &mut deps);
+            let stable = result.events.is_empty()
+                && match &result.status {
+                    Some(s) => route.get("status") == Some(&**s),
+                    None => true,
+                };
+            if let (true, true, Some(rv), false) = (memo.enabled, stable, rv, uid.is_empty()) {
+                if deps.cacheable {
+                    let e = Entry {
+                        kind,
+                        rv,
+                        deps,
+                        result,
+                    };
+                    e.result
+                        .apply(kind, (ns, name), Some(rv), gws, &gw_index, backend_set, out);
+                    memo.entries.insert(uid.to_owned(), e);
+                    continue;
+                }
+            }
+            let unchanged = if stable { rv } else { None };
+            result.apply(
                 kind,
-                route,
+                (ns, name),
+                unchanged,
                 gws,
                 &gw_index,
-                policies,
                 backend_set,
-                now,
                 out,
             );
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Per-route results kept between passes of the controller, so that a pass over 1,000 routes
+/// only evaluates the routes whose inputs changed.
+///
+/// An entry is reused when the route has the same uid and resourceVersion and every input that
+/// evaluating it read is unchanged: the resourceVersions of the Services its backendRefs name
+/// (present or absent) and of its Namespace (labels, for `allowedRoutes` selectors), what its
+/// parent Gateways offer to routes ([`gateway_print`]), the RoutePolicy effect on it, and the
+/// resourceVersions of every ReferenceGrant (any change drops every entry). Only results that
+/// did not depend on the clock are kept: the computed status equals the route's current status
+/// exactly (so no `lastTransitionTime` was stamped) and no Event was noted.
+#[derive(Debug)]
+pub struct RouteMemo {
+    enabled: bool,
+    entries: HashMap<String, Entry>,
+    grants: Vec<Option<u64>>,
+    /// Routes reused / evaluated in the last pass.
+    pub hits: usize,
+    pub misses: usize,
+}
+
+impl Default for RouteMemo {
+    fn default() -> Self {
+        RouteMemo {
+            enabled: true,
+            entries: HashMap::new(),
+            grants: Vec::new(),
+            hits: 0,
+            misses: 0,
+        }
+    }
+}
+
+impl RouteMemo {
+    /// A memo that never keeps anything (one-off computes).
+    pub fn disabled() -> Self {
+        RouteMemo {
+            enabled: false,
+            ..RouteMemo::default()
+        }
+    }
+
+    /// Starts a pass: returns the previous entries (routes not seen this pass are dropped with
+    /// them), or none when a ReferenceGrant changed.
+    fn begin(&mut self, snap: &Snapshot) -> HashMap<String, Entry> {
+        self.hits = 0;
+        self.misses = 0;
+        let prev = std::mem::take(&mut self.entries);
+        if !self.enabled {
+            return HashMap::new();
+        }
+        let grants: Vec<Option<u64>> = snap.reference_grants.iter().map(|g| meta_rv(g)).collect();
+        let same = grants == self.grants && grants.iter().all(Option::is_some);
+        self.grants = grants;
+        if same {
+            prev
+        } else {
+            HashMap::new()
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    kind: &'static str,
+    rv: u64,
+    deps: Deps,
+    result: RouteResult,
+}
+
+/// What evaluating one route read besides the route itself and the ReferenceGrants.
+#[derive(Debug)]
+struct Deps {
+    /// False when an input had no resourceVersion (objects built in tests).
+    cacheable: bool,
+    namespace: Option<u64>,
+    policy: Option<RoutePolicyEffect>,
+    /// (namespace, name) → resourceVersion of the Service, `None` when absent.
+    services: Vec<((String, String), Option<u64>)>,
+    /// Parent Gateways (of our classes) → [`gateway_print`], `None` when absent.
+    gateways: Vec<(GwKey, Option<Arc<str>>)>,
+}
+
+/// Everything per pass that a route's evaluation may read, besides the snapshot.
+struct Inputs<'a, 'b> {
+    idx: &'a Index<'b>,
+    gw_index: &'a HashMap<(String, String), usize>,
+    prints: &'a [Arc<str>],
+    policies: &'a HashMap<(String, String, String), RoutePolicyEffect>,
+    /// resourceVersions of the Namespaces and Services in the index (see [`rv_of`]).
+    namespace_rvs: HashMap<&'b str, Result<Option<u64>, ()>>,
+    service_rvs: HashMap<(&'b str, &'b str), Result<Option<u64>, ()>>,
+}
+
+impl Inputs<'_, '_> {
+    fn policy(&self, kind: &str, route: &Value) -> Option<&RoutePolicyEffect> {
+        if self.policies.is_empty() {
+            return None;
+        }
+        let key = (
+            meta_str(route, "namespace").to_owned(),
+            meta_str(route, "name").to_owned(),
+            kind.to_owned(),
+        );
+        self.policies.get(&key)
+    }
+
+    fn namespace_rv(&self, ns: &str) -> Result<Option<u64>, ()> {
+        self.namespace_rvs.get(ns).copied().unwrap_or(Ok(None))
+    }
+
+    fn service_rv(&self, ns: &str, name: &str) -> Result<Option<u64>, ()> {
+        self.service_rvs
+            .get(&(ns, name))
+            .copied()
+            .unwrap_or(Ok(None))
+    }
+
+    fn gateway_print(&self, key: &(String, String)) -> Option<Arc<str>> {
+        self.gw_index.get(key).map(|&i| self.prints[i].clone())
+    }
+}
+
+/// The resourceVersion of an optional object; `Err` when it exists without one.
+fn rv_of(o: Option<&Value>) -> Result<Option<u64>, ()> {
+    match o {
+        None => Ok(None),
+        Some(o) => meta_rv(o).map(Some).ok_or(()),
+    }
+}
+
+impl Deps {
+    fn new() -> Self {
+        Deps {
+            cacheable: true,
+            namespace: None,
+            policy: None,
+            services: Vec::new(),
+            gateways: Vec::new(),
+        }
+    }
+
+    fn note(&mut self, rv: Result<Option<u64>, ()>) -> Option<u64> {
+        rv.unwrap_or_else(|()| {
+            self.cacheable = false;
+            None
+        })
+    }
+
+    fn service(&mut self, inputs: &Inputs<'_, '_>, ns: &str, name: &str) {
+        if self.services.iter().any(|((n, m), _)| n == ns && m == name) {
+            return;
+        }
+        let rv = self.note(inputs.service_rv(ns, name));
+        self.services.push(((ns.to_owned(), name.to_owned()), rv));
+    }
+
+    fn gateway(&mut self, inputs: &Inputs<'_, '_>, key: &(String, String)) {
+        if !self.gateways.iter().any(|(k, _)| k == key) {
+            self.gateways.push((key.clone(), inputs.gateway_print(key)));
+        }
+    }
+
+    /// Whether every recorded input still has the recorded value.
+    fn current(&self, inputs: &Inputs<'_, '_>, kind: &str, route: &Value, ns: &str) -> bool {
+        inputs.namespace_rv(ns) == Ok(self.namespace)
+            && inputs.policy(kind, route) == self.policy.as_ref()
+            && self
+                .services
+                .iter()
+                .all(|((ns, name), rv)| inputs.service_rv(ns, name) == Ok(*rv))
+            && self
+                .gateways
+                .iter()
+                .all(|(key, print)| inputs.gateway_print(key) == *print)
+    }
+}
+
+/// What a Gateway offers to routes: everything [`one_route`] and [`attach`] read from a
+/// [`GatewayInfo`] (acceptance, and per listener its name, port, protocol, hostname, kinds,
+/// namespace policy, acceptance and usability). The Gateway's status is not in it, so
+/// `attachedRoutes` changing does not invalidate its routes.
+fn gateway_print(gw: &GatewayInfo<'_>) -> Arc<str> {
+    use std::fmt::Write;
+    let mut s = format!("{}/{} {}\n", gw.ns, gw.name, gw.is_accepted());
+    for l in &gw.listeners {
+        let _ = writeln!(
+            s,
+            "{:?} {} {:?} {:?} {:?} {:?} {} {}",
+            l.name,
+            l.port,
+            l.protocol,
+            l.hostname,
+            l.kinds,
+            l.from,
+            l.accepted.is_ok(),
+            l.usable()
+        );
+    }
+    s.into()
+}
+
+/// The contribution of one route to a pass.
+#[derive(Debug)]
+struct RouteResult {
+    /// `None` when the route is not ours at all (its status is left alone).
+    status: Option<Arc<Value>>,
+    /// (Gateway index key, listener index, the compiled route when the listener is usable).
+    attachments: Vec<(GwKey, usize, Option<Arc<RouteRuntime>>)>,
+    /// Service ports to build backends for (only when accepted by some parent).
+    backends: Vec<(crate::routing::BackendKey, bool)>,
+    events: Vec<EventNote>,
+}
+
+impl RouteResult {
+    /// Adds the result to the pass: listener attachments, backends, status and events.
+    /// `unchanged` is the route's resourceVersion when `status` equals its current status.
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &self,
+        kind: &str,
+        (ns, name): (&str, &str),
+        unchanged: Option<u64>,
+        gws: &mut [GatewayInfo<'_>],
+        gw_index: &HashMap<(String, String), usize>,
+        backend_set: &mut BackendSet,
+        out: &mut Outcome,
+    ) {
+        for (key, li, rt) in &self.attachments {
+            let Some(&gi) = gw_index.get(key) else {
+                continue;
+            };
+            let l = &mut gws[gi].listeners[*li];
+            l.attached += 1;
+            if let Some(rt) = rt {
+                l.routes.push(rt.clone());
+            }
+        }
+        for (key, grpc) in &self.backends {
+            backend_set.add(key.clone(), *grpc);
+        }
+        out.events.extend(self.events.iter().cloned());
+        if let Some(status) = &self.status {
+            out.statuses.push(StatusWrite {
+                res: route_res(kind),
+                ns: ns.to_owned(),
+                name: name.to_owned(),
+                status: status.clone(),
+                unchanged_at: unchanged,
+            });
+        }
+    }
+}
+
+fn route_res(kind: &str) -> &'static crate::resources::ResourceDef {
+    if kind == "HTTPRoute" {
+        kinds::httproutes()
+    } else {
+        kinds::grpcroutes()
+    }
+}
+
+/// Evaluates one route from scratch, recording what it read in `deps`.
 fn one_route(
     snap: &Snapshot,
-    idx: &Index<'_>,
+    inputs: &Inputs<'_, '_>,
     kind: &'static str,
     route: &Value,
-    gws: &mut [GatewayInfo<'_>],
-    gw_index: &HashMap<(String, String), usize>,
-    policies: &HashMap<(String, String, String), RoutePolicyEffect>,
-    backend_set: &mut BackendSet,
+    gws: &[GatewayInfo<'_>],
     now: &str,
-    out: &mut Outcome,
-) {
-    let ns = meta::namespace(route);
-    let name = meta::name(route);
+    deps: &mut Deps,
+) -> RouteResult {
+    let idx = inputs.idx;
+    let ns = meta_str(route, "namespace");
+    let name = meta_str(route, "name");
     let gen = meta::generation(route);
-    let policy = policies.get(&(ns.to_owned(), name.to_owned(), kind.to_owned()));
+    let policy = inputs.policy(kind, route);
+    deps.policy = policy.cloned();
+    deps.namespace = deps.note(inputs.namespace_rv(ns));
 
     // Rules are compiled once; ResolvedRefs does not depend on the parent.
     let mut resolved: Result<(), Failure> = Ok(());
@@ -83,13 +414,14 @@ fn one_route(
     let mut used_backends = Vec::new();
     let rules = compile_rules(
         snap,
-        idx,
+        inputs,
         kind,
         route,
         policy,
         &mut resolved,
         &mut unsupported,
         &mut used_backends,
+        deps,
     );
 
     let hostnames: Vec<String> = route
@@ -105,6 +437,12 @@ fn one_route(
         .get(ns)
         .and_then(|n| n.pointer("/metadata/labels"));
 
+    let mut result = RouteResult {
+        status: None,
+        attachments: Vec::new(),
+        backends: Vec::new(),
+        events: Vec::new(),
+    };
     let old_parents = route.pointer("/status/parents").and_then(Value::as_array);
     let mut parents: Vec<Value> = old_parents
         .into_iter()
@@ -129,7 +467,9 @@ fn one_route(
         }
         let gw_ns = pr.get("namespace").and_then(Value::as_str).unwrap_or(ns);
         let gw_name = str_of(pr, "name");
-        let Some(&gi) = gw_index.get(&(gw_ns.to_owned(), gw_name.to_owned())) else {
+        let gw_key = (gw_ns.to_owned(), gw_name.to_owned());
+        deps.gateway(inputs, &gw_key);
+        let Some(&gi) = inputs.gw_index.get(&gw_key) else {
             continue;
         };
         let section = pr.get("sectionName").and_then(Value::as_str);
@@ -209,10 +549,9 @@ fn one_route(
                     if !attached_to.insert((gi, *li)) {
                         continue;
                     }
-                    let l = &mut gws[gi].listeners[*li];
-                    l.attached += 1;
-                    if l.usable() {
-                        l.routes.push(Arc::new(RouteRuntime {
+                    let l = &gws[gi].listeners[*li];
+                    let rt = l.usable().then(|| {
+                        Arc::new(RouteRuntime {
                             namespace: ns.to_owned(),
                             name: name.to_owned(),
                             creation_timestamp: route
@@ -222,8 +561,9 @@ fn one_route(
                                 .to_owned(),
                             hostnames: effective.clone(),
                             rules: rules.clone(),
-                        }));
-                    }
+                        })
+                    });
+                    result.attachments.push((gw_key.clone(), *li, rt));
                 }
             }
             Err((r, m)) => {
@@ -247,15 +587,11 @@ fn one_route(
                             && str_of(c, "reason") == *r
                     });
                 if !old_same {
-                    out.events.push(EventNote {
-                        res: if kind == "HTTPRoute" {
-                            kinds::httproutes()
-                        } else {
-                            kinds::grpcroutes()
-                        },
+                    result.events.push(EventNote {
+                        res: route_res(kind),
                         ns: ns.to_owned(),
                         name: name.to_owned(),
-                        uid: meta::uid(route).to_owned(),
+                        uid: meta_str(route, "uid").to_owned(),
                         reason: r.to_string(),
                         message: format!("parent {gw_ns}/{gw_name}: {m}"),
                     });
@@ -270,9 +606,7 @@ fn one_route(
     }
 
     if any_accepted {
-        for (key, grpc) in used_backends {
-            backend_set.add(key, grpc);
-        }
+        result.backends = used_backends;
     }
 
     let had_ours = old_parents
@@ -281,23 +615,15 @@ fn one_route(
         .any(|p| str_of(p, "controllerName") == CONTROLLER_NAME);
     if seen_refs.is_empty() && !had_ours {
         // Not ours at all: leave its status alone.
-        return;
+        return result;
     }
     let mut status = route.get("status").cloned().unwrap_or_else(|| json!({}));
     if !status.is_object() {
         status = json!({});
     }
     status["parents"] = Value::Array(parents);
-    out.statuses.push(StatusWrite {
-        res: if kind == "HTTPRoute" {
-            kinds::httproutes()
-        } else {
-            kinds::grpcroutes()
-        },
-        ns: ns.to_owned(),
-        name: name.to_owned(),
-        status,
-    });
+    result.status = Some(Arc::new(status));
+    result
 }
 
 /// Spec §3.3: the listeners of `gw` that accept the route, each with the route's effective
@@ -382,15 +708,17 @@ fn attach(
 #[allow(clippy::too_many_arguments)]
 fn compile_rules(
     snap: &Snapshot,
-    idx: &Index<'_>,
+    inputs: &Inputs<'_, '_>,
     kind: &'static str,
     route: &Value,
     policy: Option<&RoutePolicyEffect>,
     resolved: &mut Result<(), Failure>,
     unsupported: &mut Option<String>,
     used: &mut Vec<(crate::routing::BackendKey, bool)>,
+    deps: &mut Deps,
 ) -> Vec<RuleRuntime> {
-    let ns = meta::namespace(route);
+    let idx = inputs.idx;
+    let ns = meta_str(route, "namespace");
     let grpc = kind == "GRPCRoute";
     let mut rules = Vec::new();
     let fail = |e: String, unsupported: &mut Option<String>| {
@@ -399,6 +727,9 @@ fn compile_rules(
         }
     };
     let mut target = |br: &Value, resolved: &mut Result<(), Failure>| -> BackendTarget {
+        // The Service resolve_ref looks up (recorded even when the ref fails earlier).
+        let sns = br.get("namespace").and_then(Value::as_str).unwrap_or(ns);
+        deps.service(inputs, sns, str_of(br, "name"));
         match backends::resolve_ref(snap, idx, kind, ns, br) {
             Ok(key) => {
                 used.push((key.clone(), grpc));

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::util::meta_str;
 use crate::resources::{self, kinds, ResourceDef};
 use crate::routing::Bindings;
 use crate::store::Store;
@@ -178,7 +179,7 @@ pub struct Index<'a> {
 }
 
 fn nn(o: &Value) -> (&str, &str) {
-    (crate::meta::namespace(o), crate::meta::name(o))
+    (meta_str(o, "namespace"), meta_str(o, "name"))
 }
 
 impl<'a> Index<'a> {
@@ -198,7 +199,7 @@ impl<'a> Index<'a> {
             namespaces: s
                 .namespaces
                 .iter()
-                .map(|o| (crate::meta::name(o), &**o))
+                .map(|o| (meta_str(o, "name"), &**o))
                 .collect(),
             pods: s.pods.iter().map(|o| (nn(o), &**o)).collect(),
             slices,

@@ -940,3 +940,338 @@ fn a_listener_the_proxy_could_not_bind_is_not_programmed() {
     assert_eq!(s, "False");
     assert!(m.contains("address in use"), "{m}");
 }
+
+// === Memoised passes (RouteMemo) ===
+
+/// A tiny store for memo tests: objects get uids and resourceVersions, and each pass writes the
+/// computed statuses back the way `apply` does, so later passes see settled objects.
+struct World {
+    objs: Vec<Value>,
+    rv: u64,
+    memo: RouteMemo,
+}
+
+fn key_of(o: &Value) -> (String, String, String) {
+    (
+        o["kind"].as_str().unwrap_or("").to_owned(),
+        crate::meta::namespace(o).to_owned(),
+        crate::meta::name(o).to_owned(),
+    )
+}
+
+impl World {
+    fn new(objs: Vec<Value>) -> Self {
+        let mut w = World {
+            objs: Vec::new(),
+            rv: 0,
+            memo: RouteMemo::default(),
+        };
+        for o in objs {
+            w.put(o);
+        }
+        w
+    }
+
+    /// Creates or replaces an object (keeping its status, as a spec update does).
+    fn put(&mut self, mut o: Value) {
+        self.rv += 1;
+        let k = key_of(&o);
+        if o["metadata"].get("uid").is_none() {
+            o["metadata"]["uid"] = json!(format!("{}/{}/{}", k.0, k.1, k.2));
+        }
+        o["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        match self.objs.iter().position(|x| key_of(x) == k) {
+            Some(i) => {
+                if o.get("status").is_none() {
+                    if let Some(s) = self.objs[i].get("status").cloned() {
+                        o["status"] = s;
+                    }
+                }
+                self.objs[i] = o;
+            }
+            None => self.objs.push(o),
+        }
+    }
+
+    fn edit(&mut self, kind: &str, ns_: &str, name: &str, f: impl FnOnce(&mut Value)) {
+        let k = (kind.to_owned(), ns_.to_owned(), name.to_owned());
+        let mut o = self
+            .objs
+            .iter()
+            .find(|x| key_of(x) == k)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {k:?}"));
+        f(&mut o);
+        self.put(o);
+    }
+
+    fn remove(&mut self, kind: &str, ns_: &str, name: &str) {
+        let k = (kind.to_owned(), ns_.to_owned(), name.to_owned());
+        self.objs.retain(|x| key_of(x) != k);
+    }
+
+    /// One pass with the memo; asserts it equals a fresh compute, then writes statuses back.
+    fn pass(&mut self) -> (Outcome, usize) {
+        let snap = Snapshot::from_objects(self.objs.clone());
+        let fresh = compute(&snap);
+        let out = compute_with(&snap, &mut self.memo);
+        assert_eq!(out.statuses, fresh.statuses, "memoised statuses differ");
+        assert_eq!(out.events, fresh.events, "memoised events differ");
+        assert!(out.table == fresh.table, "memoised table differs");
+        let mut writes = 0;
+        for w in &out.statuses {
+            let i = self
+                .objs
+                .iter()
+                .position(|o| key_of(o) == (w.res.kind.to_owned(), w.ns.clone(), w.name.clone()))
+                .expect("status for an existing object");
+            let cur = &self.objs[i];
+            if w.unchanged_at.is_some() {
+                assert_eq!(w.unchanged_at, crate::meta::resource_version(cur));
+                assert_eq!(cur.get("status"), Some(&*w.status));
+                continue;
+            }
+            if util::eq_ignoring_transition_times(
+                cur.get("status").unwrap_or(&Value::Null),
+                &w.status,
+            ) {
+                continue;
+            }
+            let mut o = cur.clone();
+            o["status"] = (*w.status).clone();
+            self.put(o);
+            writes += 1;
+        }
+        (out, writes)
+    }
+
+    /// Passes until nothing is written any more.
+    fn settle(&mut self) -> Outcome {
+        for _ in 0..5 {
+            let (out, writes) = self.pass();
+            if writes == 0 {
+                return out;
+            }
+        }
+        panic!("statuses did not settle");
+    }
+
+    fn hits_misses(&self) -> (usize, usize) {
+        (self.memo.hits, self.memo.misses)
+    }
+}
+
+fn two_routes() -> Vec<Value> {
+    let mut objs = base();
+    objs.push(service("test-infra", "other-backend"));
+    objs.push(simple_route("r1", "websocket-backend"));
+    let mut r2 = simple_route("r2", "other-backend");
+    r2["spec"]["hostnames"] = json!(["fabrikam.com"]);
+    objs.push(r2);
+    objs
+}
+
+#[test]
+fn memo_reuses_settled_routes_and_evaluates_only_new_ones() {
+    let mut w = World::new(two_routes());
+    w.settle();
+    let (out, writes) = w.pass();
+    assert_eq!(writes, 0);
+    assert_eq!(w.hits_misses(), (2, 0));
+    assert!(out
+        .statuses
+        .iter()
+        .filter(|s| s.res.kind == "HTTPRoute")
+        .all(|s| s.unchanged_at.is_some()));
+    assert_eq!(out.table.gateways[0].listeners[0].routes.len(), 2);
+
+    let mut r3 = simple_route("r3", "websocket-backend");
+    r3["spec"]["hostnames"] = json!(["r3.example.com"]);
+    w.put(r3);
+    let (out, writes) = w.pass();
+    assert_eq!(w.hits_misses(), (2, 1));
+    // The new route's status and the Gateway's attachedRoutes.
+    assert_eq!(writes, 2);
+    assert_eq!(
+        cond(&route_parent(&out, "r3")["conditions"], "Accepted").0,
+        "True"
+    );
+    assert_eq!(out.table.gateways[0].listeners[0].routes.len(), 3);
+    // r3 is evaluated once more at its new resourceVersion, then everything is reused: the
+    // Gateway's status write (attachedRoutes) does not invalidate its routes.
+    let (_, writes) = w.pass();
+    assert_eq!((w.hits_misses(), writes), ((2, 1), 0));
+    let (out, _) = w.pass();
+    assert_eq!(w.hits_misses(), (3, 0));
+    assert_eq!(
+        status(&out, "Gateway", "gateway-01")["listeners"][0]["attachedRoutes"],
+        3
+    );
+
+    // A deleted route disappears from the table.
+    w.remove("HTTPRoute", "test-infra", "r1");
+    let (out, _) = w.pass();
+    assert_eq!(w.hits_misses(), (2, 0));
+    assert_eq!(out.table.gateways[0].listeners[0].routes.len(), 2);
+}
+
+#[test]
+fn memo_recomputes_routes_whose_service_changed() {
+    let mut w = World::new(two_routes());
+    w.settle();
+    w.edit("Service", "test-infra", "websocket-backend", |s| {
+        s["spec"]["ports"][0]["port"] = json!(9090);
+    });
+    let (out, _) = w.pass();
+    assert_eq!(w.hits_misses(), (1, 1), "only r1 uses the Service");
+    assert_eq!(
+        cond(&route_parent(&out, "r1")["conditions"], "ResolvedRefs"),
+        c3(
+            "False",
+            "BackendNotFound",
+            "Service test-infra/websocket-backend has no port 8080"
+        )
+    );
+    w.settle();
+    // A Service that appears resolves the routes that named it.
+    w.remove("Service", "test-infra", "other-backend");
+    let (out, _) = w.pass();
+    assert_eq!(w.hits_misses(), (1, 1));
+    assert_eq!(
+        cond(&route_parent(&out, "r2")["conditions"], "ResolvedRefs").1,
+        "BackendNotFound"
+    );
+    w.settle();
+    w.put(service("test-infra", "other-backend"));
+    let (out, _) = w.pass();
+    assert_eq!(w.hits_misses(), (1, 1));
+    assert_eq!(
+        cond(&route_parent(&out, "r2")["conditions"], "ResolvedRefs").0,
+        "True"
+    );
+}
+
+#[test]
+fn memo_keeps_routes_but_rebuilds_backends_when_endpoint_slices_change() {
+    let mut objs = two_routes();
+    objs.push(
+        json!({"kind": "EndpointSlice", "metadata": {"name": "ws-1", "namespace": "test-infra",
+        "labels": {"kubernetes.io/service-name": "websocket-backend"}},
+        "ports": [{"name": "http-back", "port": 8080}],
+        "endpoints": [{"addresses": ["10.0.0.1"], "conditions": {"ready": true}}]}),
+    );
+    let mut w = World::new(objs);
+    w.settle();
+    w.edit("EndpointSlice", "test-infra", "ws-1", |s| {
+        s["endpoints"][0]["addresses"] = json!(["10.0.0.2"]);
+    });
+    let (out, _) = w.pass();
+    assert_eq!(w.hits_misses(), (2, 0));
+    let key = BackendKey {
+        namespace: "test-infra".into(),
+        service: "websocket-backend".into(),
+        port: 8080,
+    };
+    assert_eq!(
+        out.table.backends[&key].endpoints[0].addr,
+        "10.0.0.2:8080".parse().unwrap()
+    );
+}
+
+#[test]
+fn memo_recomputes_routes_when_a_reference_grant_changes() {
+    let mut objs = base();
+    objs.push(ns("other", json!({})));
+    objs.push(service("other", "svc"));
+    objs.push(route(
+        "r",
+        json!({"parentRefs": [{"name": "gateway-01"}], "rules": [{"backendRefs": [
+        {"name": "svc", "namespace": "other", "port": 8080}]}]}),
+    ));
+    let mut w = World::new(objs);
+    let out = w.settle();
+    assert_eq!(
+        cond(&route_parent(&out, "r")["conditions"], "ResolvedRefs").1,
+        "RefNotPermitted"
+    );
+    w.put(json!({"kind": "ReferenceGrant", "metadata": {"name": "g", "namespace": "other"},
+        "spec": {"from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": "test-infra"}],
+                 "to": [{"group": "", "kind": "Service", "name": "svc"}]}}));
+    let (out, _) = w.pass();
+    assert_eq!(w.hits_misses(), (0, 1));
+    assert_eq!(
+        cond(&route_parent(&out, "r")["conditions"], "ResolvedRefs").0,
+        "True"
+    );
+    w.settle();
+    w.edit("ReferenceGrant", "other", "g", |g| {
+        g["spec"]["to"][0]["name"] = json!("not-svc");
+    });
+    let (out, _) = w.pass();
+    assert_eq!(w.hits_misses(), (0, 1));
+    assert_eq!(
+        cond(&route_parent(&out, "r")["conditions"], "ResolvedRefs").1,
+        "RefNotPermitted"
+    );
+}
+
+#[test]
+fn memo_recomputes_routes_when_their_namespace_labels_change() {
+    let mut objs = base();
+    objs.push(ns("web", json!({})));
+    objs[2]["spec"]["listeners"][0]["allowedRoutes"] =
+        json!({"namespaces": {"from": "Selector", "selector": {"matchLabels": {"team": "web"}}}});
+    let mut r = simple_route("r", "websocket-backend");
+    r["metadata"]["namespace"] = json!("web");
+    r["spec"]["parentRefs"][0]["namespace"] = json!("test-infra");
+    r["spec"]["rules"] = json!([]);
+    objs.push(r);
+    let mut w = World::new(objs);
+    let out = w.settle();
+    assert_eq!(
+        cond(&route_parent(&out, "r")["conditions"], "Accepted").1,
+        "NotAllowedByListeners"
+    );
+    w.edit("Namespace", "", "web", |n| {
+        n["metadata"]["labels"]["team"] = json!("web");
+    });
+    let (out, _) = w.pass();
+    assert_eq!(w.hits_misses(), (0, 1));
+    assert_eq!(
+        cond(&route_parent(&out, "r")["conditions"], "Accepted").0,
+        "True"
+    );
+    assert_eq!(out.table.gateways[0].listeners[0].routes.len(), 1);
+}
+
+#[test]
+fn memo_recomputes_routes_when_the_gateway_or_a_route_policy_changes() {
+    let mut w = World::new(two_routes());
+    w.settle();
+    w.edit("Gateway", "test-infra", "gateway-01", |g| {
+        g["spec"]["listeners"][0]["hostname"] = json!("contoso.com");
+    });
+    let (out, _) = w.pass();
+    assert_eq!(w.hits_misses(), (0, 2));
+    assert_eq!(
+        cond(&route_parent(&out, "r2")["conditions"], "Accepted").1,
+        "NoMatchingListenerHostname"
+    );
+    w.settle();
+    w.put(json!({"kind": "RoutePolicy", "metadata": {"name": "rp", "namespace": "test-infra", "generation": 1},
+        "spec": {"targetRef": {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "r1"},
+                 "default": {"timeouts": {"routeTimeout": "7s"}}}}));
+    let (out, _) = w.pass();
+    assert_eq!(w.hits_misses(), (1, 1), "only r1 is targeted");
+    let rule = &out.table.gateways[0].listeners[0].routes.routes()[0].rules[0];
+    assert_eq!(rule.timeouts.request, Some(Duration::from_secs(7)));
+}
+
+#[test]
+fn memo_is_unused_for_objects_without_resource_versions() {
+    let snap = Snapshot::from_objects(two_routes());
+    let mut memo = RouteMemo::default();
+    compute_with(&snap, &mut memo);
+    compute_with(&snap, &mut memo);
+    assert_eq!((memo.hits, memo.misses), (0, 2));
+}

@@ -225,6 +225,25 @@ pub fn grant_allows(
         })
 }
 
+/// `metadata.<field>` as a string, or "": what `meta::uid`, `meta::name` and
+/// `meta::namespace` return, without parsing a JSON pointer on each call (these run several
+/// times per route per pass).
+pub fn meta_str<'a>(o: &'a Value, field: &str) -> &'a str {
+    o.get("metadata")
+        .and_then(|m| m.get(field))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// `metadata.resourceVersion` as a number, as `meta::resource_version` reads it.
+pub fn meta_rv(o: &Value) -> Option<u64> {
+    o.get("metadata")?
+        .get("resourceVersion")?
+        .as_str()?
+        .parse()
+        .ok()
+}
+
 /// String field of a JSON object, or "".
 pub fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
@@ -241,6 +260,19 @@ mod tests {
         let c = serde_json::json!({"c": [{"type": "B", "lastTransitionTime": "1"}]});
         assert!(eq_ignoring_transition_times(&a, &b));
         assert!(!eq_ignoring_transition_times(&a, &c));
+    }
+
+    #[test]
+    fn metadata_accessors_agree_with_meta() {
+        let o = serde_json::json!({"metadata": {"name": "n", "namespace": "ns", "uid": "u",
+            "resourceVersion": "42"}});
+        assert_eq!(meta_str(&o, "name"), crate::meta::name(&o));
+        assert_eq!(meta_str(&o, "namespace"), crate::meta::namespace(&o));
+        assert_eq!(meta_str(&o, "uid"), crate::meta::uid(&o));
+        assert_eq!(meta_rv(&o), Some(42));
+        let bare = serde_json::json!({"kind": "X"});
+        assert_eq!(meta_str(&bare, "uid"), "");
+        assert_eq!(meta_rv(&bare), None);
     }
 
     #[test]
