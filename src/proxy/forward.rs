@@ -21,7 +21,6 @@
 //!
 //! Every response carries `server: Microsoft-Azure-Application-LB/AGC`.
 
-use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,12 +36,13 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::{mpsc, watch};
 
-use crate::health::HealthView;
+use crate::health::{HealthStatus, HealthView};
 use crate::proxy::pool::{Pool, PooledBody, SendError};
 use crate::proxy::{route, upgrade, Metrics, ProxyOptions};
 use crate::routing::{
     BackendKey, BackendRuntime, BackendTarget, Filter, HeaderModifier, ListenerProtocol,
-    RoutingTable, SessionAffinity, AGC_SERVER_NAME, MANAGED_COOKIE_LIFETIME, MANAGED_COOKIE_NAME,
+    RouteRuntime, RoutingTable, SessionAffinity, AGC_SERVER_NAME, MANAGED_COOKIE_LIFETIME,
+    MANAGED_COOKIE_NAME,
 };
 
 /// Body of AGC's reply when no endpoint is healthy (exactly 19 bytes).
@@ -126,9 +126,10 @@ impl Shared {
     }
 
     fn next_rr(&self, key: &BackendKey) -> usize {
-        let mut h = std::hash::DefaultHasher::new();
-        key.hash(&mut h);
-        self.rr[(h.finish() as usize) % RR_SLOTS].fetch_add(1, Ordering::Relaxed)
+        let h = fnv(key.namespace.as_bytes())
+            ^ fnv(key.service.as_bytes()).rotate_left(1)
+            ^ u64::from(key.port);
+        self.rr[(h as usize) % RR_SLOTS].fetch_add(1, Ordering::Relaxed)
     }
 }
 
@@ -145,6 +146,9 @@ pub struct ConnCtx {
     pub worker: usize,
     /// TLS server name, for listener selection.
     pub sni: Option<String>,
+    /// The peer's IP as a header value (`x-forwarded-for`), formatted once
+    /// per connection.
+    pub peer_ip: HeaderValue,
 }
 
 impl ConnCtx {
@@ -176,8 +180,13 @@ impl ConnCtx {
             peer,
             worker,
             sni: None,
+            peer_ip: ip_header(peer.ip()),
         })
     }
+}
+
+fn ip_header(ip: IpAddr) -> HeaderValue {
+    HeaderValue::from_str(&ip.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// Response body of the proxy: a local reply or a backend's streamed body.
@@ -236,7 +245,7 @@ pub fn local_reply(status: StatusCode, body: &'static str) -> Response<ProxyBody
 
 /// Logging and metrics labels of one request.
 struct Outcome {
-    route: Option<(String, String)>,
+    route: Option<Arc<RouteRuntime>>,
     upstream: Option<SocketAddr>,
 }
 
@@ -246,9 +255,9 @@ pub async fn handle(
     conn: Arc<ConnCtx>,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
-    let start = Instant::now();
     let log = tracing::enabled!(target: "access", tracing::Level::DEBUG).then(|| {
         (
+            Instant::now(),
             req.method().clone(),
             route::RequestParts::from_http(req.method(), req.uri(), req.headers())
                 .host
@@ -268,10 +277,10 @@ pub async fn handle(
         outcome
             .route
             .as_ref()
-            .map(|(n, r)| (n.as_str(), r.as_str())),
+            .map(|r| (r.namespace.as_str(), r.name.as_str())),
         status,
     );
-    if let Some((method, host, path)) = log {
+    if let Some((start, method, host, path)) = log {
         tracing::debug!(target: "access", %method, %host, %path, status,
             upstream = ?outcome.upstream, duration_us = start.elapsed().as_micros() as u64, "request");
     }
@@ -302,7 +311,7 @@ async fn route_and_forward(
         (listener, m)
     };
     let (listener, m) = m;
-    outcome.route = Some((m.route.namespace.clone(), m.route.name.clone()));
+    outcome.route = Some(m.route.clone());
 
     let mut fx = Effects::default();
     if let Some(resp) = apply_filters(&m.rule.filters, &mut req, &mut fx, m, listener) {
@@ -375,7 +384,9 @@ async fn route_and_forward(
         }
     };
     outcome.upstream = Some(used);
-    shared.metrics.upstream_latency(started.elapsed());
+    shared
+        .metrics
+        .upstream_latency(conn.worker, started.elapsed());
 
     let (mut parts, body) = resp.into_parts();
     if is_upgrade && parts.status == StatusCode::SWITCHING_PROTOCOLS {
@@ -554,7 +565,14 @@ fn choose_endpoint(
     health: &HealthView,
     hint: Option<&Hint>,
 ) -> Option<(SocketAddr, Option<SocketAddr>, bool)> {
-    let ok = |e: &&crate::routing::Endpoint| e.ready && health.healthy(&backend.key, e.addr);
+    // One lookup of the backend's health, then plain scans.
+    let probed = health.backend(&backend.key).unwrap_or_default();
+    let ok = |e: &&crate::routing::Endpoint| {
+        e.ready
+            && probed
+                .iter()
+                .any(|h| h.addr == e.addr && h.status == HealthStatus::Healthy)
+    };
     let n = backend.endpoints.iter().filter(ok).count();
     if n == 0 {
         return None;
@@ -616,8 +634,25 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
                     || t.is_empty())
             })
     }
+    // One pass over the names instead of a hash lookup per hop-by-hop
+    // header: usually none is present.
+    let (mut conn, mut hop, mut upg) = (false, false, false);
+    for n in headers.keys() {
+        if n == header::CONNECTION {
+            conn = true;
+        } else if n == header::UPGRADE {
+            upg = true;
+        } else if n == header::TE
+            || n == header::TRAILER
+            || n == header::TRANSFER_ENCODING
+            || n == KEEP_ALIVE
+            || n == PROXY_CONNECTION
+        {
+            hop = true;
+        }
+    }
     // Allocate only when `Connection` names extra headers (rare).
-    if tokens(headers).next().is_some() {
+    if conn && tokens(headers).next().is_some() {
         let named: Vec<HeaderName> = tokens(headers)
             .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
             .collect();
@@ -625,16 +660,22 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
             headers.remove(n);
         }
     }
-    headers.remove(&KEEP_ALIVE);
-    headers.remove(&PROXY_CONNECTION);
-    headers.remove(header::TE);
-    headers.remove(header::TRAILER);
-    headers.remove(header::TRANSFER_ENCODING);
+    if hop {
+        headers.remove(&KEEP_ALIVE);
+        headers.remove(&PROXY_CONNECTION);
+        headers.remove(header::TE);
+        headers.remove(header::TRAILER);
+        headers.remove(header::TRANSFER_ENCODING);
+    }
     if upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     } else {
-        headers.remove(header::CONNECTION);
-        headers.remove(header::UPGRADE);
+        if conn {
+            headers.remove(header::CONNECTION);
+        }
+        if upg {
+            headers.remove(header::UPGRADE);
+        }
     }
 }
 
@@ -666,12 +707,14 @@ fn prepare_upstream(req: &mut Request<Incoming>, conn: &ConnCtx, fx: &Effects<'_
             headers.insert(header::HOST, a);
         }
     }
-    let ip = conn.peer.ip().to_string();
     let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
-        _ => ip,
+        Some(prev) if !prev.trim().is_empty() => {
+            let ip = conn.peer_ip.to_str().unwrap_or_default();
+            HeaderValue::from_str(&format!("{prev}, {ip}")).ok()
+        }
+        _ => Some(conn.peer_ip.clone()),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Some(v) = xff {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
     headers.insert(

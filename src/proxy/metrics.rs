@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,16 +27,51 @@ const DEFAULT_ALB_ID: &str = "agc-sandbox";
 
 const SHARDS: usize = 8;
 
+/// FNV-1a, for the label-hash keys of the request counters (the labels are
+/// short; SipHash costs more than the rest of the counter update).
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FnvBuild = BuildHasherDefault<Fnv>;
+
+/// The counters one worker updates: on their own cache lines, so workers on
+/// different cores never write the same line.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Shard {
+    /// `(gateway, route, code)` counters, keyed by a hash of the labels so
+    /// the hot path allocates nothing once a label set was seen.
+    requests: Mutex<HashMap<u64, RequestCounter, FnvBuild>>,
+    /// Per-bucket (not cumulative) upstream latency counts; the last slot
+    /// is `+Inf`. Cumulated when rendered.
+    latency_buckets: [AtomicU64; BUCKETS.len() + 1],
+    latency_count: AtomicU64,
+    latency_sum_us: AtomicU64,
+}
+
 /// Proxy counters. Cheap to update from any task.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// `(gateway, route, code)` counters, keyed by a hash of the labels so
-    /// the hot path allocates nothing once a label set was seen.
-    /// Sharded by worker so workers do not contend on one lock.
-    requests: [Mutex<HashMap<u64, RequestCounter>>; SHARDS],
-    latency_buckets: [AtomicU64; BUCKETS.len()],
-    latency_count: AtomicU64,
-    latency_sum_us: AtomicU64,
+    /// Sharded by worker so workers share no lock and no cache line.
+    shards: [Shard; SHARDS],
     /// Open WebSocket (upgrade) tunnels.
     pub tunnels_open: AtomicI64,
     /// Routing tables applied by the proxy.
@@ -60,8 +95,9 @@ impl Metrics {
         route: Option<(&str, &str)>,
         code: u16,
     ) {
-        let key = BuildHasherDefault::<DefaultHasher>::default().hash_one((gateway, route, code));
-        let mut map = self.requests[shard % SHARDS]
+        let key = FnvBuild::default().hash_one((gateway, route, code));
+        let mut map = self.shards[shard % SHARDS]
+            .requests
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         map.entry(key)
@@ -74,17 +110,26 @@ impl Metrics {
             .count += 1;
     }
 
-    /// Records the time a backend took to answer (response head).
-    pub fn upstream_latency(&self, d: Duration) {
+    /// Records the time a backend took to answer (response head), on the
+    /// counters of worker `shard`.
+    pub fn upstream_latency(&self, shard: usize, d: Duration) {
+        let s = &self.shards[shard % SHARDS];
         let secs = d.as_secs_f64();
-        for (i, le) in BUCKETS.iter().enumerate() {
-            if secs <= *le {
-                self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_us
+        let i = BUCKETS
+            .iter()
+            .position(|le| secs <= *le)
+            .unwrap_or(BUCKETS.len());
+        s.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
+        s.latency_count.fetch_add(1, Ordering::Relaxed);
+        s.latency_sum_us
             .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn sum(&self, f: impl Fn(&Shard) -> &AtomicU64) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| f(s).load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Total requests counted with `code` (all gateways and routes).
@@ -99,8 +144,8 @@ impl Metrics {
     /// Counters merged over the shards, sorted by labels.
     fn rows(&self) -> Vec<RequestCounter> {
         let mut merged: HashMap<u64, RequestCounter> = HashMap::new();
-        for shard in &self.requests {
-            let map = shard.lock().unwrap_or_else(|e| e.into_inner());
+        for shard in &self.shards {
+            let map = shard.requests.lock().unwrap_or_else(|e| e.into_inner());
             for (k, c) in map.iter() {
                 merged
                     .entry(*k)
@@ -135,14 +180,15 @@ impl Metrics {
         }
         out.push_str("# HELP agc_upstream_latency_seconds Time to the backend's response head.\n");
         out.push_str("# TYPE agc_upstream_latency_seconds histogram\n");
+        let mut cumulative = 0;
         for (i, le) in BUCKETS.iter().enumerate() {
+            cumulative += self.sum(|s| &s.latency_buckets[i]);
             let _ = writeln!(
                 out,
-                "agc_upstream_latency_seconds_bucket{{le=\"{le}\"}} {}",
-                self.latency_buckets[i].load(Ordering::Relaxed)
+                "agc_upstream_latency_seconds_bucket{{le=\"{le}\"}} {cumulative}"
             );
         }
-        let count = self.latency_count.load(Ordering::Relaxed);
+        let count = self.sum(|s| &s.latency_count);
         let _ = writeln!(
             out,
             "agc_upstream_latency_seconds_bucket{{le=\"+Inf\"}} {count}"
@@ -150,7 +196,7 @@ impl Metrics {
         let _ = writeln!(
             out,
             "agc_upstream_latency_seconds_sum {}",
-            self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6
+            self.sum(|s| &s.latency_sum_us) as f64 / 1e6
         );
         let _ = writeln!(out, "agc_upstream_latency_seconds_count {count}");
         let (healthy, unhealthy) = health.totals();
@@ -261,7 +307,8 @@ mod tests {
         m.request(0, ("ns", "gw"), Some(("ns", "r")), 200);
         m.request(1, ("ns", "gw"), Some(("ns", "r")), 200);
         m.request(3, ("ns", "gw"), None, 404);
-        m.upstream_latency(Duration::from_millis(3));
+        m.upstream_latency(1, Duration::from_millis(3));
+        m.upstream_latency(0, Duration::from_secs(20));
         let text = m.render(&HealthView::default());
         assert!(
             text.contains("agc_requests_total{gateway=\"ns/gw\",route=\"ns/r\",code=\"200\"} 2"),
@@ -270,7 +317,9 @@ mod tests {
         assert!(text.contains("agc_requests_total{gateway=\"ns/gw\",route=\"\",code=\"404\"} 1"));
         assert!(text.contains("agc_upstream_latency_seconds_bucket{le=\"0.0025\"} 0"));
         assert!(text.contains("agc_upstream_latency_seconds_bucket{le=\"0.005\"} 1"));
-        assert!(text.contains("agc_upstream_latency_seconds_count 1"));
+        assert!(text.contains("agc_upstream_latency_seconds_bucket{le=\"10\"} 1"));
+        assert!(text.contains("agc_upstream_latency_seconds_bucket{le=\"+Inf\"} 2"));
+        assert!(text.contains("agc_upstream_latency_seconds_count 2"));
         assert!(text.contains("total_healthy_endpoints 0"));
         assert_eq!(m.requests_with_code(200), 2);
     }

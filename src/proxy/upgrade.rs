@@ -2,7 +2,8 @@
 //!
 //! After the backend answered 101 the proxy returns that 101 to the client
 //! and a spawned task joins both upgraded connections and copies bytes both
-//! ways (`copy_bidirectional`), untouched: no rewrite applies after the
+//! ways (`copy_bidirectional`, between the raw sockets when both sides are
+//! plain TCP), untouched: no rewrite applies after the
 //! upgrade. A tunnel holds no table snapshot, so configuration changes never
 //! affect it; it ends when either side closes, or on proxy shutdown (both
 //! sockets are then closed). The access log (target `access`, info) records
@@ -17,9 +18,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
 
 use crate::proxy::forward::Shared;
 
@@ -88,21 +91,31 @@ pub fn spawn_tunnel(shared: &Arc<Shared>, down: OnUpgrade, up: OnUpgrade, info: 
         };
         metrics.tunnels_open.fetch_add(1, Ordering::Relaxed);
         let (from_client, to_client) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-        let mut client = Counted {
-            inner: TokioIo::new(down),
-            read: from_client.clone(),
-        };
-        let mut backend = Counted {
-            inner: TokioIo::new(up),
-            read: to_client.clone(),
-        };
-        let end = tokio::select! {
-            r = tokio::io::copy_bidirectional(&mut client, &mut backend) => match r {
-                Ok(_) => "closed".to_owned(),
-                Err(e) => format!("error: {e}"),
-            },
-            _ = crate::proxy::server::signalled(&mut stop) => "proxy shutdown".to_owned(),
-            _ = idle_watchdog(idle, &from_client, &to_client) => "idle timeout".to_owned(),
+        let counters = (&from_client, &to_client);
+        // Plain TCP on both sides (the common case): copy between the raw
+        // sockets instead of through hyper's `Upgraded` (a boxed, rewinding
+        // wrapper), after passing on the bytes hyper had already read.
+        let end = match (down.downcast::<TcpIo>(), up.downcast::<TcpIo>()) {
+            (Ok(d), Ok(u)) => {
+                let client = (d.io.into_inner(), d.read_buf);
+                let backend = (u.io.into_inner(), u.read_buf);
+                run(client, backend, counters, idle, &mut stop).await
+            }
+            (Ok(d), Err(u)) => {
+                let client = (d.io.into_inner(), d.read_buf);
+                let backend = (TokioIo::new(u), Bytes::new());
+                run(client, backend, counters, idle, &mut stop).await
+            }
+            (Err(d), Ok(u)) => {
+                let client = (TokioIo::new(d), Bytes::new());
+                let backend = (u.io.into_inner(), u.read_buf);
+                run(client, backend, counters, idle, &mut stop).await
+            }
+            (Err(d), Err(u)) => {
+                let client = (TokioIo::new(d), Bytes::new());
+                let backend = (TokioIo::new(u), Bytes::new());
+                run(client, backend, counters, idle, &mut stop).await
+            }
         };
         metrics.tunnels_open.fetch_sub(1, Ordering::Relaxed);
         tracing::info!(
@@ -118,6 +131,51 @@ pub fn spawn_tunnel(shared: &Arc<Shared>, down: OnUpgrade, up: OnUpgrade, info: 
             "websocket tunnel closed"
         );
     });
+}
+
+type TcpIo = TokioIo<TcpStream>;
+
+/// Copies both ways between `client` and `backend`, each given with the
+/// bytes already read from it (to pass on first), until either side
+/// closes, the proxy stops or the tunnel is idle; returns why it ended.
+async fn run<C, B>(
+    client: (C, Bytes),
+    backend: (B, Bytes),
+    (from_client, to_client): (&Arc<AtomicU64>, &Arc<AtomicU64>),
+    idle: Duration,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> String
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut client_io = Counted {
+        inner: client.0,
+        read: from_client.clone(),
+    };
+    let mut backend_io = Counted {
+        inner: backend.0,
+        read: to_client.clone(),
+    };
+    let copy = async {
+        if !client.1.is_empty() {
+            from_client.fetch_add(client.1.len() as u64, Ordering::Relaxed);
+            backend_io.inner.write_all(&client.1).await?;
+        }
+        if !backend.1.is_empty() {
+            to_client.fetch_add(backend.1.len() as u64, Ordering::Relaxed);
+            client_io.inner.write_all(&backend.1).await?;
+        }
+        tokio::io::copy_bidirectional(&mut client_io, &mut backend_io).await
+    };
+    tokio::select! {
+        r = copy => match r {
+            Ok(_) => "closed".to_owned(),
+            Err(e) => format!("error: {e}"),
+        },
+        _ = crate::proxy::server::signalled(stop) => "proxy shutdown".to_owned(),
+        _ = idle_watchdog(idle, from_client, to_client) => "idle timeout".to_owned(),
+    }
 }
 
 /// Resolves once no byte moved either way for `idle` (AGC's 5 min idle
