@@ -99,7 +99,7 @@ pub fn spawn_tunnel(shared: &Arc<Shared>, down: OnUpgrade, up: OnUpgrade, info: 
             (Ok(d), Ok(u)) => {
                 let client = (d.io.into_inner(), d.read_buf);
                 let backend = (u.io.into_inner(), u.read_buf);
-                run(client, backend, counters, idle, &mut stop).await
+                splice(client, backend, counters, idle, &mut stop).await
             }
             (Ok(d), Err(u)) => {
                 let client = (d.io.into_inner(), d.read_buf);
@@ -175,6 +175,91 @@ where
         },
         _ = crate::proxy::server::signalled(stop) => "proxy shutdown".to_owned(),
         _ = idle_watchdog(idle, from_client, to_client) => "idle timeout".to_owned(),
+    }
+}
+
+/// Like [`run`] for two plain TCP sockets, but holding no buffer while the tunnel is idle:
+/// each direction waits for readiness, then borrows a buffer only to move what is there.
+/// (`copy_bidirectional` keeps two 8 KiB buffers per tunnel for its whole life, which is most
+/// of what 10,000 idle WebSocket tunnels would cost.)
+async fn splice(
+    client: (TcpStream, Bytes),
+    backend: (TcpStream, Bytes),
+    (from_client, to_client): (&Arc<AtomicU64>, &Arc<AtomicU64>),
+    idle: Duration,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> String {
+    // The bytes hyper had read ahead are a slice of its whole read buffer, which the slice
+    // keeps alive: copy them out (usually nothing) so the tunnel holds no hyper buffer.
+    let (c, c_ahead) = client;
+    let (b, b_ahead) = backend;
+    let (c_pending, b_pending) = (c_ahead.to_vec(), b_ahead.to_vec());
+    drop((c_ahead, b_ahead));
+    let copy = async {
+        tokio::try_join!(
+            pump(&c, &b, &c_pending, from_client),
+            pump(&b, &c, &b_pending, to_client)
+        )
+    };
+    tokio::select! {
+        r = copy => match r {
+            Ok(_) => "closed".to_owned(),
+            Err(e) => format!("error: {e}"),
+        },
+        _ = crate::proxy::server::signalled(stop) => "proxy shutdown".to_owned(),
+        _ = idle_watchdog(idle, from_client, to_client) => "idle timeout".to_owned(),
+    }
+}
+
+/// Moves bytes from `from` to `to` (after `pending`, already read by hyper) until `from`
+/// reaches end of stream, then half-closes `to` so the other direction can finish.
+async fn pump(
+    from: &TcpStream,
+    to: &TcpStream,
+    pending: &[u8],
+    count: &AtomicU64,
+) -> io::Result<()> {
+    const CHUNK: usize = 16 * 1024;
+    if !pending.is_empty() {
+        count.fetch_add(pending.len() as u64, Ordering::Relaxed);
+        write_all(to, pending).await?;
+    }
+    loop {
+        from.readable().await?;
+        let mut buf = bytes::BytesMut::with_capacity(CHUNK);
+        match from.try_read_buf(&mut buf) {
+            Ok(0) => {
+                shutdown_write(to);
+                return Ok(());
+            }
+            Ok(n) => {
+                count.fetch_add(n as u64, Ordering::Relaxed);
+                write_all(to, &buf).await?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn write_all(to: &TcpStream, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        to.writable().await?;
+        match to.try_write(data) {
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Half-closes the write side (FIN), as `copy_bidirectional` does when one side ends.
+fn shutdown_write(s: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: shutdown(2) on a socket this TcpStream owns and keeps open.
+    unsafe {
+        libc::shutdown(s.as_raw_fd(), libc::SHUT_WR);
     }
 }
 
