@@ -419,3 +419,60 @@ async fn delete_file_namespace_first() {
     assert!(!ns.ok && ns.stderr.contains("not found"), "{ns:?}");
     sb.stop().await;
 }
+
+/// `kubectl create <kind>` sends protobuf (typed clients have no JSON fallback): it must work.
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_create_commands_send_protobuf() {
+    let sb = Sandbox::start().await;
+    assert_eq!(
+        sb.kubectl(&["create", "namespace", "demo"])
+            .success()
+            .trim(),
+        "namespace/demo created"
+    );
+    sb.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "s1",
+        "-n",
+        "demo",
+        "--from-literal=a=b",
+    ])
+    .success();
+    sb.kubectl(&[
+        "create",
+        "deployment",
+        "web",
+        "-n",
+        "demo",
+        "--image=gcr.io/k8s-staging-gateway-api/echo-basic:v1",
+        "--replicas=2",
+    ])
+    .success();
+    let data = sb
+        .kubectl(&[
+            "get",
+            "secret",
+            "s1",
+            "-n",
+            "demo",
+            "-o",
+            "jsonpath={.data.a}",
+        ])
+        .success();
+    assert_eq!(data, "Yg==");
+    let replicas = sb
+        .kubectl(&[
+            "get",
+            "deployment",
+            "web",
+            "-n",
+            "demo",
+            "-o",
+            "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image}",
+        ])
+        .success();
+    assert_eq!(replicas, "2 gcr.io/k8s-staging-gateway-api/echo-basic:v1");
+    sb.stop().await;
+}
