@@ -90,6 +90,7 @@ fn main() -> anyhow::Result<()> {
             port_offset,
             token_file: None,
             alb_provisioning_delay: Duration::ZERO,
+            shared_pod_ip: false,
         };
         let (url_tx, url_rx) = tokio::sync::oneshot::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

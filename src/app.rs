@@ -92,7 +92,11 @@ pub async fn run(
     let api_addr = listener.local_addr()?;
     let api_url = format!("http://{api_addr}");
     let kubeconfig = write_kubeconfig(&args.data_dir, &api_url, token.as_deref())?;
-    crate::sim::check_loopback_range().map_err(anyhow::Error::msg)?;
+    if args.shared_pod_ip {
+        println!("pods share 127.0.0.1 (--shared-pod-ip): each pod's ports are allocated and listed in its agc-sandbox.dev/ports annotation");
+    } else {
+        crate::sim::check_loopback_range().map_err(anyhow::Error::msg)?;
+    }
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
@@ -126,7 +130,8 @@ pub async fn run(
         stopped(stop_rx.clone()),
     ));
     // Workloads: Deployments → Pods serving on their own loopback addresses.
-    let (pod_logs, sim_task) = crate::sim::spawn(store.clone(), stopped(stop_rx.clone()));
+    let (pod_logs, sim_task) =
+        crate::sim::spawn(store.clone(), args.shared_pod_ip, stopped(stop_rx.clone()));
     let api = Arc::new(
         ApiServer::new(store.clone(), token.clone())
             .with_logs(pod_logs)

@@ -77,4 +77,8 @@ pub struct UpArgs {
     /// (real AGC takes 5–6 minutes), e.g. `30s`.
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     pub alb_provisioning_delay: std::time::Duration,
+    /// Run every pod on 127.0.0.1 with ports allocated per pod (recorded in the pod annotation
+    /// `agc-sandbox.dev/ports`), for hosts where extra loopback addresses do not work.
+    #[arg(long)]
+    pub shared_pod_ip: bool,
 }

@@ -235,6 +235,7 @@ async fn http_and_traffic_steps_against_a_running_sandbox() {
         port_offset: sandbox_offset,
         token_file: None,
         alb_provisioning_delay: Duration::ZERO,
+        shared_pod_ip: false,
     };
     let (url_tx, url_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -362,3 +362,73 @@ spec:
     assert_eq!(state["lastState"]["terminated"]["exitCode"], 3);
     sb.stop().await;
 }
+
+/// `--shared-pod-ip`, for hosts where extra loopback addresses do not work: every pod on
+/// 127.0.0.1 with its own allocated port (annotation `agc-sandbox.dev/ports`), one
+/// EndpointSlice per pod, and the pods still answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn shared_pod_ip_allocates_ports_per_pod() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = up_args(dir.path());
+    args.shared_pod_ip = true;
+    let sb = Sandbox::start_with(dir, args).await;
+    sb.kubectl(&[
+        "apply",
+        "-f",
+        seed("websocket-deployment.yaml").to_str().unwrap(),
+    ])
+    .success();
+    sb.kubectl(&[
+        "scale",
+        "deployment",
+        "websocket-backend",
+        "-n",
+        "test-infra",
+        "--replicas=2",
+    ])
+    .success();
+    let ready = eventually("2 ready pods with their ports", || {
+        ready_pods(&sb, "app=websocket-backend", 2).filter(|ps| {
+            ps.iter()
+                .all(|p| p["metadata"]["annotations"]["agc-sandbox.dev/ports"].is_string())
+        })
+    })
+    .await;
+    let mut ports = Vec::new();
+    for p in &ready {
+        assert_eq!(p["status"]["podIP"], "127.0.0.1");
+        let map: Value = serde_json::from_str(
+            p["metadata"]["annotations"]["agc-sandbox.dev/ports"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        let port = map["8080"].as_u64().unwrap();
+        assert_eq!(
+            get(&format!("http://127.0.0.1:{port}/health")).await.text(),
+            "OK"
+        );
+        assert_eq!(ws_echo(&format!("127.0.0.1:{port}"), "hi").await, "hi");
+        ports.push(port);
+    }
+    assert_ne!(ports[0], ports[1]);
+    let slices = eventually("a slice per pod", || {
+        let out = sb
+            .kubectl(&["get", "endpointslices", "-n", "test-infra", "-o", "json"])
+            .success();
+        let v: Value = serde_json::from_str(&out).unwrap();
+        let mut got: Vec<u64> = v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["ports"][0]["port"].as_u64())
+            .collect();
+        got.sort();
+        let mut want = ports.clone();
+        want.sort();
+        (got == want).then_some(got)
+    })
+    .await;
+    assert_eq!(slices.len(), 2);
+    sb.stop().await;
+}

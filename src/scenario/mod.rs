@@ -721,6 +721,7 @@ impl Sandbox {
             port_offset,
             token_file: None,
             alb_provisioning_delay: Duration::ZERO,
+            shared_pod_ip: false,
         };
         let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -47,6 +47,19 @@ pub fn resolve_target_port(target: &Value, pod: &Value) -> Option<i64> {
     }
 }
 
+/// Pod annotation listing, with `--shared-pod-ip`, the port each container port really
+/// listens on (`{"8080": 41234}`).
+pub const PORTS_ANNOTATION: &str = "agc-sandbox.dev/ports";
+
+/// Where a container port of `pod` really listens: itself, or its allocated port when pods
+/// share 127.0.0.1.
+pub fn actual_port(pod: &Value, port: i64) -> i64 {
+    crate::meta::annotation(pod, PORTS_ANNOTATION)
+        .and_then(|a| serde_json::from_str::<Value>(a).ok())
+        .and_then(|m| m.get(port.to_string()).and_then(Value::as_i64))
+        .unwrap_or(port)
+}
+
 /// The numeric target ports a Service asks `pod` to serve.
 pub fn target_ports(svc: &Value, pod: &Value) -> Vec<i64> {
     svc.pointer("/spec/ports")
@@ -66,8 +79,11 @@ fn owner(svc: &Value) -> Value {
 }
 
 /// The Endpoints and EndpointSlice objects for a selector Service. `pods` are the Pods of its
-/// namespace; only running Pods with an IP are listed (ready or not, as in Kubernetes).
-pub fn build(svc: &Value, pods: &[&Value]) -> (Value, Value) {
+/// namespace; only running Pods with an IP are listed (ready or not, as in Kubernetes). Pods
+/// whose target ports resolve differently (a named port that differs per pod, or pods sharing
+/// 127.0.0.1 with allocated ports) go to separate slices and subsets, as the real controllers
+/// split them.
+pub fn build(svc: &Value, pods: &[&Value]) -> (Value, Vec<Value>) {
     let ns = meta::namespace(svc);
     let name = meta::name(svc);
     let mut selected: Vec<&Value> = pods
@@ -82,79 +98,96 @@ pub fn build(svc: &Value, pods: &[&Value]) -> (Value, Value) {
         .and_then(Value::as_array)
         .map(|a| a.iter().collect())
         .unwrap_or_default();
-    let port_of = |sp: &Value, pod: &Value| {
-        sp.get("targetPort")
-            .or_else(|| sp.get("port"))
-            .and_then(|t| resolve_target_port(t, pod))
-    };
-    // Slice ports: resolved against the first pod (named ports may differ per pod; the real
-    // controller then splits slices, which the sample apps never need).
-    let slice_ports: Vec<Value> = svc_ports
-        .iter()
-        .map(|sp| {
-            let mut p = json!({
-                "name": sp.get("name").cloned().unwrap_or(json!("")),
-                "protocol": sp.get("protocol").cloned().unwrap_or(json!("TCP")),
-            });
-            let resolved = selected.first().and_then(|pod| port_of(sp, pod));
-            p["port"] = match resolved {
-                Some(n) => json!(n),
-                None => sp.get("targetPort").cloned().unwrap_or(json!(null)),
-            };
-            if let Some(ap) = sp.get("appProtocol") {
-                p["appProtocol"] = ap.clone();
-            }
-            p
-        })
-        .collect();
-    let endpoints: Vec<Value> = selected
-        .iter()
-        .map(|pod| {
-            let ready = super::workloads::pod_ready(pod);
-            let terminating = pod.pointer("/metadata/deletionTimestamp").is_some();
-            json!({
-                "addresses": [pod["status"]["podIP"]],
-                "conditions": {"ready": ready, "serving": ready, "terminating": terminating},
-                "nodeName": super::workloads::NODE_NAME,
-                "targetRef": {"kind": "Pod", "name": meta::name(pod), "namespace": ns, "uid": meta::uid(pod)},
+    let ports_of = |pod: Option<&Value>| -> Vec<Value> {
+        svc_ports
+            .iter()
+            .map(|sp| {
+                let mut p = json!({
+                    "name": sp.get("name").cloned().unwrap_or(json!("")),
+                    "protocol": sp.get("protocol").cloned().unwrap_or(json!("TCP")),
+                });
+                let target = sp.get("targetPort").or_else(|| sp.get("port"));
+                let resolved = pod.and_then(|pod| {
+                    target
+                        .and_then(|t| resolve_target_port(t, pod))
+                        .map(|n| actual_port(pod, n))
+                });
+                p["port"] = match resolved {
+                    Some(n) => json!(n),
+                    None => target.cloned().unwrap_or(json!(null)),
+                };
+                if let Some(ap) = sp.get("appProtocol") {
+                    p["appProtocol"] = ap.clone();
+                }
+                p
             })
+            .collect()
+    };
+    // Group pods by their resolved ports, in name order.
+    let mut groups: Vec<(Vec<Value>, Vec<&Value>)> = Vec::new();
+    for pod in &selected {
+        let ports = ports_of(Some(pod));
+        match groups.iter_mut().find(|(p, _)| *p == ports) {
+            Some((_, members)) => members.push(pod),
+            None => groups.push((ports, vec![pod])),
+        }
+    }
+    if groups.is_empty() {
+        groups.push((ports_of(None), Vec::new()));
+    }
+    let endpoint = |pod: &&Value| {
+        let ready = super::workloads::pod_ready(pod);
+        let terminating = pod.pointer("/metadata/deletionTimestamp").is_some();
+        json!({
+            "addresses": [pod["status"]["podIP"]],
+            "conditions": {"ready": ready, "serving": ready, "terminating": terminating},
+            "nodeName": super::workloads::NODE_NAME,
+            "targetRef": {"kind": "Pod", "name": meta::name(pod), "namespace": ns, "uid": meta::uid(pod)},
         })
-        .collect();
-    let slice = json!({
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": {
-            "name": slice_name(svc),
-            "namespace": ns,
-            "labels": {SERVICE_NAME_LABEL: name, MANAGED_BY_LABEL: MANAGED_BY},
-            "ownerReferences": owner(svc),
-        },
-        "addressType": "IPv4",
-        "endpoints": endpoints,
-        "ports": slice_ports,
-    });
-
-    // v1 Endpoints: ready addresses and notReadyAddresses per port set.
+    };
     let addr = |pod: &&Value| {
         json!({"ip": pod["status"]["podIP"], "nodeName": super::workloads::NODE_NAME,
                "targetRef": {"kind": "Pod", "name": meta::name(pod), "namespace": ns, "uid": meta::uid(pod)}})
     };
-    let ready: Vec<Value> = selected
-        .iter()
-        .filter(|p| super::workloads::pod_ready(p))
-        .map(addr)
-        .collect();
-    let not_ready: Vec<Value> = selected
-        .iter()
-        .filter(|p| !super::workloads::pod_ready(p))
-        .map(addr)
-        .collect();
-    let mut subset = json!({"ports": slice_ports});
-    if !ready.is_empty() {
-        subset["addresses"] = json!(ready);
-    }
-    if !not_ready.is_empty() {
-        subset["notReadyAddresses"] = json!(not_ready);
+    let base = slice_name(svc);
+    let mut slices = Vec::new();
+    let mut subsets = Vec::new();
+    for (i, (ports, members)) in groups.iter().enumerate() {
+        slices.push(json!({
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": if i == 0 { base.clone() } else { format!("{base}-{i}") },
+                "namespace": ns,
+                "labels": {SERVICE_NAME_LABEL: name, MANAGED_BY_LABEL: MANAGED_BY},
+                "ownerReferences": owner(svc),
+            },
+            "addressType": "IPv4",
+            "endpoints": members.iter().map(endpoint).collect::<Vec<_>>(),
+            "ports": ports,
+        }));
+        // v1 Endpoints: ready addresses and notReadyAddresses per port set.
+        let ready: Vec<Value> = members
+            .iter()
+            .filter(|p| super::workloads::pod_ready(p))
+            .map(addr)
+            .collect();
+        let not_ready: Vec<Value> = members
+            .iter()
+            .filter(|p| !super::workloads::pod_ready(p))
+            .map(addr)
+            .collect();
+        if members.is_empty() {
+            continue;
+        }
+        let mut subset = json!({"ports": ports});
+        if !ready.is_empty() {
+            subset["addresses"] = json!(ready);
+        }
+        if !not_ready.is_empty() {
+            subset["notReadyAddresses"] = json!(not_ready);
+        }
+        subsets.push(subset);
     }
     let mut endpoints_obj = json!({
         "apiVersion": "v1",
@@ -162,10 +195,10 @@ pub fn build(svc: &Value, pods: &[&Value]) -> (Value, Value) {
         "metadata": {"name": name, "namespace": ns, "ownerReferences": owner(svc),
                      "labels": {SERVICE_NAME_LABEL: name}},
     });
-    if !selected.is_empty() {
-        endpoints_obj["subsets"] = json!([subset]);
+    if !subsets.is_empty() {
+        endpoints_obj["subsets"] = json!(subsets);
     }
-    (endpoints_obj, slice)
+    (endpoints_obj, slices)
 }
 
 /// A stable slice name per Service (`<service>-<5 chars>`, like the generated names a real
@@ -211,7 +244,8 @@ mod tests {
         let a = pod("a", "127.10.0.1", true, json!({"app": "web"}));
         let b = pod("b", "127.10.0.2", false, json!({"app": "web"}));
         let other = pod("c", "127.10.0.3", true, json!({"app": "db"}));
-        let (ep, slice) = build(&svc(json!("http")), &[&a, &b, &other]);
+        let (ep, slices) = build(&svc(json!("http")), &[&a, &b, &other]);
+        let slice = &slices[0];
         assert_eq!(slice["ports"][0]["port"], 8080);
         assert_eq!(slice["ports"][0]["name"], "http-back");
         assert_eq!(slice["endpoints"].as_array().unwrap().len(), 2);
@@ -224,10 +258,25 @@ mod tests {
 
     #[test]
     fn no_pods_means_no_subsets() {
-        let (ep, slice) = build(&svc(json!(3000)), &[]);
+        let (ep, slices) = build(&svc(json!(3000)), &[]);
+        let slice = &slices[0];
         assert!(ep.get("subsets").is_none());
         assert_eq!(slice["endpoints"], json!([]));
         assert_eq!(slice["ports"][0]["port"], 3000);
+    }
+
+    #[test]
+    fn pods_with_allocated_ports_get_a_slice_each() {
+        let mut a = pod("a", "127.0.0.1", true, json!({"app": "web"}));
+        let mut b = pod("b", "127.0.0.1", true, json!({"app": "web"}));
+        a["metadata"]["annotations"] = json!({PORTS_ANNOTATION: "{\"8080\": 41001}"});
+        b["metadata"]["annotations"] = json!({PORTS_ANNOTATION: "{\"8080\": 41002}"});
+        let (ep, slices) = build(&svc(json!("http")), &[&a, &b]);
+        assert_eq!(slices.len(), 2);
+        assert_eq!(slices[0]["ports"][0]["port"], 41001);
+        assert_eq!(slices[1]["ports"][0]["port"], 41002);
+        assert_ne!(slices[0]["metadata"]["name"], slices[1]["metadata"]["name"]);
+        assert_eq!(ep["subsets"].as_array().unwrap().len(), 2);
     }
 
     #[test]

@@ -109,6 +109,10 @@ pub struct RunningPod {
     ctx: Arc<AppContext>,
     /// Condition → (status, lastTransitionTime), so unchanged status writes are no-ops.
     transitions: BTreeMap<&'static str, (bool, String)>,
+    /// `--shared-pod-ip`: listeners bind allocated ports on 127.0.0.1 instead of their own.
+    shared: bool,
+    /// Container port → the port it really listens on (only with `shared`).
+    port_map: BTreeMap<u16, u16>,
 }
 
 impl Drop for RunningPod {
@@ -251,11 +255,14 @@ pub fn ports_free(ip: Ipv4Addr, ports: &[u16]) -> bool {
         .all(|p| std::net::TcpListener::bind((ip, *p)).is_ok())
 }
 
-/// Starts a Pod: binds its listeners, starts its apps, commands and probes.
+/// Starts a Pod: binds its listeners, starts its apps, commands and probes. With `shared`, the
+/// pod runs on 127.0.0.1 and every port is allocated (see [`RunningPod::ports_annotation`]).
+#[allow(clippy::too_many_arguments)]
 pub fn start(
     store: &Store,
     pod: &Value,
     ip: Ipv4Addr,
+    shared: bool,
     service_ports: &[i64],
     logs: &Arc<LogBook>,
     signals: &mpsc::UnboundedSender<Signal>,
@@ -302,6 +309,8 @@ pub fn start(
         simulated: None,
         ctx,
         transitions: BTreeMap::new(),
+        shared,
+        port_map: BTreeMap::new(),
     };
     let mut generic = Vec::new();
     for (i, c) in containers.iter().enumerate() {
@@ -415,7 +424,16 @@ fn start_container(
         Runner::App(kind) => {
             let mut errors = Vec::new();
             for port in rp.containers[i].ports.clone() {
-                match bind(rp.ip, port) {
+                let bound = if rp.shared {
+                    bind(rp.ip, 0).and_then(|l| {
+                        let actual = l.local_addr()?.port();
+                        rp.port_map.insert(port, actual);
+                        Ok(l)
+                    })
+                } else {
+                    bind(rp.ip, port)
+                };
+                match bound {
                     Ok(listener) => {
                         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
                         let task = tokio::spawn(apps::serve(
@@ -454,7 +472,16 @@ fn start_container(
             }
         }
         Runner::Command(cmd) => {
-            let port = rp.containers[i].ports.first().copied().unwrap_or(8080);
+            let mut port = rp.containers[i].ports.first().copied().unwrap_or(8080);
+            if rp.shared {
+                // A free port for the command to listen on (it binds it itself, just after).
+                if let Ok(free) =
+                    std::net::TcpListener::bind((rp.ip, 0)).and_then(|l| l.local_addr())
+                {
+                    rp.port_map.insert(port, free.port());
+                    port = free.port();
+                }
+            }
             let mut penv = env.clone();
             penv.insert("PORT".into(), port.to_string());
             penv.insert("POD_NAME".into(), rp.name.clone());
@@ -496,6 +523,19 @@ fn bind(ip: Ipv4Addr, port: u16) -> std::io::Result<tokio::net::TcpListener> {
 }
 
 impl RunningPod {
+    /// With `--shared-pod-ip`: the `agc-sandbox.dev/ports` annotation value mapping each
+    /// container port to the port it really listens on (`{"8080":41234}`).
+    pub fn ports_annotation(&self) -> Option<String> {
+        self.shared.then(|| {
+            let m: serde_json::Map<String, Value> = self
+                .port_map
+                .iter()
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .collect();
+            Value::Object(m).to_string()
+        })
+    }
+
     /// Applies the fault annotation's value. Returns an error message for a bad value.
     pub fn set_fault(
         &mut self,

@@ -42,7 +42,7 @@ pub const POD_RANGE_START: Ipv4Addr = Ipv4Addr::new(127, 10, 0, 1);
 pub fn check_loopback_range() -> Result<(), String> {
     std::net::TcpListener::bind((POD_RANGE_START, 0)).map(drop).map_err(|e| {
         format!(
-            "cannot bind {POD_RANGE_START}: {e}; simulated pods need the 127.0.0.0/8 loopback range (on macOS: `sudo ifconfig lo0 alias 127.10.0.1` for each address)"
+            "cannot bind {POD_RANGE_START}: {e}; simulated pods need the 127.0.0.0/8 loopback range: pass --shared-pod-ip to run every pod on 127.0.0.1 with allocated ports instead"
         )
     })
 }
@@ -50,10 +50,11 @@ pub fn check_loopback_range() -> Result<(), String> {
 /// Starts the simulator. Returns the log book (for `kubectl logs`) and the task.
 pub fn spawn(
     store: Store,
+    shared_ip: bool,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> (Arc<LogBook>, tokio::task::JoinHandle<()>) {
     let logs = Arc::new(LogBook::default());
-    let task = tokio::spawn(run(store, logs.clone(), shutdown));
+    let task = tokio::spawn(run(store, logs.clone(), shared_ip, shutdown));
     (logs, task)
 }
 
@@ -69,7 +70,12 @@ fn relevant(res: &ResourceDef) -> bool {
     .any(|r| std::ptr::eq(*r, res))
 }
 
-async fn run(store: Store, logs: Arc<LogBook>, shutdown: impl Future<Output = ()>) {
+async fn run(
+    store: Store,
+    logs: Arc<LogBook>,
+    shared_ip: bool,
+    shutdown: impl Future<Output = ()>,
+) {
     let (signals, mut signal_rx) = mpsc::unbounded_channel();
     let mut sim = Sim {
         store: store.clone(),
@@ -78,6 +84,7 @@ async fn run(store: Store, logs: Arc<LogBook>, shutdown: impl Future<Output = ()
         pods: HashMap::new(),
         created: HashMap::new(),
         next_seq: 0,
+        shared_ip,
         next_ip: 0,
     };
     let mut live = match store.watch(None, Some(store.resource_version())) {
@@ -133,6 +140,8 @@ struct Sim {
     /// within the same second when scaling down.
     created: HashMap<String, u64>,
     next_seq: u64,
+    /// `--shared-pod-ip`: every pod on 127.0.0.1, ports allocated per pod.
+    shared_ip: bool,
     /// Next-fit cursor into the pod range, so a freed address is not handed out again at once
     /// (its old listener may still be closing).
     next_ip: usize,
@@ -393,6 +402,7 @@ impl Sim {
                     .and_then(|s| s.parse().ok());
                 let ip = match recorded
                     .filter(|ip| in_pod_range(*ip) && !self.pods.values().any(|p| p.ip == *ip))
+                    .or(self.shared_ip.then_some(Ipv4Addr::LOCALHOST))
                 {
                     Some(ip) => ip,
                     None => {
@@ -422,8 +432,15 @@ impl Sim {
                     }
                 };
                 used.insert(ip);
-                let running =
-                    kubelet::start(&store, pod, ip, &service_ports, &self.logs, &self.signals);
+                let running = kubelet::start(
+                    &store,
+                    pod,
+                    ip,
+                    self.shared_ip,
+                    &service_ports,
+                    &self.logs,
+                    &self.signals,
+                );
                 self.pods.insert(uid.clone(), running);
             }
             let running = self.pods.get_mut(&uid).expect("just ensured");
@@ -443,6 +460,20 @@ impl Sim {
                     &err,
                     "agc-sandbox",
                 );
+            }
+            if let Some(ports) = running.ports_annotation() {
+                if meta::annotation(pod, endpoints::PORTS_ANNOTATION) != Some(ports.as_str()) {
+                    let _ = store.modify(
+                        kinds::pods(),
+                        meta::namespace(pod),
+                        meta::name(pod),
+                        Subresource::Main,
+                        |o| {
+                            meta::child_map(meta::metadata_mut(o), "annotations")
+                                .insert(endpoints::PORTS_ANNOTATION.into(), json!(ports));
+                        },
+                    );
+                }
             }
             let status = running.status(pod);
             if pod.get("status") != Some(&status) {
@@ -468,18 +499,20 @@ impl Sim {
             .iter()
             .filter(|s| live(s) && endpoints::has_selector(s))
         {
-            let (ep, slice) = endpoints::build(svc, &pod_refs);
-            wanted_slices.insert((
-                meta::namespace(svc).to_string(),
-                meta::name(&slice).to_string(),
-            ));
+            let (ep, slices) = endpoints::build(svc, &pod_refs);
             upsert(&store, kinds::endpoints(), ep, &["subsets"]);
-            upsert(
-                &store,
-                kinds::endpointslices(),
-                slice,
-                &["addressType", "endpoints", "ports"],
-            );
+            for slice in slices {
+                wanted_slices.insert((
+                    meta::namespace(svc).to_string(),
+                    meta::name(&slice).to_string(),
+                ));
+                upsert(
+                    &store,
+                    kinds::endpointslices(),
+                    slice,
+                    &["addressType", "endpoints", "ports"],
+                );
+            }
         }
         // Slices we manage whose Service lost its selector (user-written slices are left alone).
         for s in store.list(kinds::endpointslices(), None).0.iter() {

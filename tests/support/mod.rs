@@ -50,6 +50,7 @@ pub fn up_args(dir: &Path) -> UpArgs {
         port_offset: unique_port_offset(),
         token_file: None,
         alb_provisioning_delay: Duration::ZERO,
+        shared_pod_ip: false,
     }
 }
 
