@@ -8,52 +8,18 @@
 //! It drives the real binary over loopback HTTP/1.1 keep-alive, as kubectl would, in a temp dir.
 //! Figures go to stdout as a Markdown table (see BENCHMARKS.md).
 
+mod support;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+use support::{rss_mb, start_sandbox};
 
 const OBJECTS: usize = 10_000;
 const ROUND_TRIPS: usize = 2_000;
-
-fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    // target/release/examples/bench_api -> target/release/agc-sandbox
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .join("agc-sandbox")
-}
-
-fn spawn(dir: &Path) -> (Child, String) {
-    let mut child = Command::new(binary())
-        .args([
-            "up",
-            "--log-level",
-            "warn",
-            "--api-addr",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("run target/release/agc-sandbox (cargo build --release first)");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let url = loop {
-        let line = lines.next().expect("sandbox exited").expect("read");
-        if let Some(u) = line.trim().strip_prefix("API:") {
-            break u.trim().trim_start_matches("http://").to_string();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, url)
-}
 
 async fn connect(addr: &str) -> SendRequest<Full<Bytes>> {
     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
@@ -94,17 +60,6 @@ fn configmap(i: usize) -> Vec<u8> {
     .expect("json")
 }
 
-fn rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -125,7 +80,7 @@ async fn wait_ready(addr: &str, started: Instant) -> Duration {
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (mut child, addr) = spawn(dir.path());
+    let (mut child, addr) = start_sandbox(dir.path(), &[]);
     let idle_rss = rss_mb(child.id());
     let mut send = connect(&addr).await;
 
@@ -166,13 +121,13 @@ async fn main() {
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     child.wait().expect("wait");
     let t = Instant::now();
-    let (mut child, addr) = spawn(dir.path());
+    let (mut child, addr) = start_sandbox(dir.path(), &[]);
     let restart = wait_ready(&addr, t).await;
     let restart_rss = rss_mb(child.id());
     child.kill().expect("kill -9");
     child.wait().expect("wait");
     let t = Instant::now();
-    let (mut child, addr) = spawn(dir.path());
+    let (mut child, addr) = start_sandbox(dir.path(), &[]);
     let restart_kill = wait_ready(&addr, t).await;
     let mut send = connect(&addr).await;
     let listed = request(

@@ -5,61 +5,16 @@
 //!
 //! Drives the real binary over its API, as kubectl would, in a temp dir.
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod support;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
+use support::{api, rss_mb, start_sandbox};
 
 const REPLICAS: usize = 100;
 const ROUNDS: usize = 5;
 
-fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .join("agc-sandbox")
-}
-
-async fn request(
-    addr: &str,
-    method: &str,
-    path: &str,
-    ct: &str,
-    body: String,
-) -> (u16, serde_json::Value) {
-    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("handshake");
-    tokio::spawn(conn);
-    let req = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "sandbox")
-        .header("content-type", ct)
-        .body(Full::new(Bytes::from(body)))
-        .expect("request");
-    let resp = send.send_request(req).await.expect("send");
-    let status = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or_default())
-}
-
-fn rss_kb(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|kb| kb.parse().ok())
-        .unwrap_or(0.0)
-}
-
-fn deployment(name: &str, replicas: usize) -> String {
+fn deployment(name: &str, replicas: usize) -> serde_json::Value {
     serde_json::json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": name},
@@ -68,57 +23,34 @@ fn deployment(name: &str, replicas: usize) -> String {
                               "spec": {"containers": [{"name": "echo", "image": "gcr.io/k8s-staging-gateway-api/echo-basic:v20240412",
                                   "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]}]}}}
     })
-    .to_string()
 }
 
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = Command::new(binary())
-        .args([
-            "up",
-            "--log-level",
-            "warn",
-            "--api-addr",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run target/release/agc-sandbox (cargo build --release first)");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let addr = loop {
-        let line = lines.next().expect("sandbox exited").expect("read");
-        if let Some(u) = line.trim().strip_prefix("API:") {
-            break u.trim().trim_start_matches("http://").to_string();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
+    let (mut child, addr) = start_sandbox(dir.path(), &[]);
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let mut times = Vec::new();
     let mut per_pod_kb = Vec::new();
     for round in 0..ROUNDS {
         let name = format!("bench-{round}");
-        let before = rss_kb(child.id());
+        let before = rss_mb(child.id()) * 1024.0;
         let t = Instant::now();
-        let (code, _) = request(
+        let (code, _) = api(
             &addr,
             "POST",
             "/apis/apps/v1/namespaces/default/deployments",
-            "application/json",
             deployment(&name, REPLICAS),
         )
         .await;
         assert_eq!(code, 201);
         loop {
-            let (_, d) = request(
+            let (_, d) = api(
                 &addr,
                 "GET",
                 &format!("/apis/apps/v1/namespaces/default/deployments/{name}"),
-                "application/json",
-                String::new(),
+                serde_json::Value::Null,
             )
             .await;
             if d["status"]["readyReplicas"].as_u64() == Some(REPLICAS as u64) {
@@ -132,13 +64,12 @@ async fn main() {
         }
         times.push(t.elapsed());
         tokio::time::sleep(Duration::from_millis(500)).await;
-        per_pod_kb.push((rss_kb(child.id()) - before) / REPLICAS as f64);
-        let (code, _) = request(
+        per_pod_kb.push(((rss_mb(child.id()) * 1024.0) - before) / REPLICAS as f64);
+        let (code, _) = api(
             &addr,
             "DELETE",
             &format!("/apis/apps/v1/namespaces/default/deployments/{name}"),
-            "application/json",
-            String::new(),
+            serde_json::Value::Null,
         )
         .await;
         assert_eq!(code, 200);

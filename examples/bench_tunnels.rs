@@ -10,17 +10,18 @@
 //! measure more where the limit allows. The table reports the measured count and the
 //! per-tunnel cost scaled to 10,000.
 
+mod support;
+
 use agc_sandbox::sim::apps::{self, AppContext, AppKind, Fault};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::{api, rss_mb, start_sandbox};
 use tokio_tungstenite::tungstenite::Message;
 
 /// Tunnels to open (`TUNNELS` env overrides).
@@ -32,14 +33,6 @@ fn tunnels() -> usize {
 }
 const ROUTES: usize = 1_000;
 const OFFSET: u16 = 18_500;
-
-fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .join("agc-sandbox")
-}
 
 /// Raises the soft open-files limit to the hard limit (the sandbox does the same at start).
 fn raise_limits() {
@@ -54,46 +47,6 @@ fn raise_limits() {
             let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
     }
-}
-
-async fn api(
-    addr: &str,
-    method: &str,
-    path: &str,
-    body: serde_json::Value,
-) -> (u16, serde_json::Value) {
-    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("handshake");
-    tokio::spawn(conn);
-    let body = if body.is_null() {
-        Vec::new()
-    } else {
-        serde_json::to_vec(&body).expect("json")
-    };
-    let req = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "sandbox")
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body)))
-        .expect("request");
-    let resp = send.send_request(req).await.expect("send");
-    let code = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    (code, serde_json::from_slice(&bytes).unwrap_or_default())
-}
-
-fn rss_mb(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
 }
 
 fn route(name: &str, host: &str) -> serde_json::Value {
@@ -156,29 +109,8 @@ async fn main() {
     ));
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = Command::new(binary())
-        .args([
-            "up",
-            "--log-level",
-            "warn",
-            "--api-addr",
-            "127.0.0.1:0",
-            "--port-offset",
-            &OFFSET.to_string(),
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run target/release/agc-sandbox (cargo build --release first)");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let addr = loop {
-        let line = lines.next().expect("sandbox exited").expect("read");
-        if let Some(u) = line.trim().strip_prefix("API:") {
-            break u.trim().trim_start_matches("http://").to_string();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
+    let offset = OFFSET.to_string();
+    let (mut child, addr) = start_sandbox(dir.path(), &["--port-offset", &offset]);
 
     let ns = "/api/v1/namespaces/default";
     api(
