@@ -947,3 +947,242 @@ async fn idle_websocket_tunnels_are_closed() {
     assert!(!matches!(end, Some(Ok(Message::Text(_)))), "{end:?}");
     sb.stop().await;
 }
+
+/// A backend speaking raw HTTP/1.1: answers each request on a connection by
+/// its path, for the framings a hyper-based backend would not produce.
+async fn raw_backend() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    let mut chunk = [0u8; 4096];
+                    let Ok(n) = s.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                    buf.drain(..end + 4);
+                    let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+                    let reply: &[u8] = match path.as_str() {
+                        "/health" => b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
+                        "/chunked" => b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n6\r\n world\r\n0\r\ntrailer: t\r\n\r\n",
+                        "/interim" => b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+                        "/until-close" => b"HTTP/1.1 200 OK\r\n\r\nuntil close",
+                        "/garbage" => b"HTTP/1.1 OK\r\n\r\n",
+                        // Keep-alive implied, then the backend's idle timer
+                        // closes the connection shortly after.
+                        _ => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+                    };
+                    if s.write_all(reply).await.is_err() {
+                        return;
+                    }
+                    match path.as_str() {
+                        "/until-close" | "/garbage" => return,
+                        "/short-lived" => {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            return;
+                        }
+                        _ => {}
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A hyper backend that echoes the request body and how it was framed.
+async fn body_echo_backend() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let svc =
+                    hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                        let framing = match (
+                            req.headers().get("transfer-encoding"),
+                            req.headers().get("content-length"),
+                        ) {
+                            (Some(te), _) => format!("te={}", te.to_str().unwrap()),
+                            (None, Some(cl)) => format!("cl={}", cl.to_str().unwrap()),
+                            (None, None) => "none".into(),
+                        };
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        Ok::<_, std::convert::Infallible>(
+                            http::Response::builder()
+                                .header("x-framing", framing)
+                                .body(http_body_util::Full::new(body))
+                                .unwrap(),
+                        )
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn backend_framing_bodies_and_keep_alive() {
+    let ip = Ipv4Addr::new(127, 20, 209, 1);
+    let raw = raw_backend().await;
+    let echo = body_echo_backend().await;
+    let t = table(
+        1,
+        ip,
+        vec![http_listener(
+            "http",
+            80,
+            vec![route(
+                "r",
+                &[],
+                vec![
+                    rule("/upload", vec![to("echo", 1)], vec![]),
+                    rule("/", vec![to("raw", 1)], vec![]),
+                ],
+            )],
+        )],
+        vec![
+            backend("raw", &[raw], fast_probe("/health")),
+            backend(
+                "echo",
+                &[echo],
+                ProbeSettings {
+                    kind: ProbeKind::Tcp,
+                    ..fast_probe("/")
+                },
+            ),
+        ],
+    );
+    let mut opts = ProxyOptions::new(OFFSET);
+    opts.header_read_timeout = Duration::from_millis(300);
+    let sb = Sandbox::start_with(t, opts);
+    sb.wait_bound().await;
+    sb.wait_healthy("raw", 1).await;
+    sb.wait_healthy("echo", 1).await;
+    let gw = gw_addr(ip, 80);
+
+    // Response framings: chunked (extensions and trailers dropped), interim
+    // 100 skipped, close-delimited; a bad head is a 502.
+    let r = get(gw, "x", "/chunked", &[]).await;
+    assert_eq!((r.status.as_u16(), &r.body[..]), (200, &b"hello world"[..]));
+    assert!(r.headers.get("trailer").is_none());
+    let r = get(gw, "x", "/interim", &[]).await;
+    assert_eq!((r.status.as_u16(), &r.body[..]), (200, &b"ok"[..]));
+    let r = get(gw, "x", "/until-close", &[]).await;
+    assert_eq!((r.status.as_u16(), &r.body[..]), (200, &b"until close"[..]));
+    assert_eq!(get(gw, "x", "/garbage", &[]).await.status, 502);
+
+    // A pooled connection the backend closed while idle is not used.
+    for _ in 0..3 {
+        assert_eq!(get(gw, "x", "/short-lived", &[]).await.status, 200);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+
+    // Request bodies: a known length keeps content-length, a streamed one
+    // goes chunked; both arrive whole.
+    let tcp = timeout(T, TcpStream::connect(gw)).await.unwrap().unwrap();
+    let (mut send, conn) = timeout(T, hyper::client::conn::http1::handshake(TokioIo::new(tcp)))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::spawn(conn);
+    let body: http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible> =
+        http_body_util::Full::new(Bytes::from_static(b"0123456789")).boxed();
+    let req = Request::post("/upload")
+        .header("host", "x")
+        .body(body)
+        .unwrap();
+    let resp = timeout(T, send.send_request(req)).await.unwrap().unwrap();
+    assert_eq!(resp.headers()["x-framing"], "cl=10");
+    let got = timeout(T, resp.into_body().collect())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&got.to_bytes()[..], b"0123456789");
+
+    let frames = (0..50).map(|i| Ok(hyper::body::Frame::data(Bytes::from(format!("{i},")))));
+    let body = BodyExt::boxed(http_body_util::StreamBody::new(futures_util::stream::iter(
+        frames,
+    )));
+    let req = Request::post("/upload")
+        .header("host", "x")
+        .body(body)
+        .unwrap();
+    let resp = timeout(T, send.send_request(req)).await.unwrap().unwrap();
+    assert_eq!(resp.headers()["x-framing"], "te=chunked");
+    let got = timeout(T, resp.into_body().collect())
+        .await
+        .unwrap()
+        .unwrap();
+    let want: String = (0..50).map(|i| format!("{i},")).collect();
+    assert_eq!(got.to_bytes(), want.as_bytes());
+
+    // The same client connection, idle for longer than the header-read
+    // timeout, still serves its next request (idle clock: AGC's 5 min).
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let req = Request::post("/upload")
+        .header("host", "x")
+        .body(http_body_util::Full::new(Bytes::from_static(b"again")).boxed())
+        .unwrap();
+    let resp = timeout(T, send.send_request(req))
+        .await
+        .unwrap()
+        .expect("idle keep-alive connection was closed");
+    assert_eq!(resp.status(), 200);
+    sb.stop().await;
+}
+
+#[tokio::test]
+async fn idle_client_connections_close_after_the_idle_timeout() {
+    let ip = Ipv4Addr::new(127, 20, 210, 1);
+    let raw = raw_backend().await;
+    let t = table(
+        1,
+        ip,
+        vec![http_listener(
+            "http",
+            80,
+            vec![route("r", &[], vec![rule("/", vec![to("raw", 1)], vec![])])],
+        )],
+        vec![backend("raw", &[raw], fast_probe("/health"))],
+    );
+    let mut opts = ProxyOptions::new(OFFSET);
+    opts.idle_timeout = Duration::from_millis(400);
+    let sb = Sandbox::start_with(t, opts);
+    sb.wait_bound().await;
+    sb.wait_healthy("raw", 1).await;
+    let mut s = timeout(T, TcpStream::connect(gw_addr(ip, 80)))
+        .await
+        .unwrap()
+        .unwrap();
+    timeout(T, s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+        .await
+        .unwrap()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut out = Vec::new();
+    timeout(T, s.read_to_end(&mut out))
+        .await
+        .expect("idle connection not closed")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 200"));
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(350),
+        "closed after {waited:?}"
+    );
+    sb.stop().await;
+}

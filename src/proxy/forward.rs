@@ -37,7 +37,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::{mpsc, watch};
 
 use crate::health::{HealthStatus, HealthView};
-use crate::proxy::pool::{Pool, PooledBody, SendError};
+use crate::proxy::pool::{Forwarded, Pool, UpstreamBody};
 use crate::proxy::{route, upgrade, Metrics, ProxyOptions};
 use crate::routing::{
     BackendKey, BackendRuntime, BackendTarget, Filter, HeaderModifier, ListenerProtocol,
@@ -91,7 +91,7 @@ impl Shared {
     ) -> Self {
         let mut h1 = hyper::server::conn::http1::Builder::new();
         h1.timer(TokioTimer::new())
-            .header_read_timeout(opts.header_read_timeout)
+            .header_read_timeout(None) // see `timeouts`
             .max_buf_size(opts.max_header_bytes.max(8192) + 8192)
             .max_header_size(opts.max_header_bytes)
             .keep_alive(true);
@@ -192,17 +192,17 @@ fn ip_header(ip: IpAddr) -> HeaderValue {
 /// Response body of the proxy: a local reply or a backend's streamed body.
 pub enum ProxyBody {
     Local(Option<Bytes>),
-    Upstream(PooledBody),
+    Upstream(UpstreamBody),
 }
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = std::io::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         match self.get_mut() {
             ProxyBody::Local(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             ProxyBody::Upstream(b) => Pin::new(b).poll_frame(cx),
@@ -355,20 +355,7 @@ async fn route_and_forward(
 
     let started = Instant::now();
     let pool = &shared.pools[conn.worker % shared.pools.len()];
-    let send = async {
-        match pool.send(addr, req).await {
-            Err(SendError::Connect {
-                addr: failed,
-                reason,
-                request,
-            }) if alt.is_some() => {
-                let alt = alt.unwrap_or(failed);
-                tracing::debug!(%failed, %reason, retry = %alt, "connect failed; retrying on another endpoint");
-                pool.send(alt, *request).await.map(|r| (r, alt))
-            }
-            other => other.map(|r| (r, addr)),
-        }
-    };
+    let send = pool.forward(addr, alt, req, is_upgrade);
     let result = match timeout {
         Some(d) => match tokio::time::timeout(d, send).await {
             Ok(r) => r,
@@ -376,7 +363,11 @@ async fn route_and_forward(
         },
         None => send.await,
     };
-    let ((resp, sender), used) = match result {
+    let Forwarded {
+        response,
+        used,
+        upgraded,
+    } = match result {
         Ok(r) => r,
         Err(error) => {
             tracing::debug!(%error, "backend request failed: 502");
@@ -388,27 +379,20 @@ async fn route_and_forward(
         .metrics
         .upstream_latency(conn.worker, started.elapsed());
 
-    let (mut parts, body) = resp.into_parts();
-    if is_upgrade && parts.status == StatusCode::SWITCHING_PROTOCOLS {
-        if let Some(down) = down {
-            let mut original = Response::from_parts(parts, body);
-            let up = hyper::upgrade::on(&mut original);
-            let (parts, _body) = original.into_parts();
-            upgrade::spawn_tunnel(
-                shared,
-                down,
-                up,
-                upgrade::TunnelInfo {
-                    upstream: used,
-                    peer: conn.peer,
-                    gateway: format!("{}/{}", conn.gw_namespace, conn.gw_name),
-                },
-            );
-            drop(sender);
-            let mut r = Response::from_parts(parts, ProxyBody::Local(None));
-            r.headers_mut().insert(header::SERVER, server_value());
-            return r;
-        }
+    let (mut parts, body) = response.into_parts();
+    if let (Some(down), Some(up)) = (down, upgraded) {
+        upgrade::spawn_tunnel(
+            shared,
+            down,
+            up,
+            upgrade::TunnelInfo {
+                upstream: used,
+                peer: conn.peer,
+                gateway: format!("{}/{}", conn.gw_namespace, conn.gw_name),
+            },
+        );
+        parts.headers.insert(header::SERVER, server_value());
+        return Response::from_parts(parts, ProxyBody::Local(None));
     }
     strip_hop_by_hop(&mut parts.headers, false);
     parts.headers.insert(header::SERVER, server_value());
@@ -420,8 +404,7 @@ async fn route_and_forward(
             parts.headers.append(header::SET_COOKIE, v);
         }
     }
-    let checkin = (!is_upgrade).then(|| (pool.clone(), used, sender));
-    Response::from_parts(parts, ProxyBody::Upstream(PooledBody::new(body, checkin)))
+    Response::from_parts(parts, ProxyBody::Upstream(body))
 }
 
 /// Effects of filters to apply when building the upstream request/response.

@@ -5,7 +5,8 @@
 //!   HTTP/1.1 and h2 connections, graceful shutdown.
 //! - [`forward`]: per-request routing, filters, load balancing, session
 //!   affinity and forwarding to backends over HTTP/1.1.
-//! - [`pool`]: keep-alive connections to backend endpoints.
+//! - [`pool`]: the HTTP/1.1 client to backends, with keep-alive pooling.
+//! - [`timeouts`]: idle and header-read timeouts of client connections.
 //! - [`upgrade`]: WebSocket (any HTTP/1.1 `Upgrade`) tunnels.
 //! - [`tls`]: certificate selection by SNI from the live table.
 //! - [`metrics`]: counters, the `/metrics` and `/backendHealth` extension.
@@ -19,6 +20,7 @@ pub mod metrics;
 pub mod pool;
 pub mod route;
 pub mod server;
+pub mod timeouts;
 pub mod tls;
 pub mod upgrade;
 
@@ -44,7 +46,8 @@ pub struct ProxyOptions {
     pub connect_timeout: Duration,
     /// Idle timeout of client connections and tunnels (AGC: 5 min).
     pub idle_timeout: Duration,
-    /// Time a client has to send a complete request head.
+    /// Time a client has, from the first byte of a request head, to send
+    /// the rest.
     pub header_read_timeout: Duration,
     /// Largest request head accepted; larger gets 431.
     pub max_header_bytes: usize,

@@ -1,51 +1,107 @@
-//! Keep-alive HTTP/1.1 connections to backend endpoints.
+//! The backend side of the proxy: an HTTP/1.1 client driven inside the
+//! request's own task, over keep-alive connections pooled per endpoint.
 //!
-//! One `Vec` of idle [`SendRequest`]s per endpoint behind a short-held
-//! mutex. A connection goes back to the pool when its response body has
-//! been read to the end ([`PooledBody`]); a body dropped early (client gone)
-//! drops the connection instead, since it still has unread bytes. Requests
-//! on a pooled connection use `try_send_request`, so a connection the
-//! backend closed while idle hands the request back and it is retried on a
-//! fresh connection.
+//! Why not hyper's client: it runs each backend connection as a task of its
+//! own and passes every request, response and body chunk across channels to
+//! it. For a small GET that hand-off cost about as much user-space CPU as
+//! everything else the proxy does (BENCHMARKS.md). Here the request task
+//! writes the request head, reads and parses the response head (with
+//! `httparse`, as hyper does), and a body that arrived with the head is
+//! handed on without touching the socket again; the connection goes back to
+//! the pool at once.
+//!
+//! Message framing follows RFC 9112 §6.3: no body for HEAD and for 1xx, 204
+//! and 304 answers; chunked when `Transfer-Encoding` ends in `chunked`; else
+//! `Content-Length`; else until the backend closes (then the connection is
+//! not reused). Interim 1xx answers other than 101 (`100 Continue`) are
+//! skipped. A connection taken from the pool that turns out to have been
+//! closed by the backend while idle is replaced by a fresh one and the
+//! request sent again, if it had no body.
 
 use std::collections::HashMap;
+use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, Response};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use futures_util::FutureExt;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, SizeHint};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-/// Why a request could not be sent.
+/// Most response header fields accepted from a backend.
+const MAX_HEADERS: usize = 128;
+/// Largest response head accepted from a backend.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Bodies up to this size that arrive with the head are copied out, so the
+/// connection keeps (and reuses) its read buffer.
+const COPY_BODY_MAX: usize = 4096;
+const READ_CHUNK: usize = 8 * 1024;
+
+/// Why a request to a backend failed.
 #[derive(Debug, thiserror::Error)]
-pub enum SendError {
-    /// No connection could be made; the request was not sent and is
-    /// returned for a retry on another endpoint.
+pub enum UpstreamError {
+    /// No connection could be made (nothing was sent).
     #[error("failed to connect to {addr}: {reason}")]
-    Connect {
-        addr: SocketAddr,
-        reason: String,
-        request: Box<Request<Incoming>>,
-    },
-    /// The request was (maybe partly) sent and failed.
-    #[error("backend {addr} failed: {source}")]
-    Upstream {
+    Connect { addr: SocketAddr, reason: String },
+    #[error("backend {addr}: {source}")]
+    Io {
         addr: SocketAddr,
         #[source]
-        source: hyper::Error,
+        source: io::Error,
     },
+    #[error("backend {addr} closed the connection before answering")]
+    Closed { addr: SocketAddr },
+    #[error("backend {addr} sent an invalid response: {reason}")]
+    Protocol {
+        addr: SocketAddr,
+        reason: &'static str,
+    },
+    #[error("reading the request body from the client failed: {0}")]
+    ClientBody(String),
 }
 
-/// Per-endpoint idle connections.
+/// One keep-alive connection to a backend endpoint and the bytes read from
+/// it but not yet consumed.
+#[derive(Debug)]
+pub struct Conn {
+    io: TcpStream,
+    buf: BytesMut,
+    reused: bool,
+}
+
+impl Conn {
+    /// Whether the backend closed the connection (or sent something
+    /// unsolicited) while it sat idle. Free when the socket has not become
+    /// readable: tokio answers from its readiness state without a syscall.
+    fn is_stale(&self) -> bool {
+        let mut probe = [0u8; 1];
+        match self.io.try_read(&mut probe) {
+            Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+            Ok(_) => true,
+        }
+    }
+}
+
+/// A backend connection switched to another protocol (101), with the bytes
+/// the backend sent after its 101 head.
+#[derive(Debug)]
+pub struct Upgraded {
+    pub io: TcpStream,
+    pub read_ahead: Bytes,
+}
+
+/// Per-endpoint idle connections, one pool per worker runtime (a
+/// connection is registered with its runtime's reactor).
 #[derive(Debug)]
 pub struct Pool {
-    idle: Mutex<HashMap<SocketAddr, Vec<SendRequest<Incoming>>>>,
+    idle: Mutex<HashMap<SocketAddr, Vec<Conn>>>,
     connect_timeout: Duration,
     max_idle: usize,
 }
@@ -59,26 +115,27 @@ impl Pool {
         }
     }
 
-    fn take_idle(&self, addr: SocketAddr) -> Option<SendRequest<Incoming>> {
+    fn take_idle(&self, addr: SocketAddr) -> Option<Conn> {
         let mut map = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = map.get_mut(&addr)?;
-        while let Some(s) = list.pop() {
-            if !s.is_closed() {
-                return Some(s);
+        while let Some(c) = list.pop() {
+            if !c.is_stale() {
+                return Some(c);
             }
         }
         None
     }
 
     /// Returns a connection whose last response was read to the end.
-    pub fn put(&self, addr: SocketAddr, sender: SendRequest<Incoming>) {
-        if sender.is_closed() {
-            return;
+    fn put(&self, addr: SocketAddr, mut conn: Conn) {
+        if !conn.buf.is_empty() {
+            return; // bytes beyond the response: not safe to reuse
         }
+        conn.reused = true;
         let mut map = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = map.entry(addr).or_default();
         if list.len() < self.max_idle {
-            list.push(sender);
+            list.push(conn);
         }
     }
 
@@ -89,122 +146,777 @@ impl Pool {
         map.retain(|a, _| keep(a));
     }
 
-    async fn connect(&self, addr: SocketAddr) -> Result<SendRequest<Incoming>, String> {
-        let tcp = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(tcp)) => tcp,
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                return Err("connection refused".into())
+    async fn connect(&self, addr: SocketAddr) -> Result<Conn, UpstreamError> {
+        let fail = |reason: String| UpstreamError::Connect { addr, reason };
+        let io = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(io)) => io,
+            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                return Err(fail("connection refused".into()))
             }
-            Ok(Err(e)) => return Err(e.to_string()),
-            Err(_) => return Err("connect timeout".into()),
+            Ok(Err(e)) => return Err(fail(e.to_string())),
+            Err(_) => return Err(fail("connect timeout".into())),
         };
-        let _ = tcp.set_nodelay(true);
-        let (sender, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(tcp))
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(async move {
-            if let Err(error) = conn.with_upgrades().await {
-                tracing::debug!(%addr, %error, "backend connection ended");
-            }
-        });
-        Ok(sender)
+        let _ = io.set_nodelay(true);
+        Ok(Conn {
+            io,
+            buf: BytesMut::with_capacity(READ_CHUNK),
+            reused: false,
+        })
     }
 
-    /// Sends `req` to `addr` on an idle connection, else a new one. Returns
-    /// the response and the connection (to check in once the body is read).
-    pub async fn send(
-        &self,
+    /// An idle connection to `addr`, else a new one.
+    async fn checkout(&self, addr: SocketAddr) -> Result<Conn, UpstreamError> {
+        match self.take_idle(addr) {
+            Some(c) => Ok(c),
+            None => self.connect(addr).await,
+        }
+    }
+
+    /// Sends `req` (origin-form target, hop-by-hop headers already removed)
+    /// to `addr`, or to `alt` if `addr` refuses the connection, and reads
+    /// the response head. Returns the response (its body streams from the
+    /// backend), the endpoint used, and for a 101 answer to an upgrade
+    /// request the switched connection.
+    pub async fn forward<B>(
+        self: &Arc<Self>,
         addr: SocketAddr,
-        mut req: Request<Incoming>,
-    ) -> Result<(Response<Incoming>, SendRequest<Incoming>), SendError> {
-        while let Some(mut sender) = self.take_idle(addr) {
-            if sender.ready().await.is_err() {
+        alt: Option<SocketAddr>,
+        req: Request<B>,
+        upgrade: bool,
+    ) -> Result<Forwarded, UpstreamError>
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: std::fmt::Display,
+    {
+        let (parts, mut body) = req.into_parts();
+        let (head, framing) = encode_head(&parts, &body);
+        let head = head.freeze();
+        let (mut conn, used) = match self.checkout(addr).await {
+            Ok(c) => (c, addr),
+            Err(error) => match alt {
+                Some(alt) => {
+                    tracing::debug!(%error, retry = %alt, "connect failed; retrying on another endpoint");
+                    (self.checkout(alt).await?, alt)
+                }
+                None => return Err(error),
+            },
+        };
+        let is_head = parts.method == Method::HEAD;
+        let mut result = exchange(&mut conn, used, &head, &mut body, framing, is_head).await;
+        if conn.reused && framing == ReqFraming::Empty {
+            if let Err(UpstreamError::Closed { .. } | UpstreamError::Io { .. }) = &result {
+                // Closed by the backend while idle, just as we reused it.
+                conn = self.connect(used).await?;
+                result = exchange(&mut conn, used, &head, &mut body, framing, is_head).await;
+            }
+        }
+        let (status, headers, resp_framing, keep_alive) = result?;
+        let mut response = Response::new(UpstreamBody::empty());
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
+        if upgrade && status == StatusCode::SWITCHING_PROTOCOLS {
+            let read_ahead = conn.buf.split().freeze();
+            return Ok(Forwarded {
+                response,
+                used,
+                upgraded: Some(Upgraded {
+                    io: conn.io,
+                    read_ahead,
+                }),
+            });
+        }
+        // A connection that asked for an upgrade and was refused is not
+        // reused: the backend may still be waiting for the new protocol.
+        let reuse = keep_alive && !upgrade;
+        *response.body_mut() =
+            UpstreamBody::new(conn, resp_framing, reuse.then(|| (self.clone(), used)));
+        Ok(Forwarded {
+            response,
+            used,
+            upgraded: None,
+        })
+    }
+}
+
+/// What [`Pool::forward`] returns.
+#[derive(Debug)]
+pub struct Forwarded {
+    pub response: Response<UpstreamBody>,
+    /// The endpoint that answered.
+    pub used: SocketAddr,
+    pub upgraded: Option<Upgraded>,
+}
+
+/// How the request body is framed towards the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReqFraming {
+    Empty,
+    Length(u64),
+    Chunked,
+}
+
+/// Serializes the request head. The body's framing comes from the body
+/// itself (a known length keeps `Content-Length`, an unknown one is sent
+/// chunked), since `Transfer-Encoding` was a hop-by-hop header.
+fn encode_head<B: Body>(parts: &http::request::Parts, body: &B) -> (BytesMut, ReqFraming) {
+    let framing = if body.is_end_stream() {
+        ReqFraming::Empty
+    } else if let Some(n) = body.size_hint().exact() {
+        ReqFraming::Length(n)
+    } else {
+        ReqFraming::Chunked
+    };
+    let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let mut out = BytesMut::with_capacity(128 + pq.len() + parts.headers.len() * 48);
+    out.put_slice(parts.method.as_str().as_bytes());
+    out.put_u8(b' ');
+    out.put_slice(pq.as_bytes());
+    out.put_slice(b" HTTP/1.1\r\n");
+    let mut has_length = false;
+    for (name, value) in &parts.headers {
+        if name == header::CONTENT_LENGTH {
+            if framing == ReqFraming::Chunked {
                 continue;
             }
-            match sender.try_send_request(req).await {
-                Ok(resp) => return Ok((resp, sender)),
-                Err(mut e) => match e.take_message() {
-                    // Not sent: the connection was closed under us; retry.
-                    Some(back) => req = back,
-                    None => {
-                        return Err(SendError::Upstream {
-                            addr,
-                            source: e.into_error(),
-                        })
-                    }
-                },
+            has_length = true;
+        }
+        out.put_slice(name.as_str().as_bytes());
+        out.put_slice(b": ");
+        out.put_slice(value.as_bytes());
+        out.put_slice(b"\r\n");
+    }
+    match framing {
+        ReqFraming::Length(n) if !has_length => {
+            out.put_slice(b"content-length: ");
+            out.put_slice(n.to_string().as_bytes());
+            out.put_slice(b"\r\n");
+        }
+        ReqFraming::Chunked => out.put_slice(b"transfer-encoding: chunked\r\n"),
+        _ => {}
+    }
+    out.put_slice(b"\r\n");
+    (out, framing)
+}
+
+type Head = (StatusCode, HeaderMap, Framing, bool);
+
+/// Writes the request on `conn` and reads the response head.
+async fn exchange<B>(
+    conn: &mut Conn,
+    addr: SocketAddr,
+    head: &Bytes,
+    body: &mut B,
+    framing: ReqFraming,
+    is_head: bool,
+) -> Result<Head, UpstreamError>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let io_err = |source| UpstreamError::Io { addr, source };
+    if let Err(e) = write_request(&mut conn.io, head, body, framing).await {
+        match e {
+            WriteError::Client(reason) => return Err(UpstreamError::ClientBody(reason)),
+            // The backend may have answered early (e.g. 413) and closed:
+            // read what it said, else report the write error.
+            WriteError::Io(source) => {
+                return match read_head(conn, addr, is_head).await {
+                    Ok(h) => Ok((h.0, h.1, h.2, false)),
+                    Err(_) => Err(io_err(source)),
+                }
             }
         }
-        let mut sender = match self.connect(addr).await {
-            Ok(s) => s,
-            Err(reason) => {
-                return Err(SendError::Connect {
-                    addr,
-                    reason,
-                    request: Box::new(req),
-                })
+    }
+    read_head(conn, addr, is_head).await
+}
+
+enum WriteError {
+    Io(io::Error),
+    Client(String),
+}
+
+async fn write_request<B>(
+    io: &mut TcpStream,
+    head: &Bytes,
+    body: &mut B,
+    framing: ReqFraming,
+) -> Result<(), WriteError>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    if framing == ReqFraming::Empty {
+        return io.write_all(head).await.map_err(WriteError::Io);
+    }
+    // The head and the body's first chunk in one write when the chunk is
+    // already there (a small POST usually is).
+    let mut out = BytesMut::from(&head[..]);
+    let mut first = body.frame().now_or_never();
+    loop {
+        let frame = match first.take() {
+            Some(f) => f,
+            None => {
+                if !out.is_empty() {
+                    io.write_all(&out).await.map_err(WriteError::Io)?;
+                    out.clear();
+                }
+                body.frame().await
             }
         };
-        match sender.send_request(req).await {
-            Ok(resp) => Ok((resp, sender)),
-            Err(source) => Err(SendError::Upstream { addr, source }),
+        match frame {
+            None => break,
+            Some(Err(e)) => return Err(WriteError::Client(e.to_string())),
+            Some(Ok(frame)) => {
+                // Trailers are not forwarded.
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                if data.is_empty() {
+                    continue;
+                }
+                if framing == ReqFraming::Chunked {
+                    out.put_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                    out.put_slice(&data);
+                    out.put_slice(b"\r\n");
+                } else {
+                    out.put_slice(&data);
+                }
+            }
+        }
+    }
+    if framing == ReqFraming::Chunked {
+        out.put_slice(b"0\r\n\r\n");
+    }
+    if !out.is_empty() {
+        io.write_all(&out).await.map_err(WriteError::Io)?;
+    }
+    Ok(())
+}
+
+/// How a response body is delimited (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Empty,
+    Length(u64),
+    Chunked(ChunkState),
+    UntilClose,
+}
+
+/// Reads and parses the response head; 1xx answers other than 101 are
+/// skipped. Returns the status, headers, body framing and whether the
+/// connection may be reused afterwards.
+async fn read_head(
+    conn: &mut Conn,
+    addr: SocketAddr,
+    is_head: bool,
+) -> Result<Head, UpstreamError> {
+    let protocol = |reason| UpstreamError::Protocol { addr, reason };
+    loop {
+        if !conn.buf.is_empty() {
+            match parse_head(&conn.buf, is_head).map_err(protocol)? {
+                Some((len, head)) => {
+                    conn.buf.advance(len);
+                    let interim =
+                        head.0.is_informational() && head.0 != StatusCode::SWITCHING_PROTOCOLS;
+                    if !interim {
+                        return Ok(head);
+                    }
+                    continue;
+                }
+                None if conn.buf.len() >= MAX_HEAD_BYTES => {
+                    return Err(protocol("response head too large"))
+                }
+                None => {}
+            }
+        }
+        conn.buf.reserve(READ_CHUNK);
+        match conn.io.read_buf(&mut conn.buf).await {
+            Ok(0) => return Err(UpstreamError::Closed { addr }),
+            Ok(_) => {}
+            Err(source) => return Err(UpstreamError::Io { addr, source }),
         }
     }
 }
 
-/// A backend response body that checks its connection back into the pool
-/// when read to the end.
-pub struct PooledBody {
-    inner: Incoming,
-    checkin: Option<(Arc<Pool>, SocketAddr, SendRequest<Incoming>)>,
+/// Parses a complete response head at the start of `buf`: its length and
+/// what it says, or `None` if more bytes are needed.
+fn parse_head(buf: &[u8], is_head: bool) -> Result<Option<(usize, Head)>, &'static str> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut slots);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err("too many header fields"),
+        Err(_) => return Err("malformed response head"),
+    };
+    let status = resp
+        .code
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .ok_or("invalid status code")?;
+    let http10 = resp.version == Some(0);
+    let mut headers = HeaderMap::with_capacity(resp.headers.len());
+    let (mut length, mut chunked, mut te, mut close, mut keep_alive) =
+        (None::<u64>, false, false, false, false);
+    for h in resp.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| "invalid header name")?;
+        let value = HeaderValue::from_bytes(h.value).map_err(|_| "invalid header value")?;
+        if name == header::CONTENT_LENGTH {
+            let n = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or("invalid content-length")?;
+            if length.is_some_and(|l| l != n) {
+                return Err("conflicting content-length");
+            }
+            length = Some(n);
+        } else if name == header::TRANSFER_ENCODING {
+            te = true;
+            // Only the last coding decides (RFC 9112 §6.3 rule 4).
+            chunked = h
+                .value
+                .rsplit(|b| *b == b',')
+                .next()
+                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if name == header::CONNECTION {
+            for t in h.value.split(|b| *b == b',') {
+                let t = t.trim_ascii();
+                close |= t.eq_ignore_ascii_case(b"close");
+                keep_alive |= t.eq_ignore_ascii_case(b"keep-alive");
+            }
+        }
+        headers.append(name, value);
+    }
+    let no_body = is_head
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let framing = if no_body {
+        Framing::Empty
+    } else if te {
+        headers.remove(header::CONTENT_LENGTH);
+        if chunked {
+            Framing::Chunked(ChunkState::Size)
+        } else {
+            Framing::UntilClose
+        }
+    } else {
+        match length {
+            Some(0) => Framing::Empty,
+            Some(n) => Framing::Length(n),
+            None => Framing::UntilClose,
+        }
+    };
+    let reusable = framing != Framing::UntilClose && !close && (!http10 || keep_alive);
+    Ok(Some((len, (status, headers, framing, reusable))))
 }
 
-impl PooledBody {
-    /// Wraps `inner`; `checkin` is `None` for connections that must not be
-    /// reused (upgrades).
-    pub fn new(
-        inner: Incoming,
-        checkin: Option<(Arc<Pool>, SocketAddr, SendRequest<Incoming>)>,
-    ) -> Self {
-        let mut body = PooledBody { inner, checkin };
-        if body.inner.is_end_stream() {
-            // hyper never polls an empty body; check in right away.
-            body.release();
-        }
-        body
-    }
+/// Where a chunked body decoder is (RFC 9112 §7.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChunkState {
+    Size,
+    Data(u64),
+    DataEnd,
+    Trailers,
+    Done,
+}
 
-    fn release(&mut self) {
-        if let Some((pool, addr, sender)) = self.checkin.take() {
-            pool.put(addr, sender);
+/// What one decoding step produced.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    Data(Bytes),
+    NeedMore,
+    Done,
+}
+
+/// Longest chunk-size or trailer line accepted.
+const MAX_LINE: usize = 8 * 1024;
+
+/// Decodes from `buf` as far as it can: returns the next data, or that more
+/// bytes are needed, or the end of the body (trailers are dropped).
+fn decode_chunked(buf: &mut BytesMut, st: &mut ChunkState) -> Result<Step, &'static str> {
+    loop {
+        match *st {
+            ChunkState::Size | ChunkState::Trailers => {
+                let Some(eol) = buf.windows(2).position(|w| w == b"\r\n") else {
+                    return if buf.len() > MAX_LINE {
+                        Err("chunk line too long")
+                    } else {
+                        Ok(Step::NeedMore)
+                    };
+                };
+                let line = &buf[..eol];
+                if *st == ChunkState::Trailers {
+                    if line.is_empty() {
+                        *st = ChunkState::Done;
+                    }
+                } else {
+                    let digits = line
+                        .split(|b| *b == b';')
+                        .next()
+                        .unwrap_or(b"")
+                        .trim_ascii();
+                    let size = std::str::from_utf8(digits)
+                        .ok()
+                        .filter(|s| !s.is_empty())
+                        .and_then(|s| u64::from_str_radix(s, 16).ok())
+                        .ok_or("invalid chunk size")?;
+                    *st = if size == 0 {
+                        ChunkState::Trailers
+                    } else {
+                        ChunkState::Data(size)
+                    };
+                }
+                buf.advance(eol + 2);
+            }
+            ChunkState::Data(rest) => {
+                if buf.is_empty() {
+                    return Ok(Step::NeedMore);
+                }
+                let n = rest.min(buf.len() as u64) as usize;
+                let data = buf.split_to(n).freeze();
+                *st = if rest == n as u64 {
+                    ChunkState::DataEnd
+                } else {
+                    ChunkState::Data(rest - n as u64)
+                };
+                return Ok(Step::Data(data));
+            }
+            ChunkState::DataEnd => {
+                if buf.len() < 2 {
+                    return Ok(Step::NeedMore);
+                }
+                if &buf[..2] != b"\r\n" {
+                    return Err("missing CRLF after chunk data");
+                }
+                buf.advance(2);
+                *st = ChunkState::Size;
+            }
+            ChunkState::Done => return Ok(Step::Done),
         }
     }
 }
 
-impl Body for PooledBody {
+/// A backend response body. Checks its connection back into the pool once
+/// read to the end; a body dropped early (client gone) closes it instead,
+/// since unread bytes remain.
+#[derive(Debug)]
+pub struct UpstreamBody {
+    state: BodyState,
+}
+
+#[derive(Debug)]
+enum BodyState {
+    /// The whole body (possibly empty) is here; the connection is released.
+    Full(Option<Bytes>),
+    Streaming {
+        conn: Conn,
+        framing: Framing,
+        checkin: Option<(Arc<Pool>, SocketAddr)>,
+    },
+}
+
+impl UpstreamBody {
+    fn empty() -> Self {
+        UpstreamBody {
+            state: BodyState::Full(None),
+        }
+    }
+
+    fn new(mut conn: Conn, framing: Framing, checkin: Option<(Arc<Pool>, SocketAddr)>) -> Self {
+        let whole = match framing {
+            Framing::Empty => Some(None),
+            Framing::Length(n) if conn.buf.len() as u64 >= n => {
+                let n = n as usize;
+                let data = if n <= COPY_BODY_MAX {
+                    let d = Bytes::copy_from_slice(&conn.buf[..n]);
+                    conn.buf.advance(n);
+                    d
+                } else {
+                    conn.buf.split_to(n).freeze()
+                };
+                Some(Some(data))
+            }
+            _ => None,
+        };
+        match whole {
+            Some(data) => {
+                if let Some((pool, addr)) = checkin {
+                    pool.put(addr, conn);
+                }
+                UpstreamBody {
+                    state: BodyState::Full(data),
+                }
+            }
+            None => UpstreamBody {
+                state: BodyState::Streaming {
+                    conn,
+                    framing,
+                    checkin,
+                },
+            },
+        }
+    }
+}
+
+/// Reads more bytes into `buf`; `Ok(0)` at end of stream.
+fn poll_fill(
+    io: &mut TcpStream,
+    buf: &mut BytesMut,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    buf.reserve(READ_CHUNK);
+    let spare = buf.spare_capacity_mut();
+    let mut rb = ReadBuf::uninit(spare);
+    ready!(Pin::new(io).poll_read(cx, &mut rb))?;
+    let n = rb.filled().len();
+    // SAFETY: `poll_read` initialized the first `n` bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    Poll::Ready(Ok(n))
+}
+
+fn unexpected_eof() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "backend closed the connection in the middle of the body",
+    )
+}
+
+impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = io::Error;
 
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let res = Pin::new(&mut self.inner).poll_frame(cx);
-        match &res {
-            Poll::Ready(None) => self.release(),
-            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.release(),
-            Poll::Ready(Some(Err(_))) => self.checkin = None,
-            _ => {}
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = self.get_mut();
+        let (conn, framing) = match &mut this.state {
+            BodyState::Full(data) => return Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            BodyState::Streaming { conn, framing, .. } => (conn, framing),
+        };
+        let step = loop {
+            match framing {
+                Framing::Empty => break Ok(None),
+                Framing::Length(rest) => {
+                    if !conn.buf.is_empty() {
+                        let n = (*rest).min(conn.buf.len() as u64) as usize;
+                        let data = conn.buf.split_to(n).freeze();
+                        *rest -= n as u64;
+                        if *rest == 0 {
+                            *framing = Framing::Empty;
+                        }
+                        break Ok(Some(data));
+                    }
+                }
+                Framing::Chunked(st) => match decode_chunked(&mut conn.buf, st) {
+                    Ok(Step::Data(d)) => break Ok(Some(d)),
+                    Ok(Step::Done) => {
+                        *framing = Framing::Empty;
+                        break Ok(None);
+                    }
+                    Ok(Step::NeedMore) => {}
+                    Err(reason) => break Err(io::Error::new(io::ErrorKind::InvalidData, reason)),
+                },
+                Framing::UntilClose => {
+                    if !conn.buf.is_empty() {
+                        break Ok(Some(conn.buf.split().freeze()));
+                    }
+                }
+            }
+            match ready!(poll_fill(&mut conn.io, &mut conn.buf, cx)) {
+                Ok(0) if *framing == Framing::UntilClose => {
+                    *framing = Framing::Empty;
+                    break Ok(None);
+                }
+                Ok(0) => break Err(unexpected_eof()),
+                Ok(_) => {}
+                Err(e) => break Err(e),
+            }
+        };
+        let finished = matches!(step, Ok(None)) || *framing == Framing::Empty;
+        let failed = step.is_err();
+        if finished || failed {
+            let state = std::mem::replace(&mut this.state, BodyState::Full(None));
+            if let (
+                false,
+                BodyState::Streaming {
+                    conn,
+                    checkin: Some((pool, addr)),
+                    ..
+                },
+            ) = (failed, state)
+            {
+                pool.put(addr, conn);
+            }
         }
-        res
+        Poll::Ready(step.transpose().map(|r| r.map(Frame::data)))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.state {
+            BodyState::Full(d) => d.is_none(),
+            BodyState::Streaming { framing, .. } => *framing == Framing::Empty,
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.state {
+            BodyState::Full(d) => SizeHint::with_exact(d.as_ref().map_or(0, |d| d.len() as u64)),
+            BodyState::Streaming {
+                framing: Framing::Length(n),
+                ..
+            } => SizeHint::with_exact(*n),
+            BodyState::Streaming { .. } => SizeHint::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(input: &[u8]) -> Result<(Vec<u8>, bool), &'static str> {
+        let mut buf = BytesMut::from(input);
+        let mut st = ChunkState::Size;
+        let mut out = Vec::new();
+        loop {
+            match decode_chunked(&mut buf, &mut st)? {
+                Step::Data(d) => out.extend_from_slice(&d),
+                Step::NeedMore => return Ok((out, false)),
+                Step::Done => return Ok((out, true)),
+            }
+        }
+    }
+
+    #[test]
+    fn chunked_bodies_decode_with_extensions_and_trailers() {
+        let (body, done) =
+            chunks(b"5;ext=1\r\nhello\r\n1\r\n \r\n0\r\nx-trailer: 1\r\n\r\n").unwrap();
+        assert_eq!(body, b"hello ");
+        assert!(done);
+    }
+
+    #[test]
+    fn partial_chunked_input_asks_for_more() {
+        let (body, done) = chunks(b"a\r\n01234").unwrap();
+        assert_eq!(body, b"01234");
+        assert!(!done);
+        let (_, done) = chunks(b"0\r\n").unwrap();
+        assert!(!done, "the end needs the empty trailer line");
+    }
+
+    #[test]
+    fn bad_chunk_sizes_are_errors() {
+        assert!(chunks(b"zz\r\n").is_err());
+        assert!(chunks(b"\r\n").is_err());
+        assert!(chunks(b"2\r\nabXX").is_err());
+    }
+
+    fn head(raw: &[u8], is_head: bool) -> (StatusCode, Framing, bool) {
+        let (len, (status, _, framing, reuse)) = parse_head(raw, is_head).unwrap().unwrap();
+        assert_eq!(len, raw.len());
+        (status, framing, reuse)
+    }
+
+    #[test]
+    fn response_framing_follows_rfc_9112() {
+        use Framing::*;
+        let ok = |h: &str| head(format!("HTTP/1.1 200 OK\r\n{h}\r\n").as_bytes(), false);
+        assert_eq!(
+            ok("content-length: 12\r\n"),
+            (StatusCode::OK, Length(12), true)
+        );
+        assert_eq!(ok("content-length: 0\r\n"), (StatusCode::OK, Empty, true));
+        assert_eq!(
+            ok("transfer-encoding: gzip, chunked\r\ncontent-length: 3\r\n").1,
+            Chunked(ChunkState::Size)
+        );
+        assert_eq!(ok("transfer-encoding: gzip\r\n").1, UntilClose);
+        assert_eq!(ok("").1, UntilClose);
+        assert!(!ok("").2, "a close-delimited body ends the connection");
+        assert!(!ok("content-length: 1\r\nconnection: close\r\n").2);
+        // HEAD, 204 and 304 have no body whatever the headers say.
+        let h = head(b"HTTP/1.1 200 OK\r\ncontent-length: 12\r\n\r\n", true);
+        assert_eq!(h.1, Empty);
+        let h = head(
+            b"HTTP/1.1 304 Not Modified\r\ncontent-length: 12\r\n\r\n",
+            false,
+        );
+        assert_eq!(h.1, Empty);
+        // HTTP/1.0 is reused only with keep-alive.
+        assert!(!head(b"HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\n", false).2);
+        assert!(
+            head(
+                b"HTTP/1.0 200 OK\r\ncontent-length: 1\r\nconnection: keep-alive\r\n\r\n",
+                false
+            )
+            .2
+        );
+    }
+
+    #[test]
+    fn bad_response_heads_are_rejected() {
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n", false).is_err());
+        assert!(parse_head(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n",
+            false
+        )
+        .is_err());
+        assert!(parse_head(b"garbage\r\n\r\n", false).is_err());
+        assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\nx: y\r\n", false), Ok(None));
+    }
+
+    #[test]
+    fn request_heads_carry_the_body_framing() {
+        let req = Request::post("/p?q=1")
+            .header("host", "a")
+            .header("content-length", "3")
+            .body(http_body_util::Full::new(Bytes::from_static(b"abc")))
+            .unwrap();
+        let (parts, body) = req.into_parts();
+        let (h, f) = encode_head(&parts, &body);
+        assert_eq!(f, ReqFraming::Length(3));
+        assert_eq!(
+            &h[..],
+            b"POST /p?q=1 HTTP/1.1\r\nhost: a\r\ncontent-length: 3\r\n\r\n"
+        );
+
+        let req = Request::post("/")
+            .body(http_body_util::Full::new(Bytes::from_static(b"abc")))
+            .unwrap();
+        let (parts, body) = req.into_parts();
+        assert!(encode_head(&parts, &body)
+            .0
+            .ends_with(b"content-length: 3\r\n\r\n"));
+
+        let stream = http_body_util::StreamBody::new(futures_util::stream::iter(vec![Ok::<
+            _,
+            std::convert::Infallible,
+        >(
+            Frame::data(Bytes::from_static(b"x")),
+        )]));
+        let req = Request::put("/")
+            .header("content-length", "9")
+            .body(stream)
+            .unwrap();
+        let (parts, body) = req.into_parts();
+        let (h, f) = encode_head(&parts, &body);
+        assert_eq!(f, ReqFraming::Chunked);
+        assert_eq!(
+            &h[..],
+            b"PUT / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n"
+        );
+
+        let req = Request::get("/")
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap();
+        let (parts, body) = req.into_parts();
+        assert_eq!(
+            encode_head(&parts, &body),
+            (
+                BytesMut::from(&b"GET / HTTP/1.1\r\n\r\n"[..]),
+                ReqFraming::Empty
+            )
+        );
     }
 }

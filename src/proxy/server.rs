@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::health::HealthView;
 use crate::proxy::forward::{self, ConnCtx, Shared};
+use crate::proxy::timeouts::{InFlight, TimedIo};
 use crate::proxy::{tls, Metrics, ProxyOptions};
 use crate::routing::{Bindings, ListenerProtocol, RoutingTable};
 
@@ -321,8 +322,11 @@ async fn serve_conn(
     let Some(mut ctx) = ConnCtx::lookup(&shared, local, peer, worker) else {
         return; // the socket is being removed
     };
+    let in_flight = Arc::new(InFlight::default());
+    let (idle, header) = (shared.opts.idle_timeout, shared.opts.header_read_timeout);
     if !ctx.https {
-        return serve_h1(shared, Arc::new(ctx), TokioIo::new(tcp), close).await;
+        let io = TimedIo::new(tcp, in_flight.clone(), idle, Some(header));
+        return serve_h1(shared, Arc::new(ctx), TokioIo::new(io), in_flight, close).await;
     }
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let stream =
@@ -342,9 +346,11 @@ async fn serve_conn(
     let h2 = session.alpn_protocol() == Some(b"h2");
     let ctx = Arc::new(ctx);
     if h2 {
-        serve_h2(shared, ctx, TokioIo::new(stream), close).await
+        let io = TimedIo::new(stream, in_flight.clone(), idle, None);
+        serve_h2(shared, ctx, TokioIo::new(io), in_flight, close).await
     } else {
-        serve_h1(shared, ctx, TokioIo::new(stream), close).await
+        let io = TimedIo::new(stream, in_flight.clone(), idle, Some(header));
+        serve_h1(shared, ctx, TokioIo::new(io), in_flight, close).await
     }
 }
 
@@ -352,6 +358,7 @@ async fn serve_h1<I>(
     shared: Arc<Shared>,
     ctx: Arc<ConnCtx>,
     io: I,
+    in_flight: Arc<InFlight>,
     mut close: watch::Receiver<bool>,
 ) where
     I: Read + Write + Unpin + Send + 'static,
@@ -361,7 +368,12 @@ async fn serve_h1<I>(
         let shared = shared.clone();
         service_fn(move |req| {
             let (s, c) = (shared.clone(), ctx.clone());
-            async move { Ok::<_, Infallible>(forward::handle(s, c, req).await) }
+            let busy = in_flight.start();
+            async move {
+                let resp = forward::handle(s, c, req).await;
+                drop(busy);
+                Ok::<_, Infallible>(resp)
+            }
         })
     };
     let conn = shared.h1.serve_connection(io, svc).with_upgrades();
@@ -383,6 +395,7 @@ async fn serve_h2<I>(
     shared: Arc<Shared>,
     ctx: Arc<ConnCtx>,
     io: I,
+    in_flight: Arc<InFlight>,
     mut close: watch::Receiver<bool>,
 ) where
     I: Read + Write + Unpin + Send + 'static,
@@ -392,7 +405,12 @@ async fn serve_h2<I>(
         let shared = shared.clone();
         service_fn(move |req| {
             let (s, c) = (shared.clone(), ctx.clone());
-            async move { Ok::<_, Infallible>(forward::handle(s, c, req).await) }
+            let busy = in_flight.start();
+            async move {
+                let resp = forward::handle(s, c, req).await;
+                drop(busy);
+                Ok::<_, Infallible>(resp)
+            }
         })
     };
     let conn = shared.h2.serve_connection(io, svc);

@@ -10,19 +10,24 @@
 //! each tunnel when it closes: 101, bytes each way, duration — as AGC writes
 //! WebSocket log entries at close.
 
+use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
+
+use crate::proxy::pool::Upgraded;
+use crate::proxy::timeouts::TimedIo;
 
 use crate::proxy::forward::Shared;
 
@@ -73,8 +78,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
     }
 }
 
-/// Spawns the tunnel between the client (`down`) and backend (`up`) sides.
-pub fn spawn_tunnel(shared: &Arc<Shared>, down: OnUpgrade, up: OnUpgrade, info: TunnelInfo) {
+/// Spawns the tunnel between the client (`down`, once hyper has written the
+/// 101) and the backend connection (`up`, already switched).
+pub fn spawn_tunnel(shared: &Arc<Shared>, down: OnUpgrade, up: Upgraded, info: TunnelInfo) {
     let guard = shared.guard.clone();
     let metrics = shared.metrics.clone();
     let mut stop = shared.stop.clone();
@@ -82,8 +88,8 @@ pub fn spawn_tunnel(shared: &Arc<Shared>, down: OnUpgrade, up: OnUpgrade, info: 
     let start = Instant::now();
     tokio::spawn(async move {
         let _guard = guard;
-        let (down, up) = match tokio::try_join!(down, up) {
-            Ok(pair) => pair,
+        let down = match down.await {
+            Ok(d) => d,
             Err(error) => {
                 tracing::debug!(%error, upstream = %info.upstream, "upgrade failed");
                 return;
@@ -92,28 +98,18 @@ pub fn spawn_tunnel(shared: &Arc<Shared>, down: OnUpgrade, up: OnUpgrade, info: 
         metrics.tunnels_open.fetch_add(1, Ordering::Relaxed);
         let (from_client, to_client) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let counters = (&from_client, &to_client);
-        // Plain TCP on both sides (the common case): copy between the raw
-        // sockets instead of through hyper's `Upgraded` (a boxed, rewinding
-        // wrapper), after passing on the bytes hyper had already read.
-        let end = match (down.downcast::<TcpIo>(), up.downcast::<TcpIo>()) {
-            (Ok(d), Ok(u)) => {
-                let client = (d.io.into_inner(), d.read_buf);
-                let backend = (u.io.into_inner(), u.read_buf);
+        let backend = (up.io, up.read_ahead);
+        // Plain TCP on the client side too (the common case): copy between
+        // the raw sockets instead of through hyper's `Upgraded` (a boxed,
+        // rewinding wrapper), after passing on the bytes hyper had already
+        // read.
+        let end = match down.downcast::<TcpIo>() {
+            Ok(d) => {
+                let client = (d.io.into_inner().into_inner(), d.read_buf);
                 splice(client, backend, counters, idle, &mut stop).await
             }
-            (Ok(d), Err(u)) => {
-                let client = (d.io.into_inner(), d.read_buf);
-                let backend = (TokioIo::new(u), Bytes::new());
-                run(client, backend, counters, idle, &mut stop).await
-            }
-            (Err(d), Ok(u)) => {
+            Err(d) => {
                 let client = (TokioIo::new(d), Bytes::new());
-                let backend = (u.io.into_inner(), u.read_buf);
-                run(client, backend, counters, idle, &mut stop).await
-            }
-            (Err(d), Err(u)) => {
-                let client = (TokioIo::new(d), Bytes::new());
-                let backend = (TokioIo::new(u), Bytes::new());
                 run(client, backend, counters, idle, &mut stop).await
             }
         };
@@ -133,7 +129,7 @@ pub fn spawn_tunnel(shared: &Arc<Shared>, down: OnUpgrade, up: OnUpgrade, info: 
     });
 }
 
-type TcpIo = TokioIo<TcpStream>;
+type TcpIo = TokioIo<TimedIo<TcpStream>>;
 
 /// Copies both ways between `client` and `backend`, each given with the
 /// bytes already read from it (to pass on first), until either side
@@ -193,12 +189,22 @@ async fn splice(
     // keeps alive: copy them out (usually nothing) so the tunnel holds no hyper buffer.
     let (c, c_ahead) = client;
     let (b, b_ahead) = backend;
+    // A fresh registration with the reactor for both sockets: the old ones
+    // still hold wakers of the finished HTTP task, and a waker keeps that
+    // task's memory (about 6 KB) alive until the socket's next event, which
+    // for an idle tunnel may never come.
+    let (mut c, mut b) = match (reregister(c), reregister(b)) {
+        (Ok(c), Ok(b)) => (c, b),
+        (Err(e), _) | (_, Err(e)) => return format!("error: {e}"),
+    };
     let (c_pending, b_pending) = (c_ahead.to_vec(), b_ahead.to_vec());
     drop((c_ahead, b_ahead));
+    let (c_read, c_write) = c.split();
+    let (b_read, b_write) = b.split();
     let copy = async {
         tokio::try_join!(
-            pump(&c, &b, &c_pending, from_client),
-            pump(&b, &c, &b_pending, to_client)
+            pump(c_read, b_write, &c_pending, from_client),
+            pump(b_read, c_write, &b_pending, to_client)
         )
     };
     tokio::select! {
@@ -211,55 +217,63 @@ async fn splice(
     }
 }
 
+fn reregister(s: TcpStream) -> io::Result<TcpStream> {
+    TcpStream::from_std(s.into_std()?)
+}
+
 /// Moves bytes from `from` to `to` (after `pending`, already read by hyper) until `from`
 /// reaches end of stream, then half-closes `to` so the other direction can finish.
+///
+/// A message is read into a per-thread scratch buffer and written on in the same
+/// poll; only what the peer cannot take yet is copied out, so an idle tunnel holds no
+/// buffer.
 async fn pump(
-    from: &TcpStream,
-    to: &TcpStream,
+    mut from: ReadHalf<'_>,
+    mut to: WriteHalf<'_>,
     pending: &[u8],
     count: &AtomicU64,
 ) -> io::Result<()> {
     const CHUNK: usize = 16 * 1024;
+    thread_local! {
+        static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; CHUNK]);
+    }
+    enum Step {
+        Moved,
+        Eof,
+        Backlog(Vec<u8>),
+    }
     if !pending.is_empty() {
         count.fetch_add(pending.len() as u64, Ordering::Relaxed);
-        write_all(to, pending).await?;
+        to.write_all(pending).await?;
     }
     loop {
-        from.readable().await?;
-        let mut buf = bytes::BytesMut::with_capacity(CHUNK);
-        match from.try_read_buf(&mut buf) {
-            Ok(0) => {
-                shutdown_write(to);
+        let step = std::future::poll_fn(|cx| {
+            SCRATCH.with_borrow_mut(|buf| {
+                let mut rb = ReadBuf::new(buf);
+                ready!(Pin::new(&mut from).poll_read(cx, &mut rb))?;
+                let n = rb.filled().len();
+                if n == 0 {
+                    return Poll::Ready(Ok(Step::Eof));
+                }
+                count.fetch_add(n as u64, Ordering::Relaxed);
+                Poll::Ready(match Pin::new(&mut to).poll_write(cx, &buf[..n]) {
+                    Poll::Ready(Ok(w)) if w == n => Ok(Step::Moved),
+                    Poll::Ready(Ok(w)) => Ok(Step::Backlog(buf[w..n].to_vec())),
+                    Poll::Pending => Ok(Step::Backlog(buf[..n].to_vec())),
+                    Poll::Ready(Err(e)) => Err(e),
+                })
+            })
+        })
+        .await?;
+        match step {
+            Step::Moved => {}
+            Step::Eof => {
+                // Half-close, as `copy_bidirectional` does when one side ends.
+                let _ = to.shutdown().await;
                 return Ok(());
             }
-            Ok(n) => {
-                count.fetch_add(n as u64, Ordering::Relaxed);
-                write_all(to, &buf).await?;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
+            Step::Backlog(rest) => to.write_all(&rest).await?,
         }
-    }
-}
-
-async fn write_all(to: &TcpStream, mut data: &[u8]) -> io::Result<()> {
-    while !data.is_empty() {
-        to.writable().await?;
-        match to.try_write(data) {
-            Ok(n) => data = &data[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Half-closes the write side (FIN), as `copy_bidirectional` does when one side ends.
-fn shutdown_write(s: &TcpStream) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: shutdown(2) on a socket this TcpStream owns and keeps open.
-    unsafe {
-        libc::shutdown(s.as_raw_fd(), libc::SHUT_WR);
     }
 }
 
