@@ -972,6 +972,16 @@ async fn raw_backend() -> SocketAddr {
                     let head = String::from_utf8_lossy(&buf[..end]).to_string();
                     buf.drain(..end + 4);
                     let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+                    if path == "/drip" {
+                        // A response that streams a chunk every 100 ms, forever.
+                        let _ = s
+                            .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+                            .await;
+                        while s.write_all(b"1\r\n.\r\n").await.is_ok() {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        return;
+                    }
                     let reply: &[u8] = match path.as_str() {
                         "/health" => b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
                         "/chunked" => b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n6\r\n world\r\n0\r\ntrailer: t\r\n\r\n",
@@ -1183,6 +1193,170 @@ async fn idle_client_connections_close_after_the_idle_timeout() {
     assert!(
         waited >= Duration::from_millis(350),
         "closed after {waited:?}"
+    );
+    sb.stop().await;
+}
+
+/// A backend that reports every request it gets (method, path, request id
+/// and body) and answers 200.
+async fn recording_backend() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let tx = tx.clone();
+                    async move {
+                        let line = format!(
+                            "{} {} {}",
+                            req.method(),
+                            req.uri().path(),
+                            req.headers()
+                                .get("x-request-id")
+                                .map_or("-", |v| v.to_str().unwrap()),
+                        );
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        if line.split(' ').nth(1) != Some("/health") {
+                            let _ = tx.send(format!("{line} {}", String::from_utf8_lossy(&body)));
+                        }
+                        Ok::<_, std::convert::Infallible>(http::Response::new(
+                            http_body_util::Full::new(Bytes::from_static(b"mirror")),
+                        ))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, rx)
+}
+
+#[tokio::test]
+async fn request_mirrors_get_copies_and_streams_obey_the_request_timeout() {
+    let ip = Ipv4Addr::new(127, 20, 211, 1);
+    let echo = body_echo_backend().await;
+    let (mirror_addr, mut mirrored) = recording_backend().await;
+    let raw = raw_backend().await;
+    // Nothing listens here: a mirror that cannot connect.
+    let gone = {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap()
+    };
+    let mirror_to = |svc: &str| {
+        Filter::RequestMirror(RequestMirror {
+            target: BackendTarget::Service(key(svc)),
+            numerator: 1,
+            denominator: 1,
+        })
+    };
+    let mut drip = rule("/drip", vec![to("raw", 1)], vec![]);
+    drip.timeouts.request = Some(Duration::from_millis(400));
+    let t = table(
+        1,
+        ip,
+        vec![http_listener(
+            "http",
+            80,
+            vec![route(
+                "r",
+                &[],
+                vec![
+                    rule("/upload", vec![to("echo", 1)], vec![mirror_to("mirror")]),
+                    rule(
+                        "/broken-mirror",
+                        vec![to("echo", 1)],
+                        vec![mirror_to("gone")],
+                    ),
+                    drip,
+                ],
+            )],
+        )],
+        vec![
+            backend(
+                "echo",
+                &[echo],
+                ProbeSettings {
+                    kind: ProbeKind::Tcp,
+                    ..fast_probe("/")
+                },
+            ),
+            backend("mirror", &[mirror_addr], fast_probe("/health")),
+            backend(
+                "gone",
+                &[gone],
+                ProbeSettings {
+                    kind: ProbeKind::Tcp,
+                    ..fast_probe("/")
+                },
+            ),
+            backend("raw", &[raw], fast_probe("/health")),
+        ],
+    );
+    let sb = Sandbox::start(t);
+    sb.wait_bound().await;
+    sb.wait_healthy("echo", 1).await;
+    sb.wait_healthy("mirror", 1).await;
+    sb.wait_healthy("raw", 1).await;
+    let gw = gw_addr(ip, 80);
+
+    // The client gets the primary backend's answer; the mirror gets the same
+    // request, body and request id.
+    let tcp = timeout(T, TcpStream::connect(gw)).await.unwrap().unwrap();
+    let (mut send, conn) = timeout(T, hyper::client::conn::http1::handshake(TokioIo::new(tcp)))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::spawn(conn);
+    let req = Request::post("/upload")
+        .header("host", "x")
+        .header("x-request-id", "req-1")
+        .body(http_body_util::Full::new(Bytes::from_static(b"payload")))
+        .unwrap();
+    let resp = timeout(T, send.send_request(req)).await.unwrap().unwrap();
+    assert_eq!(resp.status(), 200);
+    let got = timeout(T, resp.into_body().collect())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&got.to_bytes()[..], b"payload");
+    let copy = timeout(T, mirrored.recv())
+        .await
+        .expect("no mirrored request")
+        .unwrap();
+    assert_eq!(copy, "POST /upload req-1 payload");
+
+    // A mirror that cannot be reached does not affect the request.
+    let r = get(gw, "x", "/broken-mirror", &[]).await;
+    assert_eq!(r.status, 200);
+
+    // AGC's request timeout is strict even while the response streams: the
+    // head arrives, then the stream is cut.
+    let started = std::time::Instant::now();
+    let mut s = timeout(T, TcpStream::connect(gw)).await.unwrap().unwrap();
+    timeout(T, s.write_all(b"GET /drip HTTP/1.1\r\nHost: x\r\n\r\n"))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut out = Vec::new();
+    timeout(T, s.read_to_end(&mut out))
+        .await
+        .expect("streaming response not cut off")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        !text.ends_with("0\r\n\r\n"),
+        "the stream ended normally: {text}"
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(350) && took < Duration::from_secs(5),
+        "cut after {took:?}"
     );
     sb.stop().await;
 }

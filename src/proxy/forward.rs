@@ -21,6 +21,7 @@
 //!
 //! Every response carries `server: Microsoft-Azure-Application-LB/AGC`.
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -38,11 +39,11 @@ use tokio::sync::{mpsc, watch};
 
 use crate::health::{HealthStatus, HealthView};
 use crate::proxy::pool::{Forwarded, Pool, UpstreamBody};
-use crate::proxy::{route, upgrade, Metrics, ProxyOptions};
+use crate::proxy::{mirror, route, upgrade, Metrics, ProxyOptions};
 use crate::routing::{
     BackendKey, BackendRuntime, BackendTarget, Filter, HeaderModifier, ListenerProtocol,
-    RouteRuntime, RoutingTable, SessionAffinity, AGC_SERVER_NAME, MANAGED_COOKIE_LIFETIME,
-    MANAGED_COOKIE_NAME,
+    RequestMirror, RouteRuntime, RoutingTable, SessionAffinity, AGC_SERVER_NAME,
+    MANAGED_COOKIE_LIFETIME, MANAGED_COOKIE_NAME,
 };
 
 /// Body of AGC's reply when no endpoint is healthy (exactly 19 bytes).
@@ -193,6 +194,8 @@ fn ip_header(ip: IpAddr) -> HeaderValue {
 pub enum ProxyBody {
     Local(Option<Bytes>),
     Upstream(UpstreamBody),
+    /// A streamed backend body under the route's request timeout.
+    Deadline(UpstreamBody, Pin<Box<tokio::time::Sleep>>),
 }
 
 impl Body for ProxyBody {
@@ -206,20 +209,29 @@ impl Body for ProxyBody {
         match self.get_mut() {
             ProxyBody::Local(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             ProxyBody::Upstream(b) => Pin::new(b).poll_frame(cx),
+            ProxyBody::Deadline(b, sleep) => match Pin::new(b).poll_frame(cx) {
+                Poll::Pending if sleep.as_mut().poll(cx).is_ready() => {
+                    Poll::Ready(Some(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "request timeout while the response was streaming",
+                    ))))
+                }
+                other => other,
+            },
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
             ProxyBody::Local(b) => b.is_none(),
-            ProxyBody::Upstream(b) => b.is_end_stream(),
+            ProxyBody::Upstream(b) | ProxyBody::Deadline(b, _) => b.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             ProxyBody::Local(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            ProxyBody::Upstream(b) => b.size_hint(),
+            ProxyBody::Upstream(b) | ProxyBody::Deadline(b, _) => b.size_hint(),
         }
     }
 }
@@ -344,7 +356,6 @@ async fn route_and_forward(
     else {
         return local_reply(StatusCode::SERVICE_UNAVAILABLE, NO_HEALTHY_UPSTREAM);
     };
-    drop(health);
     let timeout = m.rule.timeouts.effective_request();
     let set_cookie = match affinity {
         Some(SessionAffinity::ManagedCookie) if !pinned_ok => Some(managed_cookie(conn.https)),
@@ -352,9 +363,12 @@ async fn route_and_forward(
     };
     let is_upgrade = prepare_upstream(&mut req, conn, &fx);
     let down = is_upgrade.then(|| hyper::upgrade::on(&mut req));
+    let pool = &shared.pools[conn.worker % shared.pools.len()];
+    let mirrors = if is_upgrade { &[][..] } else { &fx.mirrors[..] };
+    let req = start_mirrors(shared, &table, &health, pool, req, mirrors, timeout);
+    drop(health);
 
     let started = Instant::now();
-    let pool = &shared.pools[conn.worker % shared.pools.len()];
     let send = pool.forward(addr, alt, req, is_upgrade);
     let result = match timeout {
         Some(d) => match tokio::time::timeout(d, send).await {
@@ -404,13 +418,61 @@ async fn route_and_forward(
             parts.headers.append(header::SET_COOKIE, v);
         }
     }
-    Response::from_parts(parts, ProxyBody::Upstream(body))
+    // AGC's request timeout is strict, even while the response streams.
+    match timeout {
+        Some(d) if !body.is_complete() => {
+            let deadline = tokio::time::Instant::from_std(started) + d;
+            let sleep = Box::pin(tokio::time::sleep_until(deadline));
+            Response::from_parts(parts, ProxyBody::Deadline(body, sleep))
+        }
+        _ => Response::from_parts(parts, ProxyBody::Upstream(body)),
+    }
+}
+
+/// Starts the request's mirrors, if any: each gets a copy of the request
+/// (after the rule's filters and the forwarding headers) on a healthy
+/// endpoint of its backend, and the returned request tees its body to them.
+/// A mirror whose backend is invalid or has no healthy endpoint is skipped.
+fn start_mirrors(
+    shared: &Arc<Shared>,
+    table: &RoutingTable,
+    health: &HealthView,
+    pool: &Arc<Pool>,
+    req: Request<Incoming>,
+    mirrors: &[&RequestMirror],
+    timeout: Option<std::time::Duration>,
+) -> Request<mirror::Tee<Incoming>> {
+    let (parts, body) = req.into_parts();
+    let (tee, copies) = mirror::Tee::new(body, mirrors.len());
+    for (m, copy) in mirrors.iter().zip(copies) {
+        let BackendTarget::Service(key) = &m.target else {
+            continue;
+        };
+        let Some((addr, _, _)) = table
+            .backend(key)
+            .and_then(|b| choose_endpoint(shared, b, health, None))
+        else {
+            tracing::debug!(backend = %key, "mirror skipped: no healthy endpoint");
+            continue;
+        };
+        let mut r = Request::new(copy);
+        *r.method_mut() = parts.method.clone();
+        *r.uri_mut() = parts.uri.clone();
+        *r.headers_mut() = parts.headers.clone();
+        // Mirrors are fire-and-forget; a disabled request timeout still gets
+        // a bound so a stuck mirror cannot pin a connection forever.
+        let limit = timeout.unwrap_or(crate::routing::AGC_DEFAULT_REQUEST_TIMEOUT);
+        mirror::spawn(pool.clone(), addr, r, limit);
+    }
+    Request::from_parts(parts, tee)
 }
 
 /// Effects of filters to apply when building the upstream request/response.
 #[derive(Default)]
 struct Effects<'a> {
     response_headers: Vec<&'a HeaderModifier>,
+    /// Mirrors selected for this request (their fraction already drawn).
+    mirrors: Vec<&'a RequestMirror>,
     host: Option<&'a str>,
     path: Option<String>,
 }
@@ -457,8 +519,11 @@ fn apply_filters<'a>(
                     fx.path = Some(route::rewrite_path(p, &m.matched.path, req.uri().path()));
                 }
             }
-            // Mirroring is not simulated; the primary request is unaffected.
-            Filter::RequestMirror(_) => {}
+            Filter::RequestMirror(mirror) => {
+                if fastrand::u32(..mirror.denominator.max(1)) < mirror.numerator {
+                    fx.mirrors.push(mirror);
+                }
+            }
             Filter::Unsupported { reason } => {
                 tracing::debug!(%reason, "unsupported filter: 500");
                 return Some(local_reply(StatusCode::INTERNAL_SERVER_ERROR, ""));

@@ -5,6 +5,7 @@
 //!   HTTP/1.1 and h2 connections, graceful shutdown.
 //! - [`forward`]: per-request routing, filters, load balancing, session
 //!   affinity and forwarding to backends over HTTP/1.1.
+//! - [`mirror`]: `RequestMirror` copies of requests, with teed bodies.
 //! - [`pool`]: the HTTP/1.1 client to backends, with keep-alive pooling.
 //! - [`timeouts`]: idle and header-read timeouts of client connections.
 //! - [`upgrade`]: WebSocket (any HTTP/1.1 `Upgrade`) tunnels.
@@ -17,6 +18,7 @@
 
 pub mod forward;
 pub mod metrics;
+pub mod mirror;
 pub mod pool;
 pub mod route;
 pub mod server;

@@ -616,6 +616,12 @@ enum BodyState {
 }
 
 impl UpstreamBody {
+    /// Whether the whole body is already here (nothing left to read from
+    /// the backend).
+    pub fn is_complete(&self) -> bool {
+        matches!(self.state, BodyState::Full(_))
+    }
+
     fn empty() -> Self {
         UpstreamBody {
             state: BodyState::Full(None),
