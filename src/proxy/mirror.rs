@@ -46,11 +46,7 @@ impl<B: Body<Data = Bytes>> Tee<B> {
             if !end {
                 copies.push((tx, 0));
             }
-            bodies.push(MirrorBody {
-                rx,
-                hint,
-                end,
-            });
+            bodies.push(MirrorBody { rx, hint, end });
         }
         (Tee { inner, copies }, bodies)
     }

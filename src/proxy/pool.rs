@@ -18,8 +18,8 @@
 //! closed by the backend while idle is replaced by a fresh one and the
 //! request sent again, if it had no body.
 
-use std::collections::HashMap;
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -39,10 +39,9 @@ use tokio::net::TcpStream;
 const MAX_HEADERS: usize = 128;
 /// Largest response head accepted from a backend.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
-/// Bodies up to this size that arrive with the head are copied out, so the
-/// connection keeps (and reuses) its read buffer.
-const COPY_BODY_MAX: usize = 4096;
 const READ_CHUNK: usize = 8 * 1024;
+/// Reads go into the buffer's spare capacity until less than this is left.
+const MIN_READ_SPACE: usize = 1024;
 
 /// Why a request to a backend failed.
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +100,9 @@ pub struct Upgraded {
 /// connection is registered with its runtime's reactor).
 #[derive(Debug)]
 pub struct Pool {
-    idle: Mutex<HashMap<SocketAddr, Vec<Conn>>>,
+    /// Scanned linearly: a worker talks to few endpoints, and comparing
+    /// addresses is cheaper than hashing them.
+    idle: Mutex<Vec<(SocketAddr, Vec<Conn>)>>,
     connect_timeout: Duration,
     max_idle: usize,
 }
@@ -109,7 +110,7 @@ pub struct Pool {
 impl Pool {
     pub fn new(connect_timeout: Duration, max_idle: usize) -> Self {
         Pool {
-            idle: Mutex::new(HashMap::new()),
+            idle: Mutex::new(Vec::new()),
             connect_timeout,
             max_idle,
         }
@@ -117,7 +118,7 @@ impl Pool {
 
     fn take_idle(&self, addr: SocketAddr) -> Option<Conn> {
         let mut map = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = map.get_mut(&addr)?;
+        let (_, list) = map.iter_mut().find(|(a, _)| *a == addr)?;
         while let Some(c) = list.pop() {
             if !c.is_stale() {
                 return Some(c);
@@ -133,7 +134,14 @@ impl Pool {
         }
         conn.reused = true;
         let mut map = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = map.entry(addr).or_default();
+        let i = match map.iter().position(|(a, _)| *a == addr) {
+            Some(i) => i,
+            None => {
+                map.push((addr, Vec::new()));
+                map.len() - 1
+            }
+        };
+        let list = &mut map[i].1;
         if list.len() < self.max_idle {
             list.push(conn);
         }
@@ -143,7 +151,7 @@ impl Pool {
     /// changes so removed endpoints do not hold sockets).
     pub fn retain(&self, keep: impl Fn(&SocketAddr) -> bool) {
         let mut map = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|a, _| keep(a));
+        map.retain(|(a, _)| keep(a));
     }
 
     async fn connect(&self, addr: SocketAddr) -> Result<Conn, UpstreamError> {
@@ -210,12 +218,12 @@ impl Pool {
                 result = exchange(&mut conn, used, &head, &mut body, framing, is_head).await;
             }
         }
-        let (status, headers, resp_framing, keep_alive) = result?;
+        let ((status, headers, resp_framing, keep_alive), rest) = result?;
         let mut response = Response::new(UpstreamBody::empty());
         *response.status_mut() = status;
         *response.headers_mut() = headers;
         if upgrade && status == StatusCode::SWITCHING_PROTOCOLS {
-            let read_ahead = conn.buf.split().freeze();
+            let read_ahead = rest;
             return Ok(Forwarded {
                 response,
                 used,
@@ -228,8 +236,12 @@ impl Pool {
         // A connection that asked for an upgrade and was refused is not
         // reused: the backend may still be waiting for the new protocol.
         let reuse = keep_alive && !upgrade;
-        *response.body_mut() =
-            UpstreamBody::new(conn, resp_framing, reuse.then(|| (self.clone(), used)));
+        *response.body_mut() = UpstreamBody::new(
+            conn,
+            rest,
+            resp_framing,
+            reuse.then(|| (self.clone(), used)),
+        );
         Ok(Forwarded {
             response,
             used,
@@ -300,7 +312,8 @@ fn encode_head<B: Body>(parts: &http::request::Parts, body: &B) -> (BytesMut, Re
 
 type Head = (StatusCode, HeaderMap, Framing, bool);
 
-/// Writes the request on `conn` and reads the response head.
+/// Writes the request on `conn` and reads the response head (and the bytes
+/// read past it).
 async fn exchange<B>(
     conn: &mut Conn,
     addr: SocketAddr,
@@ -308,7 +321,7 @@ async fn exchange<B>(
     body: &mut B,
     framing: ReqFraming,
     is_head: bool,
-) -> Result<Head, UpstreamError>
+) -> Result<(Head, Bytes), UpstreamError>
 where
     B: Body<Data = Bytes> + Unpin,
     B::Error: std::fmt::Display,
@@ -321,7 +334,9 @@ where
             // read what it said, else report the write error.
             WriteError::Io(source) => {
                 return match read_head(conn, addr, is_head).await {
-                    Ok(h) => Ok((h.0, h.1, h.2, false)),
+                    Ok(((status, headers, framing, _), rest)) => {
+                        Ok(((status, headers, framing, false), rest))
+                    }
                     Err(_) => Err(io_err(source)),
                 }
             }
@@ -404,32 +419,50 @@ enum Framing {
 
 /// Reads and parses the response head; 1xx answers other than 101 are
 /// skipped. Returns the status, headers, body framing and whether the
-/// connection may be reused afterwards.
+/// connection may be reused afterwards, and the bytes read past the head.
+///
+/// Everything read is frozen into one `Bytes` before parsing, so header
+/// values and a body that came with the head are slices of the read buffer,
+/// not copies.
 async fn read_head(
     conn: &mut Conn,
     addr: SocketAddr,
     is_head: bool,
-) -> Result<Head, UpstreamError> {
+) -> Result<(Head, Bytes), UpstreamError> {
     let protocol = |reason| UpstreamError::Protocol { addr, reason };
     loop {
         if !conn.buf.is_empty() {
-            match parse_head(&conn.buf, is_head).map_err(protocol)? {
-                Some((len, head)) => {
-                    conn.buf.advance(len);
+            let data = conn.buf.split().freeze();
+            match parse_head(&data, is_head) {
+                Ok(Some((len, head))) => {
+                    let rest = data.slice(len..);
                     let interim =
                         head.0.is_informational() && head.0 != StatusCode::SWITCHING_PROTOCOLS;
                     if !interim {
-                        return Ok(head);
+                        return Ok((head, rest));
                     }
+                    // The final answer follows the interim one.
+                    conn.buf.extend_from_slice(&rest);
                     continue;
                 }
-                None if conn.buf.len() >= MAX_HEAD_BYTES => {
+                Ok(None) if data.len() >= MAX_HEAD_BYTES => {
                     return Err(protocol("response head too large"))
                 }
-                None => {}
+                Ok(None) => {
+                    // Incomplete: put the bytes back in front of the spare
+                    // capacity (no copy while `data` is the only reference).
+                    let mut front = data
+                        .try_into_mut()
+                        .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+                    front.unsplit(std::mem::take(&mut conn.buf));
+                    conn.buf = front;
+                }
+                Err(reason) => return Err(protocol(reason)),
             }
         }
-        conn.buf.reserve(READ_CHUNK);
+        if conn.buf.capacity() - conn.buf.len() < MIN_READ_SPACE {
+            conn.buf.reserve(READ_CHUNK);
+        }
         match conn.io.read_buf(&mut conn.buf).await {
             Ok(0) => return Err(UpstreamError::Closed { addr }),
             Ok(_) => {}
@@ -440,10 +473,12 @@ async fn read_head(
 
 /// Parses a complete response head at the start of `buf`: its length and
 /// what it says, or `None` if more bytes are needed.
-fn parse_head(buf: &[u8], is_head: bool) -> Result<Option<(usize, Head)>, &'static str> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut slots);
-    let len = match resp.parse(buf) {
+fn parse_head(buf: &Bytes, is_head: bool) -> Result<Option<(usize, Head)>, &'static str> {
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, &mut slots)
+    {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err("too many header fields"),
@@ -459,7 +494,8 @@ fn parse_head(buf: &[u8], is_head: bool) -> Result<Option<(usize, Head)>, &'stat
         (None::<u64>, false, false, false, false);
     for h in resp.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| "invalid header name")?;
-        let value = HeaderValue::from_bytes(h.value).map_err(|_| "invalid header value")?;
+        let value = HeaderValue::from_maybe_shared(buf.slice_ref(h.value))
+            .map_err(|_| "invalid header value")?;
         if name == header::CONTENT_LENGTH {
             let n = std::str::from_utf8(h.value)
                 .ok()
@@ -628,38 +664,42 @@ impl UpstreamBody {
         }
     }
 
-    fn new(mut conn: Conn, framing: Framing, checkin: Option<(Arc<Pool>, SocketAddr)>) -> Self {
+    /// The body of a response whose head `conn` just read; `rest` holds the
+    /// bytes that came after the head.
+    fn new(
+        mut conn: Conn,
+        rest: Bytes,
+        framing: Framing,
+        checkin: Option<(Arc<Pool>, SocketAddr)>,
+    ) -> Self {
         let whole = match framing {
-            Framing::Empty => Some(None),
-            Framing::Length(n) if conn.buf.len() as u64 >= n => {
+            Framing::Empty => Some((None, rest.clone())),
+            Framing::Length(n) if rest.len() as u64 >= n => {
                 let n = n as usize;
-                let data = if n <= COPY_BODY_MAX {
-                    let d = Bytes::copy_from_slice(&conn.buf[..n]);
-                    conn.buf.advance(n);
-                    d
-                } else {
-                    conn.buf.split_to(n).freeze()
-                };
-                Some(Some(data))
+                Some((Some(rest.slice(..n)), rest.slice(n..)))
             }
             _ => None,
         };
         match whole {
-            Some(data) => {
-                if let Some((pool, addr)) = checkin {
+            Some((data, extra)) => {
+                // Bytes beyond the response: the connection is out of step.
+                if let (Some((pool, addr)), true) = (checkin, extra.is_empty()) {
                     pool.put(addr, conn);
                 }
                 UpstreamBody {
                     state: BodyState::Full(data),
                 }
             }
-            None => UpstreamBody {
-                state: BodyState::Streaming {
-                    conn,
-                    framing,
-                    checkin,
-                },
-            },
+            None => {
+                conn.buf.extend_from_slice(&rest);
+                UpstreamBody {
+                    state: BodyState::Streaming {
+                        conn,
+                        framing,
+                        checkin,
+                    },
+                }
+            }
         }
     }
 }
@@ -670,7 +710,9 @@ fn poll_fill(
     buf: &mut BytesMut,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<usize>> {
-    buf.reserve(READ_CHUNK);
+    if buf.capacity() - buf.len() < MIN_READ_SPACE {
+        buf.reserve(READ_CHUNK);
+    }
     let spare = buf.spare_capacity_mut();
     let mut rb = ReadBuf::uninit(spare);
     ready!(Pin::new(io).poll_read(cx, &mut rb))?;
@@ -780,6 +822,7 @@ impl Body for UpstreamBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
 
     fn chunks(input: &[u8]) -> Result<(Vec<u8>, bool), &'static str> {
         let mut buf = BytesMut::from(input);
@@ -819,7 +862,9 @@ mod tests {
     }
 
     fn head(raw: &[u8], is_head: bool) -> (StatusCode, Framing, bool) {
-        let (len, (status, _, framing, reuse)) = parse_head(raw, is_head).unwrap().unwrap();
+        let (len, (status, _, framing, reuse)) = parse_head(&Bytes::copy_from_slice(raw), is_head)
+            .unwrap()
+            .unwrap();
         assert_eq!(len, raw.len());
         (status, framing, reuse)
     }
@@ -862,14 +907,23 @@ mod tests {
 
     #[test]
     fn bad_response_heads_are_rejected() {
-        assert!(parse_head(b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n", false).is_err());
         assert!(parse_head(
-            b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n",
+            &Bytes::from_static(b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n"),
             false
         )
         .is_err());
-        assert!(parse_head(b"garbage\r\n\r\n", false).is_err());
-        assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\nx: y\r\n", false), Ok(None));
+        assert!(parse_head(
+            &Bytes::from_static(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n"
+            ),
+            false
+        )
+        .is_err());
+        assert!(parse_head(&Bytes::from_static(b"garbage\r\n\r\n"), false).is_err());
+        assert_eq!(
+            parse_head(&Bytes::from_static(b"HTTP/1.1 200 OK\r\nx: y\r\n"), false),
+            Ok(None)
+        );
     }
 
     #[test]
@@ -923,6 +977,70 @@ mod tests {
                 BytesMut::from(&b"GET / HTTP/1.1\r\n\r\n"[..]),
                 ReqFraming::Empty
             )
+        );
+    }
+
+    /// A backend that answers every request on a connection with `pieces`,
+    /// written with pauses between them; counts connections.
+    async fn trickling_backend(
+        pieces: &'static [&'static [u8]],
+    ) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::AsyncWriteExt;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let conns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = conns.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {
+                        for p in pieces {
+                            s.write_all(p).await.unwrap();
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, conns)
+    }
+
+    #[tokio::test]
+    async fn heads_and_bodies_split_across_reads_and_interim_answers() {
+        const PIECES: &[&[u8]] = &[
+            b"HTTP/1.1 100 Con",
+            b"tinue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-",
+            b"length: 5\r\nx-a: 1\r\n\r\nhel",
+            b"lo",
+        ];
+        let (addr, conns) = trickling_backend(PIECES).await;
+        let pool = Arc::new(Pool::new(Duration::from_secs(5), 8));
+        for _ in 0..2 {
+            let req = Request::get("/")
+                .header("host", "x")
+                .body(http_body_util::Empty::<Bytes>::new())
+                .unwrap();
+            let fwd =
+                tokio::time::timeout(Duration::from_secs(5), pool.forward(addr, None, req, false))
+                    .await
+                    .unwrap()
+                    .unwrap();
+            assert_eq!(fwd.response.status(), StatusCode::OK);
+            assert_eq!(fwd.response.headers()["x-a"], "1");
+            let body =
+                tokio::time::timeout(Duration::from_secs(5), fwd.response.into_body().collect())
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .to_bytes();
+            assert_eq!(&body[..], b"hello");
+        }
+        assert_eq!(
+            conns.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "the connection was not reused"
         );
     }
 }
