@@ -494,8 +494,10 @@ fn parse_head(buf: &Bytes, is_head: bool) -> Result<Option<(usize, Head)>, &'sta
         (None::<u64>, false, false, false, false);
     for h in resp.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| "invalid header name")?;
-        let value = HeaderValue::from_maybe_shared(buf.slice_ref(h.value))
-            .map_err(|_| "invalid header value")?;
+        // SAFETY: httparse accepts exactly the bytes `HeaderValue` allows
+        // (HTAB, 0x20-0x7E and obs-text 0x80-0xFF; not other controls or
+        // DEL), so the value need not be checked again.
+        let value = unsafe { HeaderValue::from_maybe_shared_unchecked(buf.slice_ref(h.value)) };
         if name == header::CONTENT_LENGTH {
             let n = std::str::from_utf8(h.value)
                 .ok()
