@@ -135,7 +135,7 @@ impl Shared {
 }
 
 /// What a request needs to know about its connection.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ConnCtx {
     pub gw_namespace: String,
     pub gw_name: String,
@@ -150,6 +150,11 @@ pub struct ConnCtx {
     /// The peer's IP as a header value (`x-forwarded-for`), formatted once
     /// per connection.
     pub peer_ip: HeaderValue,
+    /// HTTP/1.1 serves one request at a time, so its requests share one
+    /// timer for the request timeout, moved forward per request (cheap: the
+    /// timer wheel entry stays put until it fires). h2 requests use their
+    /// own (`None`).
+    pub request_timer: Option<std::sync::Mutex<Pin<Box<tokio::time::Sleep>>>>,
 }
 
 impl ConnCtx {
@@ -182,6 +187,7 @@ impl ConnCtx {
             worker,
             sni: None,
             peer_ip: ip_header(peer.ip()),
+            request_timer: None,
         })
     }
 }
@@ -369,13 +375,21 @@ async fn route_and_forward(
     drop(health);
 
     let started = Instant::now();
-    let send = pool.forward(addr, alt, req, is_upgrade);
-    let result = match timeout {
-        Some(d) => match tokio::time::timeout(d, send).await {
+    let send = std::pin::pin!(pool.forward(addr, alt, req, is_upgrade));
+    let result = match (timeout, &conn.request_timer) {
+        (Some(d), Some(timer)) => {
+            let deadline = tokio::time::Instant::from_std(started) + d;
+            lock(timer).as_mut().reset(deadline);
+            match (WithTimer { fut: send, timer }).await {
+                Some(r) => r,
+                None => return local_reply(StatusCode::GATEWAY_TIMEOUT, ""),
+            }
+        }
+        (Some(d), None) => match tokio::time::timeout(d, send).await {
             Ok(r) => r,
             Err(_) => return local_reply(StatusCode::GATEWAY_TIMEOUT, ""),
         },
-        None => send.await,
+        (None, _) => send.await,
     };
     let Forwarded {
         response,
@@ -465,6 +479,31 @@ fn start_mirrors(
         mirror::spawn(pool.clone(), addr, r, limit);
     }
     Request::from_parts(parts, tee)
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `fut` unless the connection's request timer fires first (`None`). The
+/// timer is locked only inside `poll`, so the future stays `Send`.
+struct WithTimer<'a, F> {
+    fut: F,
+    timer: &'a std::sync::Mutex<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<F: Future + Unpin> Future for WithTimer<'_, F> {
+    type Output = Option<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Poll::Ready(v) = Pin::new(&mut self.fut).poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        if lock(self.timer).as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    }
 }
 
 /// Effects of filters to apply when building the upstream request/response.

@@ -324,7 +324,14 @@ async fn serve_conn(
     };
     let in_flight = Arc::new(InFlight::default());
     let (idle, header) = (shared.opts.idle_timeout, shared.opts.header_read_timeout);
+    let h1_timer = || {
+        let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+        Some(std::sync::Mutex::new(Box::pin(tokio::time::sleep_until(
+            far,
+        ))))
+    };
     if !ctx.https {
+        ctx.request_timer = h1_timer();
         let io = TimedIo::new(tcp, in_flight.clone(), idle, Some(header));
         return serve_h1(shared, Arc::new(ctx), TokioIo::new(io), in_flight, close).await;
     }
@@ -344,6 +351,9 @@ async fn serve_conn(
     let (_, session) = stream.get_ref();
     ctx.sni = session.server_name().map(str::to_owned);
     let h2 = session.alpn_protocol() == Some(b"h2");
+    if !h2 {
+        ctx.request_timer = h1_timer();
+    }
     let ctx = Arc::new(ctx);
     if h2 {
         let io = TimedIo::new(stream, in_flight.clone(), idle, None);
