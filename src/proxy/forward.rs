@@ -95,7 +95,10 @@ impl Shared {
             .header_read_timeout(None) // see `timeouts`
             .max_buf_size(opts.max_header_bytes.max(8192) + 8192)
             .max_header_size(opts.max_header_bytes)
-            .keep_alive(true);
+            .keep_alive(true)
+            // One write per response: small bodies are copied after the head
+            // instead of queued as a second buffer for `writev`.
+            .writev(false);
         let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         h2.timer(TokioTimer::new());
         Shared {
