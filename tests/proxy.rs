@@ -1360,3 +1360,46 @@ async fn request_mirrors_get_copies_and_streams_obey_the_request_timeout() {
     );
     sb.stop().await;
 }
+
+#[tokio::test]
+async fn a_refused_connect_is_retried_on_another_endpoint() {
+    let ip = Ipv4Addr::new(127, 20, 212, 1);
+    let alive = app(AppKind::EchoBasic, "alive").await;
+    let dying = app(AppKind::EchoBasic, "dying").await;
+    // Probed once at start, then not for a minute: the endpoint that stops
+    // listening still counts as healthy, as between two AGC probes.
+    let slow_probe = ProbeSettings {
+        kind: ProbeKind::Tcp,
+        interval: Duration::from_secs(60),
+        ..fast_probe("/")
+    };
+    let t = table(
+        1,
+        ip,
+        vec![http_listener(
+            "http",
+            80,
+            vec![route(
+                "r",
+                &[],
+                vec![rule("/", vec![to("echo", 1)], vec![])],
+            )],
+        )],
+        vec![backend("echo", &[alive.addr, dying.addr], slow_probe)],
+    );
+    let sb = Sandbox::start(t);
+    sb.wait_bound().await;
+    sb.wait_healthy("echo", 2).await;
+    drop(dying); // stops listening: connections are refused
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let gw = gw_addr(ip, 80);
+    for _ in 0..6 {
+        let r = get(gw, "x", "/", &[]).await;
+        assert_eq!(
+            r.status, 200,
+            "round robin hit the dead endpoint without a retry"
+        );
+        assert_eq!(r.json()["pod"], "alive");
+    }
+    sb.stop().await;
+}
