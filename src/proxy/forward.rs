@@ -472,6 +472,8 @@ fn start_mirrors(
             tracing::debug!(backend = %key, "mirror skipped: no healthy endpoint");
             continue;
         };
+        // The Host stays as it is: Envoy appends `-shadow` to a mirror's
+        // Host by default, but AGC's docs do not say whether AGC does.
         let mut r = Request::new(copy);
         *r.method_mut() = parts.method.clone();
         *r.uri_mut() = parts.uri.clone();
