@@ -29,6 +29,7 @@ fn backend(svc: &str, addr: SocketAddr) -> (BackendKey, Arc<BackendRuntime>) {
         }],
         probe,
         app_protocol_tls: false,
+        tls_sni: None,
     };
     (key, Arc::new(b))
 }

@@ -564,6 +564,7 @@ mod tests {
                 .collect(),
             probe,
             app_protocol_tls: false,
+            tls_sni: None,
         };
         Arc::new(RoutingTable {
             version: 1,

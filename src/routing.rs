@@ -902,6 +902,9 @@ pub struct BackendRuntime {
     /// Connect to endpoints with TLS (a BackendTLSPolicy targets the
     /// Service, or its port's `appProtocol` asks for it).
     pub app_protocol_tls: bool,
+    /// Server name sent in the TLS handshake (BackendTLSPolicy
+    /// `default.sni`); `None` sends none.
+    pub tls_sni: Option<String>,
 }
 
 /// One endpoint (pod IP and target port).

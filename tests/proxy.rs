@@ -80,6 +80,7 @@ fn backend(svc: &str, addrs: &[SocketAddr], probe: ProbeSettings) -> BackendRunt
             .collect(),
         probe,
         app_protocol_tls: false,
+        tls_sni: None,
     }
 }
 
@@ -1401,5 +1402,127 @@ async fn a_refused_connect_is_retried_on_another_endpoint() {
         );
         assert_eq!(r.json()["pod"], "alive");
     }
+    sb.stop().await;
+}
+
+/// A TLS backend (the fixture certificate) that answers every request with
+/// the server name the client sent and the path.
+async fn tls_backend() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let pem = CertificatePem {
+        secret: "ns/backend".into(),
+        hostname: None,
+        cert_chain_pem: include_str!("fixtures/test-cert.pem").into(),
+        key_pem: include_str!("fixtures/test-key.pem").into(),
+    };
+    let key = Arc::new(agc_sandbox::proxy::tls::certified_key(&pem).unwrap());
+    #[derive(Debug)]
+    struct One(Arc<rustls::sign::CertifiedKey>);
+    impl rustls::server::ResolvesServerCert for One {
+        fn resolve(
+            &self,
+            _: rustls::server::ClientHello<'_>,
+        ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+            Some(self.0.clone())
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(One(key)));
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let conns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = conns.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let acceptor = acceptor.clone();
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(s).await else {
+                    return; // TCP health probes connect and leave
+                };
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let sni = tls.get_ref().1.server_name().unwrap_or("-").to_owned();
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let sni = sni.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(
+                            http::Response::builder()
+                                .header("x-sni", sni)
+                                .body(http_body_util::Full::new(Bytes::from(
+                                    req.uri().path().to_owned(),
+                                )))
+                                .unwrap(),
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, conns)
+}
+
+#[tokio::test]
+async fn backend_tls_policy_connects_with_tls_and_sni() {
+    let ip = Ipv4Addr::new(127, 20, 213, 1);
+    let (tls_addr, handshakes) = tls_backend().await;
+    let mut b = backend(
+        "secure",
+        &[tls_addr],
+        ProbeSettings {
+            kind: ProbeKind::Tcp,
+            ..fast_probe("/")
+        },
+    );
+    b.app_protocol_tls = true;
+    b.tls_sni = Some("backend.contoso.com".into());
+    let t = table(
+        1,
+        ip,
+        vec![http_listener(
+            "http",
+            80,
+            vec![route(
+                "r",
+                &[],
+                vec![rule("/", vec![to("secure", 1)], vec![])],
+            )],
+        )],
+        vec![b],
+    );
+    let sb = Sandbox::start(t);
+    sb.wait_bound().await;
+    sb.wait_healthy("secure", 1).await;
+    let gw = gw_addr(ip, 80);
+    // One client connection: its requests are served on one worker, whose
+    // pool keeps the backend connection.
+    let tcp = timeout(T, TcpStream::connect(gw)).await.unwrap().unwrap();
+    let (mut send, conn) = timeout(T, hyper::client::conn::http1::handshake(TokioIo::new(tcp)))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::spawn(conn);
+    for path in ["/one", "/two", "/three"] {
+        let req = Request::get(path)
+            .header("host", "x")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let r = timeout(T, send.send_request(req)).await.unwrap().unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-sni"], "backend.contoso.com");
+        let body = timeout(T, r.into_body().collect()).await.unwrap().unwrap();
+        assert_eq!(&body.to_bytes()[..], path.as_bytes());
+    }
+    assert_eq!(
+        handshakes.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the TLS connection to the backend was not reused"
+    );
     sb.stop().await;
 }

@@ -142,11 +142,13 @@ pub fn build(
             continue;
         };
         let endpoints = endpoints_of(idx, key, sport);
-        let tls = btls.iter().any(|(ns, svc_name, ports)| {
+        let policy = btls.iter().find(|(ns, svc_name, ports, _)| {
             *ns == key.namespace
                 && *svc_name == key.service
                 && (ports.is_empty() || ports.contains(&key.port))
         });
+        let tls = policy.is_some();
+        let tls_sni = policy.and_then(|p| p.3.clone());
         let probe = if let Some(p) = hcps.get(&(key.namespace.clone(), key.service.clone())) {
             p.clone()
         } else if let Some(p) = readiness_probe(snap, idx, svc, sport, &endpoints) {
@@ -166,6 +168,7 @@ pub fn build(
                 endpoints,
                 probe,
                 app_protocol_tls: tls,
+                tls_sni,
             }),
         );
     }
@@ -588,13 +591,22 @@ fn backend_tls(
         .collect())
 }
 
-fn valid_backend_tls(snap: &Snapshot, idx: &Index<'_>) -> Vec<(String, String, Vec<u16>)> {
+/// Accepted BackendTLSPolicies: (namespace, Service, ports (empty = all),
+/// `default.sni`).
+type BackendTls = (String, String, Vec<u16>, Option<String>);
+
+fn valid_backend_tls(snap: &Snapshot, idx: &Index<'_>) -> Vec<BackendTls> {
     snap.backend_tls_policies
         .iter()
         .filter_map(|p| {
             let ports = backend_tls(snap, idx, p).ok()?;
             let (_, _, name, ns) = targets(p);
-            Some((ns.to_owned(), name.to_owned(), ports))
+            let sni = p
+                .pointer("/spec/default/sni")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned);
+            Some((ns.to_owned(), name.to_owned(), ports, sni))
         })
         .collect()
 }

@@ -38,7 +38,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::{mpsc, watch};
 
 use crate::health::{HealthStatus, HealthView};
-use crate::proxy::pool::{Forwarded, Pool, UpstreamBody};
+use crate::proxy::pool::{Forwarded, Pool, TlsTarget, UpstreamBody};
 use crate::proxy::{mirror, route, upgrade, Metrics, ProxyOptions};
 use crate::routing::{
     BackendKey, BackendRuntime, BackendTarget, Filter, HeaderModifier, ListenerProtocol,
@@ -378,7 +378,10 @@ async fn route_and_forward(
     drop(health);
 
     let started = Instant::now();
-    let send = std::pin::pin!(pool.forward(addr, alt, req, is_upgrade));
+    let tls = backend.app_protocol_tls.then(|| TlsTarget {
+        sni: backend.tls_sni.as_deref(),
+    });
+    let send = std::pin::pin!(pool.forward(addr, alt, req, is_upgrade, tls));
     let result = match (timeout, &conn.request_timer) {
         (Some(d), Some(timer)) => {
             let deadline = tokio::time::Instant::from_std(started) + d;
@@ -465,13 +468,14 @@ fn start_mirrors(
         let BackendTarget::Service(key) = &m.target else {
             continue;
         };
-        let Some((addr, _, _)) = table
+        let Some((b, (addr, _, _))) = table
             .backend(key)
-            .and_then(|b| choose_endpoint(shared, b, health, None))
+            .and_then(|b| Some((b, choose_endpoint(shared, b, health, None)?)))
         else {
             tracing::debug!(backend = %key, "mirror skipped: no healthy endpoint");
             continue;
         };
+        let tls = b.app_protocol_tls.then(|| b.tls_sni.clone());
         // The Host stays as it is: Envoy appends `-shadow` to a mirror's
         // Host by default, but AGC's docs do not say whether AGC does.
         let mut r = Request::new(copy);
@@ -481,7 +485,7 @@ fn start_mirrors(
         // Mirrors are fire-and-forget; a disabled request timeout still gets
         // a bound so a stuck mirror cannot pin a connection forever.
         let limit = timeout.unwrap_or(crate::routing::AGC_DEFAULT_REQUEST_TIMEOUT);
-        mirror::spawn(pool.clone(), addr, r, limit);
+        mirror::spawn(pool.clone(), addr, r, limit, tls);
     }
     Request::from_parts(parts, tee)
 }

@@ -19,7 +19,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::sync::mpsc;
 
-use crate::proxy::pool::Pool;
+use crate::proxy::pool::{Pool, TlsTarget};
 
 /// Most request-body bytes queued for one mirror.
 pub const MAX_TEED_BYTES: usize = 8 * 1024 * 1024;
@@ -156,11 +156,21 @@ impl Body for MirrorBody {
     }
 }
 
-/// Sends `req` to `addr` in the background and discards the answer.
-pub fn spawn(pool: Arc<Pool>, addr: SocketAddr, req: Request<MirrorBody>, timeout: Duration) {
+/// Sends `req` to `addr` in the background and discards the answer. `tls`:
+/// connect with TLS, sending this server name.
+pub fn spawn(
+    pool: Arc<Pool>,
+    addr: SocketAddr,
+    req: Request<MirrorBody>,
+    timeout: Duration,
+    tls: Option<Option<String>>,
+) {
     tokio::spawn(async move {
         let send = async {
-            let fwd = pool.forward(addr, None, req, false).await?;
+            let tls = tls.as_ref().map(|sni| TlsTarget {
+                sni: sni.as_deref(),
+            });
+            let fwd = pool.forward(addr, None, req, false, tls).await?;
             let status = fwd.response.status();
             // Read to the end so the connection goes back to the pool.
             let _ = fwd.response.into_body().collect().await;

@@ -32,6 +32,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -70,9 +71,65 @@ pub enum UpstreamError {
 /// it but not yet consumed.
 #[derive(Debug)]
 pub struct Conn {
-    io: TcpStream,
+    io: Io,
     buf: BytesMut,
     reused: bool,
+}
+
+/// A backend connection: plain TCP, or TLS when a BackendTLSPolicy targets
+/// the Service.
+#[derive(Debug)]
+pub enum Io {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// TLS towards a backend: the server name to send (`None`: none, the
+/// endpoint's IP is used for the handshake). As AGC does without
+/// `verify`, the backend's certificate is not checked.
+#[derive(Debug, Clone, Copy)]
+pub struct TlsTarget<'a> {
+    pub sni: Option<&'a str>,
 }
 
 impl Conn {
@@ -80,8 +137,15 @@ impl Conn {
     /// unsolicited) while it sat idle. Free when the socket has not become
     /// readable: tokio answers from its readiness state without a syscall.
     fn is_stale(&self) -> bool {
+        // Not for TLS: bytes may legitimately wait under it (TLS 1.3 session
+        // tickets), and peeking would eat them. A TLS connection the backend
+        // closed is caught when the request fails on it instead (a request
+        // without a body is then sent again on a new connection).
+        let Io::Plain(tcp) = &self.io else {
+            return false;
+        };
         let mut probe = [0u8; 1];
-        match self.io.try_read(&mut probe) {
+        match tcp.try_read(&mut probe) {
             Err(e) => e.kind() != io::ErrorKind::WouldBlock,
             Ok(_) => true,
         }
@@ -92,9 +156,12 @@ impl Conn {
 /// the backend sent after its 101 head.
 #[derive(Debug)]
 pub struct Upgraded {
-    pub io: TcpStream,
+    pub io: Io,
     pub read_ahead: Bytes,
 }
+
+/// An endpoint and whether its connections speak TLS.
+type IdleKey = (SocketAddr, bool);
 
 /// Per-endpoint idle connections, one pool per worker runtime (a
 /// connection is registered with its runtime's reactor).
@@ -102,7 +169,7 @@ pub struct Upgraded {
 pub struct Pool {
     /// Scanned linearly: a worker talks to few endpoints, and comparing
     /// addresses is cheaper than hashing them.
-    idle: Mutex<Vec<(SocketAddr, Vec<Conn>)>>,
+    idle: Mutex<Vec<(IdleKey, Vec<Conn>)>>,
     connect_timeout: Duration,
     max_idle: usize,
 }
@@ -116,9 +183,9 @@ impl Pool {
         }
     }
 
-    fn take_idle(&self, addr: SocketAddr) -> Option<Conn> {
+    fn take_idle(&self, key: IdleKey) -> Option<Conn> {
         let mut map = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let (_, list) = map.iter_mut().find(|(a, _)| *a == addr)?;
+        let (_, list) = map.iter_mut().find(|(k, _)| *k == key)?;
         while let Some(c) = list.pop() {
             if !c.is_stale() {
                 return Some(c);
@@ -133,11 +200,12 @@ impl Pool {
             return; // bytes beyond the response: not safe to reuse
         }
         conn.reused = true;
+        let key = (addr, matches!(conn.io, Io::Tls(_)));
         let mut map = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let i = match map.iter().position(|(a, _)| *a == addr) {
+        let i = match map.iter().position(|(k, _)| *k == key) {
             Some(i) => i,
             None => {
-                map.push((addr, Vec::new()));
+                map.push((key, Vec::new()));
                 map.len() - 1
             }
         };
@@ -151,10 +219,14 @@ impl Pool {
     /// changes so removed endpoints do not hold sockets).
     pub fn retain(&self, keep: impl Fn(&SocketAddr) -> bool) {
         let mut map = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|(a, _)| keep(a));
+        map.retain(|((a, _), _)| keep(a));
     }
 
-    async fn connect(&self, addr: SocketAddr) -> Result<Conn, UpstreamError> {
+    async fn connect(
+        &self,
+        addr: SocketAddr,
+        tls: Option<TlsTarget<'_>>,
+    ) -> Result<Conn, UpstreamError> {
         let fail = |reason: String| UpstreamError::Connect { addr, reason };
         let io = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
             Ok(Ok(io)) => io,
@@ -165,6 +237,23 @@ impl Pool {
             Err(_) => return Err(fail("connect timeout".into())),
         };
         let _ = io.set_nodelay(true);
+        let io = match tls {
+            None => Io::Plain(io),
+            Some(t) => {
+                let name = match t.sni.map(|n| ServerName::try_from(n.to_owned())) {
+                    Some(Ok(n)) => n,
+                    Some(Err(_)) => return Err(fail(format!("invalid SNI {:?}", t.sni))),
+                    None => ServerName::IpAddress(addr.ip().into()),
+                };
+                let handshake =
+                    tokio_rustls::TlsConnector::from(backend_tls_config()).connect(name, io);
+                match tokio::time::timeout(self.connect_timeout, handshake).await {
+                    Ok(Ok(s)) => Io::Tls(Box::new(s)),
+                    Ok(Err(e)) => return Err(fail(format!("TLS handshake failed: {e}"))),
+                    Err(_) => return Err(fail("TLS handshake timeout".into())),
+                }
+            }
+        };
         Ok(Conn {
             io,
             buf: BytesMut::with_capacity(READ_CHUNK),
@@ -173,10 +262,14 @@ impl Pool {
     }
 
     /// An idle connection to `addr`, else a new one.
-    async fn checkout(&self, addr: SocketAddr) -> Result<Conn, UpstreamError> {
-        match self.take_idle(addr) {
+    async fn checkout(
+        &self,
+        addr: SocketAddr,
+        tls: Option<TlsTarget<'_>>,
+    ) -> Result<Conn, UpstreamError> {
+        match self.take_idle((addr, tls.is_some())) {
             Some(c) => Ok(c),
-            None => self.connect(addr).await,
+            None => self.connect(addr, tls).await,
         }
     }
 
@@ -191,6 +284,7 @@ impl Pool {
         alt: Option<SocketAddr>,
         req: Request<B>,
         upgrade: bool,
+        tls: Option<TlsTarget<'_>>,
     ) -> Result<Forwarded, UpstreamError>
     where
         B: Body<Data = Bytes> + Unpin,
@@ -199,12 +293,12 @@ impl Pool {
         let (parts, mut body) = req.into_parts();
         let (head, framing) = encode_head(&parts, &body);
         let head = head.freeze();
-        let (mut conn, used) = match self.checkout(addr).await {
+        let (mut conn, used) = match self.checkout(addr, tls).await {
             Ok(c) => (c, addr),
             Err(error) => match alt {
                 Some(alt) => {
                     tracing::debug!(%error, retry = %alt, "connect failed; retrying on another endpoint");
-                    (self.checkout(alt).await?, alt)
+                    (self.checkout(alt, tls).await?, alt)
                 }
                 None => return Err(error),
             },
@@ -214,7 +308,7 @@ impl Pool {
         if conn.reused && framing == ReqFraming::Empty {
             if let Err(UpstreamError::Closed { .. } | UpstreamError::Io { .. }) = &result {
                 // Closed by the backend while idle, just as we reused it.
-                conn = self.connect(used).await?;
+                conn = self.connect(used, tls).await?;
                 result = exchange(&mut conn, used, &head, &mut body, framing, is_head).await;
             }
         }
@@ -248,6 +342,20 @@ impl Pool {
             upgraded: None,
         })
     }
+}
+
+/// The TLS client configuration towards backends: HTTP/1.1 by ALPN, and
+/// no certificate check (AGC checks only when a BackendTLSPolicy has
+/// `verify`, which the sandbox does not implement).
+fn backend_tls_config() -> Arc<rustls::ClientConfig> {
+    static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let mut cfg = (*crate::health::insecure_client_config()).clone();
+            cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+            Arc::new(cfg)
+        })
+        .clone()
 }
 
 /// What [`Pool::forward`] returns.
@@ -351,7 +459,7 @@ enum WriteError {
 }
 
 async fn write_request<B>(
-    io: &mut TcpStream,
+    io: &mut Io,
     head: &Bytes,
     body: &mut B,
     framing: ReqFraming,
@@ -361,7 +469,9 @@ where
     B::Error: std::fmt::Display,
 {
     if framing == ReqFraming::Empty {
-        return io.write_all(head).await.map_err(WriteError::Io);
+        io.write_all(head).await.map_err(WriteError::Io)?;
+        // TLS holds records until flushed; for TCP this is free.
+        return io.flush().await.map_err(WriteError::Io);
     }
     // The head and the body's first chunk in one write when the chunk is
     // already there (a small POST usually is).
@@ -405,7 +515,7 @@ where
     if !out.is_empty() {
         io.write_all(&out).await.map_err(WriteError::Io)?;
     }
-    Ok(())
+    io.flush().await.map_err(WriteError::Io)
 }
 
 /// How a response body is delimited (RFC 9112 §6.3).
@@ -707,11 +817,7 @@ impl UpstreamBody {
 }
 
 /// Reads more bytes into `buf`; `Ok(0)` at end of stream.
-fn poll_fill(
-    io: &mut TcpStream,
-    buf: &mut BytesMut,
-    cx: &mut Context<'_>,
-) -> Poll<io::Result<usize>> {
+fn poll_fill(io: &mut Io, buf: &mut BytesMut, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
     if buf.capacity() - buf.len() < MIN_READ_SPACE {
         buf.reserve(READ_CHUNK);
     }
@@ -1024,11 +1130,13 @@ mod tests {
                 .header("host", "x")
                 .body(http_body_util::Empty::<Bytes>::new())
                 .unwrap();
-            let fwd =
-                tokio::time::timeout(Duration::from_secs(5), pool.forward(addr, None, req, false))
-                    .await
-                    .unwrap()
-                    .unwrap();
+            let fwd = tokio::time::timeout(
+                Duration::from_secs(5),
+                pool.forward(addr, None, req, false, None),
+            )
+            .await
+            .unwrap()
+            .unwrap();
             assert_eq!(fwd.response.status(), StatusCode::OK);
             assert_eq!(fwd.response.headers()["x-a"], "1");
             let body =

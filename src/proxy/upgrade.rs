@@ -26,7 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 
-use crate::proxy::pool::Upgraded;
+use crate::proxy::pool::{Io, Upgraded};
 use crate::proxy::timeouts::TimedIo;
 
 use crate::proxy::forward::Shared;
@@ -98,19 +98,21 @@ pub fn spawn_tunnel(shared: &Arc<Shared>, down: OnUpgrade, up: Upgraded, info: T
         metrics.tunnels_open.fetch_add(1, Ordering::Relaxed);
         let (from_client, to_client) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let counters = (&from_client, &to_client);
-        let backend = (up.io, up.read_ahead);
-        // Plain TCP on the client side too (the common case): copy between
-        // the raw sockets instead of through hyper's `Upgraded` (a boxed,
-        // rewinding wrapper), after passing on the bytes hyper had already
-        // read.
-        let end = match down.downcast::<TcpIo>() {
-            Ok(d) => {
+        // Plain TCP on both sides (the common case): copy between the raw
+        // sockets instead of through hyper's `Upgraded` (a boxed, rewinding
+        // wrapper), after passing on the bytes hyper had already read.
+        let end = match (down.downcast::<TcpIo>(), up.io) {
+            (Ok(d), Io::Plain(b)) => {
                 let client = (d.io.into_inner().into_inner(), d.read_buf);
-                splice(client, backend, counters, idle, &mut stop).await
+                splice(client, (b, up.read_ahead), counters, idle, &mut stop).await
             }
-            Err(d) => {
+            (Ok(d), b) => {
+                let client = (d.io.into_inner().into_inner(), d.read_buf);
+                run(client, (b, up.read_ahead), counters, idle, &mut stop).await
+            }
+            (Err(d), b) => {
                 let client = (TokioIo::new(d), Bytes::new());
-                run(client, backend, counters, idle, &mut stop).await
+                run(client, (b, up.read_ahead), counters, idle, &mut stop).await
             }
         };
         metrics.tunnels_open.fetch_sub(1, Ordering::Relaxed);
