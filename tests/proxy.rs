@@ -1407,7 +1407,7 @@ async fn a_refused_connect_is_retried_on_another_endpoint() {
 
 /// A TLS backend (the fixture certificate) that answers every request with
 /// the server name the client sent and the path.
-async fn tls_backend() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+fn fixture_tls_acceptor() -> tokio_rustls::TlsAcceptor {
     let pem = CertificatePem {
         secret: "ns/backend".into(),
         hostname: None,
@@ -1431,7 +1431,11 @@ async fn tls_backend() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
         .unwrap()
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(One(key)));
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    tokio_rustls::TlsAcceptor::from(Arc::new(cfg))
+}
+
+async fn tls_backend() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let acceptor = fixture_tls_acceptor();
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let conns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -1524,5 +1528,80 @@ async fn backend_tls_policy_connects_with_tls_and_sni() {
         1,
         "the TLS connection to the backend was not reused"
     );
+    sb.stop().await;
+}
+
+/// A TLS backend whose every connection is a WebSocket echo.
+async fn tls_ws_backend() -> SocketAddr {
+    let acceptor = fixture_tls_acceptor();
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(s).await else {
+                    return;
+                };
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
+                    return;
+                };
+                while let Some(Ok(m)) = ws.next().await {
+                    if (m.is_text() || m.is_binary()) && ws.send(m).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn websocket_through_to_a_tls_backend() {
+    let ip = Ipv4Addr::new(127, 20, 214, 1);
+    let ws_addr = tls_ws_backend().await;
+    let mut b = backend(
+        "securews",
+        &[ws_addr],
+        ProbeSettings {
+            kind: ProbeKind::Tcp,
+            ..fast_probe("/")
+        },
+    );
+    b.app_protocol_tls = true;
+    let t = table(
+        1,
+        ip,
+        vec![http_listener(
+            "http",
+            80,
+            vec![route(
+                "r",
+                &[],
+                vec![rule("/", vec![to("securews", 1)], vec![])],
+            )],
+        )],
+        vec![b],
+    );
+    let sb = Sandbox::start(t);
+    sb.wait_bound().await;
+    sb.wait_healthy("securews", 1).await;
+    let gw = gw_addr(ip, 80);
+    let (mut socket, _) = timeout(T, async {
+        let tcp = TcpStream::connect(gw).await.unwrap();
+        tokio_tungstenite::client_async(format!("ws://{gw}/chat"), tcp).await
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    for text in ["Hello world!!!", "again"] {
+        timeout(T, socket.send(Message::text(text)))
+            .await
+            .unwrap()
+            .unwrap();
+        let echoed = timeout(T, socket.next()).await.unwrap().unwrap().unwrap();
+        assert_eq!(echoed, Message::text(text));
+    }
     sb.stop().await;
 }
