@@ -67,6 +67,14 @@ fn fast_probe(path: &str) -> ProbeSettings {
     }
 }
 
+/// A TCP connect probe every 100 ms (for backends that answer no HTTP probe).
+fn tcp_probe() -> ProbeSettings {
+    ProbeSettings {
+        kind: ProbeKind::Tcp,
+        ..fast_probe("/")
+    }
+}
+
 fn backend(svc: &str, addrs: &[SocketAddr], probe: ProbeSettings) -> BackendRuntime {
     BackendRuntime {
         key: key(svc),
@@ -603,10 +611,7 @@ async fn backend_dying_mid_request_is_502_and_big_headers_431() {
         }
     });
     let echo = app(AppKind::EchoBasic, "pod-a").await;
-    let tcp_probe = ProbeSettings {
-        kind: ProbeKind::Tcp,
-        ..fast_probe("/")
-    };
+    let tcp_probe = tcp_probe();
     let t = table(
         1,
         ip,
@@ -1067,14 +1072,7 @@ async fn backend_framing_bodies_and_keep_alive() {
         )],
         vec![
             backend("raw", &[raw], fast_probe("/health")),
-            backend(
-                "echo",
-                &[echo],
-                ProbeSettings {
-                    kind: ProbeKind::Tcp,
-                    ..fast_probe("/")
-                },
-            ),
+            backend("echo", &[echo], tcp_probe()),
         ],
     );
     let mut opts = ProxyOptions::new(OFFSET);
@@ -1278,23 +1276,9 @@ async fn request_mirrors_get_copies_and_streams_obey_the_request_timeout() {
             )],
         )],
         vec![
-            backend(
-                "echo",
-                &[echo],
-                ProbeSettings {
-                    kind: ProbeKind::Tcp,
-                    ..fast_probe("/")
-                },
-            ),
+            backend("echo", &[echo], tcp_probe()),
             backend("mirror", &[mirror_addr], fast_probe("/health")),
-            backend(
-                "gone",
-                &[gone],
-                ProbeSettings {
-                    kind: ProbeKind::Tcp,
-                    ..fast_probe("/")
-                },
-            ),
+            backend("gone", &[gone], tcp_probe()),
             backend("raw", &[raw], fast_probe("/health")),
         ],
     );
@@ -1370,9 +1354,8 @@ async fn a_refused_connect_is_retried_on_another_endpoint() {
     // Probed once at start, then not for a minute: the endpoint that stops
     // listening still counts as healthy, as between two AGC probes.
     let slow_probe = ProbeSettings {
-        kind: ProbeKind::Tcp,
         interval: Duration::from_secs(60),
-        ..fast_probe("/")
+        ..tcp_probe()
     };
     let t = table(
         1,
@@ -1476,14 +1459,7 @@ async fn tls_backend() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
 async fn backend_tls_policy_connects_with_tls_and_sni() {
     let ip = Ipv4Addr::new(127, 20, 213, 1);
     let (tls_addr, handshakes) = tls_backend().await;
-    let mut b = backend(
-        "secure",
-        &[tls_addr],
-        ProbeSettings {
-            kind: ProbeKind::Tcp,
-            ..fast_probe("/")
-        },
-    );
+    let mut b = backend("secure", &[tls_addr], tcp_probe());
     b.app_protocol_tls = true;
     b.tls_sni = Some("backend.contoso.com".into());
     let t = table(
@@ -1561,14 +1537,7 @@ async fn tls_ws_backend() -> SocketAddr {
 async fn websocket_through_to_a_tls_backend() {
     let ip = Ipv4Addr::new(127, 20, 214, 1);
     let ws_addr = tls_ws_backend().await;
-    let mut b = backend(
-        "securews",
-        &[ws_addr],
-        ProbeSettings {
-            kind: ProbeKind::Tcp,
-            ..fast_probe("/")
-        },
-    );
+    let mut b = backend("securews", &[ws_addr], tcp_probe());
     b.app_protocol_tls = true;
     let t = table(
         1,

@@ -33,7 +33,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 /// Most response header fields accepted from a backend.
@@ -570,10 +570,7 @@ async fn read_head(
                 Err(reason) => return Err(protocol(reason)),
             }
         }
-        if conn.buf.capacity() - conn.buf.len() < MIN_READ_SPACE {
-            conn.buf.reserve(READ_CHUNK);
-        }
-        match conn.io.read_buf(&mut conn.buf).await {
+        match std::future::poll_fn(|cx| poll_fill(&mut conn.io, &mut conn.buf, cx)).await {
             Ok(0) => return Err(UpstreamError::Closed { addr }),
             Ok(_) => {}
             Err(source) => return Err(UpstreamError::Io { addr, source }),

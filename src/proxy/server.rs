@@ -17,15 +17,17 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::{Request, Response};
+use hyper::body::Incoming;
 use hyper::rt::{Read, Write};
-use hyper::service::service_fn;
+use hyper::service::{service_fn, Service};
 use hyper_util::rt::TokioIo;
 use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 
 use crate::health::HealthView;
-use crate::proxy::forward::{self, ConnCtx, Shared};
+use crate::proxy::forward::{self, ConnCtx, ProxyBody, Shared};
 use crate::proxy::timeouts::{InFlight, TimedIo};
 use crate::proxy::{tls, Metrics, ProxyOptions};
 use crate::routing::{Bindings, ListenerProtocol, RoutingTable};
@@ -364,6 +366,31 @@ async fn serve_conn(
     }
 }
 
+/// The per-connection service: every request goes to [`forward::handle`],
+/// marked in flight for the connection's timeouts while it runs.
+fn service(
+    shared: &Arc<Shared>,
+    ctx: Arc<ConnCtx>,
+    in_flight: Arc<InFlight>,
+) -> impl Service<
+    Request<Incoming>,
+    Response = Response<ProxyBody>,
+    Error = Infallible,
+    Future: Send + 'static,
+> + Send
+       + 'static {
+    let shared = shared.clone();
+    service_fn(move |req| {
+        let (s, c) = (shared.clone(), ctx.clone());
+        let busy = in_flight.start();
+        async move {
+            let resp = forward::handle(s, c, req).await;
+            drop(busy);
+            Ok::<_, Infallible>(resp)
+        }
+    })
+}
+
 async fn serve_h1<I>(
     shared: Arc<Shared>,
     ctx: Arc<ConnCtx>,
@@ -374,18 +401,7 @@ async fn serve_h1<I>(
     I: Read + Write + Unpin + Send + 'static,
 {
     let grace = shared.opts.shutdown_grace;
-    let svc = {
-        let shared = shared.clone();
-        service_fn(move |req| {
-            let (s, c) = (shared.clone(), ctx.clone());
-            let busy = in_flight.start();
-            async move {
-                let resp = forward::handle(s, c, req).await;
-                drop(busy);
-                Ok::<_, Infallible>(resp)
-            }
-        })
-    };
+    let svc = service(&shared, ctx, in_flight);
     let conn = shared.h1.serve_connection(io, svc).with_upgrades();
     tokio::pin!(conn);
     tokio::select! {
@@ -411,18 +427,7 @@ async fn serve_h2<I>(
     I: Read + Write + Unpin + Send + 'static,
 {
     let grace = shared.opts.shutdown_grace;
-    let svc = {
-        let shared = shared.clone();
-        service_fn(move |req| {
-            let (s, c) = (shared.clone(), ctx.clone());
-            let busy = in_flight.start();
-            async move {
-                let resp = forward::handle(s, c, req).await;
-                drop(busy);
-                Ok::<_, Infallible>(resp)
-            }
-        })
-    };
+    let svc = service(&shared, ctx, in_flight);
     let conn = shared.h2.serve_connection(io, svc);
     tokio::pin!(conn);
     tokio::select! {
