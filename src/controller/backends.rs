@@ -16,7 +16,8 @@ use super::util::{
 use crate::meta;
 use crate::resources::{self, kinds, ResourceDef};
 use crate::routing::{
-    BackendKey, BackendRuntime, Endpoint, ProbeKind, ProbeSettings, ProbeSource, SessionAffinity,
+    BackendKey, BackendRuntime, Endpoint, FastMap, ProbeKind, ProbeSettings, ProbeSource,
+    SessionAffinity,
 };
 
 /// A backendRef that did not resolve.
@@ -121,10 +122,10 @@ pub fn build(
     snap: &Snapshot,
     idx: &Index<'_>,
     set: &BackendSet,
-) -> HashMap<BackendKey, Arc<BackendRuntime>> {
+) -> FastMap<BackendKey, Arc<BackendRuntime>> {
     let hcps = valid_health_check_policies(snap, idx);
     let btls = valid_backend_tls(snap, idx);
-    let mut out = HashMap::new();
+    let mut out = FastMap::default();
     for (key, &grpc_only) in &set.keys {
         let Some(svc) = idx
             .services

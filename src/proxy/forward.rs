@@ -33,7 +33,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri, Version};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body, Frame, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::{mpsc, watch};
 
@@ -75,7 +75,6 @@ pub struct Shared {
     pub(crate) stop: watch::Receiver<bool>,
     /// Held by every connection and tunnel task; see `server::run`.
     pub(crate) guard: mpsc::Sender<()>,
-    pub(crate) h1: hyper::server::conn::http1::Builder,
     pub(crate) h2: hyper::server::conn::http2::Builder<TokioExecutor>,
     rr: [AtomicUsize; RR_SLOTS],
 }
@@ -90,15 +89,6 @@ impl Shared {
         guard: mpsc::Sender<()>,
         workers: Vec<tokio::runtime::Handle>,
     ) -> Self {
-        let mut h1 = hyper::server::conn::http1::Builder::new();
-        h1.timer(TokioTimer::new())
-            .header_read_timeout(None) // see `timeouts`
-            .max_buf_size(opts.max_header_bytes.max(8192) + 8192)
-            .max_header_size(opts.max_header_bytes)
-            .keep_alive(true)
-            // One write per response: small bodies are copied after the head
-            // instead of queued as a second buffer for `writev`.
-            .writev(false);
         let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         h2.timer(TokioTimer::new());
         Shared {
@@ -113,7 +103,6 @@ impl Shared {
             metrics,
             stop,
             guard,
-            h1,
             h2,
             rr: std::array::from_fn(|_| AtomicUsize::new(0)),
         }
@@ -264,18 +253,27 @@ pub fn local_reply(status: StatusCode, body: &'static str) -> Response<ProxyBody
     r
 }
 
-/// Logging and metrics labels of one request.
+/// Logging and metrics labels of one request, and its tunnel if it
+/// switched protocols.
 struct Outcome {
     route: Option<Arc<RouteRuntime>>,
     upstream: Option<SocketAddr>,
+    tunnel: Option<upgrade::Tunnel>,
 }
 
-/// Handles one client request; never fails (errors become responses).
-pub async fn handle(
-    shared: Arc<Shared>,
-    conn: Arc<ConnCtx>,
-    req: Request<Incoming>,
-) -> Response<ProxyBody> {
+/// Handles one client request; never fails (errors become responses). A
+/// 101 answer to an `Upgrade` request comes with the backend's switched
+/// connection, for the connection's server to join to the client once the
+/// 101 is written.
+pub async fn handle<B>(
+    shared: &Arc<Shared>,
+    conn: &Arc<ConnCtx>,
+    req: Request<B>,
+) -> (Response<ProxyBody>, Option<upgrade::Tunnel>)
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
     let log = tracing::enabled!(target: "access", tracing::Level::DEBUG).then(|| {
         (
             Instant::now(),
@@ -289,8 +287,9 @@ pub async fn handle(
     let mut outcome = Outcome {
         route: None,
         upstream: None,
+        tunnel: None,
     };
-    let resp = route_and_forward(&shared, &conn, req, &mut outcome).await;
+    let resp = route_and_forward(shared, conn, req, &mut outcome).await;
     let status = resp.status().as_u16();
     shared.metrics.request(
         conn.worker,
@@ -305,15 +304,19 @@ pub async fn handle(
         tracing::debug!(target: "access", %method, %host, %path, status,
             upstream = ?outcome.upstream, duration_us = start.elapsed().as_micros() as u64, "request");
     }
-    resp
+    (resp, outcome.tunnel)
 }
 
-async fn route_and_forward(
+async fn route_and_forward<B>(
     shared: &Arc<Shared>,
     conn: &ConnCtx,
-    mut req: Request<Incoming>,
+    mut req: Request<B>,
     outcome: &mut Outcome,
-) -> Response<ProxyBody> {
+) -> Response<ProxyBody>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
     let table = shared.table.borrow().clone();
     let Some(gw) = table.gateway(&conn.gw_namespace, &conn.gw_name) else {
         return local_reply(StatusCode::NOT_FOUND, "");
@@ -371,7 +374,6 @@ async fn route_and_forward(
         _ => None,
     };
     let is_upgrade = prepare_upstream(&mut req, conn, &fx);
-    let down = is_upgrade.then(|| hyper::upgrade::on(&mut req));
     let pool = &shared.pools[conn.worker % shared.pools.len()];
     let mirrors = if is_upgrade { &[][..] } else { &fx.mirrors[..] };
     let req = start_mirrors(shared, &table, &health, pool, req, mirrors, timeout);
@@ -414,17 +416,15 @@ async fn route_and_forward(
         .upstream_latency(conn.worker, started.elapsed());
 
     let (mut parts, body) = response.into_parts();
-    if let (Some(down), Some(up)) = (down, upgraded) {
-        upgrade::spawn_tunnel(
-            shared,
-            down,
+    if let Some(up) = upgraded {
+        outcome.tunnel = Some(upgrade::Tunnel {
             up,
-            upgrade::TunnelInfo {
+            info: upgrade::TunnelInfo {
                 upstream: used,
                 peer: conn.peer,
                 gateway: format!("{}/{}", conn.gw_namespace, conn.gw_name),
             },
-        );
+        });
         parts.headers.insert(header::SERVER, server_value());
         return Response::from_parts(parts, ProxyBody::Local(None));
     }
@@ -453,15 +453,15 @@ async fn route_and_forward(
 /// (after the rule's filters and the forwarding headers) on a healthy
 /// endpoint of its backend, and the returned request tees its body to them.
 /// A mirror whose backend is invalid or has no healthy endpoint is skipped.
-fn start_mirrors(
+fn start_mirrors<B: Body<Data = Bytes>>(
     shared: &Arc<Shared>,
     table: &RoutingTable,
     health: &HealthView,
     pool: &Arc<Pool>,
-    req: Request<Incoming>,
+    req: Request<B>,
     mirrors: &[&RequestMirror],
     timeout: Option<std::time::Duration>,
-) -> Request<mirror::Tee<Incoming>> {
+) -> Request<mirror::Tee<B>> {
     let (parts, body) = req.into_parts();
     let (tee, copies) = mirror::Tee::new(body, mirrors.len());
     for (m, copy) in mirrors.iter().zip(copies) {
@@ -527,9 +527,9 @@ struct Effects<'a> {
 
 /// Runs filters in order; returns a response when one answers the request
 /// (redirect, unsupported filter).
-fn apply_filters<'a>(
+fn apply_filters<'a, B>(
     filters: &'a [Filter],
-    req: &mut Request<Incoming>,
+    req: &mut Request<B>,
     fx: &mut Effects<'a>,
     m: route::RouteMatch<'a>,
     listener: &crate::routing::ListenerRuntime,
@@ -777,7 +777,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
 
 /// Turns the client request into the backend request. Returns whether it
 /// is an upgrade.
-fn prepare_upstream(req: &mut Request<Incoming>, conn: &ConnCtx, fx: &Effects<'_>) -> bool {
+fn prepare_upstream<B>(req: &mut Request<B>, conn: &ConnCtx, fx: &Effects<'_>) -> bool {
     let upgrade = req.version() == Version::HTTP_11 && is_upgrade_request(req.headers());
     // Origin-form target; h2's :authority becomes Host.
     let authority = req.uri().authority().cloned();

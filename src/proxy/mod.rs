@@ -2,7 +2,8 @@
 //!
 //! - [`route`]: sans-IO HTTPRoute matching, precedence, redirects and rewrites.
 //! - [`server`]: listener sockets (diffed on every table change), TLS + ALPN,
-//!   HTTP/1.1 and h2 connections, graceful shutdown.
+//!   h2 connections (on hyper), graceful shutdown.
+//! - `h1`: the HTTP/1.1 server side of client connections (the proxy's own).
 //! - [`forward`]: per-request routing, filters, load balancing, session
 //!   affinity and forwarding to backends over HTTP/1.1.
 //! - [`mirror`]: `RequestMirror` copies of requests, with teed bodies.
@@ -17,6 +18,7 @@
 //! controller holds. Health arrives the same way from [`crate::health`].
 
 pub mod forward;
+mod h1;
 pub mod metrics;
 pub mod mirror;
 pub mod pool;

@@ -269,7 +269,9 @@ impl Pool {
     ) -> Result<Conn, UpstreamError> {
         match self.take_idle((addr, tls.is_some())) {
             Some(c) => Ok(c),
-            None => self.connect(addr, tls).await,
+            // Boxed: the connect future (with a TLS handshake) is large, and
+            // inline it would be moved with every request's future.
+            None => Box::pin(self.connect(addr, tls)).await,
         }
     }
 
@@ -308,7 +310,7 @@ impl Pool {
         if conn.reused && framing == ReqFraming::Empty {
             if let Err(UpstreamError::Closed { .. } | UpstreamError::Io { .. }) = &result {
                 // Closed by the backend while idle, just as we reused it.
-                conn = self.connect(used, tls).await?;
+                conn = Box::pin(self.connect(used, tls)).await?;
                 result = exchange(&mut conn, used, &head, &mut body, framing, is_head).await;
             }
         }
@@ -596,7 +598,9 @@ fn parse_head(buf: &Bytes, is_head: bool) -> Result<Option<(usize, Head)>, &'sta
         .and_then(|c| StatusCode::from_u16(c).ok())
         .ok_or("invalid status code")?;
     let http10 = resp.version == Some(0);
-    let mut headers = HeaderMap::with_capacity(resp.headers.len());
+    // Room for what the proxy adds (`server`, `set-cookie`) without a
+    // rehash.
+    let mut headers = HeaderMap::with_capacity(resp.headers.len() + 2);
     let (mut length, mut chunked, mut te, mut close, mut keep_alive) =
         (None::<u64>, false, false, false, false);
     for h in resp.headers.iter() {
@@ -657,7 +661,7 @@ fn parse_head(buf: &Bytes, is_head: bool) -> Result<Option<(usize, Head)>, &'sta
 
 /// Where a chunked body decoder is (RFC 9112 §7.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ChunkState {
+pub(crate) enum ChunkState {
     Size,
     Data(u64),
     DataEnd,
@@ -667,7 +671,7 @@ enum ChunkState {
 
 /// What one decoding step produced.
 #[derive(Debug, PartialEq, Eq)]
-enum Step {
+pub(crate) enum Step {
     Data(Bytes),
     NeedMore,
     Done,
@@ -678,7 +682,10 @@ const MAX_LINE: usize = 8 * 1024;
 
 /// Decodes from `buf` as far as it can: returns the next data, or that more
 /// bytes are needed, or the end of the body (trailers are dropped).
-fn decode_chunked(buf: &mut BytesMut, st: &mut ChunkState) -> Result<Step, &'static str> {
+pub(crate) fn decode_chunked(
+    buf: &mut BytesMut,
+    st: &mut ChunkState,
+) -> Result<Step, &'static str> {
     loop {
         match *st {
             ChunkState::Size | ChunkState::Trailers => {
@@ -814,7 +821,11 @@ impl UpstreamBody {
 }
 
 /// Reads more bytes into `buf`; `Ok(0)` at end of stream.
-fn poll_fill(io: &mut Io, buf: &mut BytesMut, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+pub(crate) fn poll_fill<R: AsyncRead + Unpin>(
+    io: &mut R,
+    buf: &mut BytesMut,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
     if buf.capacity() - buf.len() < MIN_READ_SPACE {
         buf.reserve(READ_CHUNK);
     }

@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, watch};
 use crate::health::HealthView;
 use crate::proxy::forward::{self, ConnCtx, ProxyBody, Shared};
 use crate::proxy::timeouts::{InFlight, TimedIo};
-use crate::proxy::{tls, Metrics, ProxyOptions};
+use crate::proxy::{h1, tls, Metrics, ProxyOptions};
 use crate::routing::{Bindings, ListenerProtocol, RoutingTable};
 
 /// See [`crate::proxy::run`].
@@ -335,7 +335,7 @@ async fn serve_conn(
     if !ctx.https {
         ctx.request_timer = h1_timer();
         let io = TimedIo::new(tcp, in_flight.clone(), idle, Some(header));
-        return serve_h1(shared, Arc::new(ctx), TokioIo::new(io), in_flight, close).await;
+        return h1::serve(shared, Arc::new(ctx), io, in_flight, close).await;
     }
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let stream =
@@ -362,13 +362,14 @@ async fn serve_conn(
         serve_h2(shared, ctx, TokioIo::new(io), in_flight, close).await
     } else {
         let io = TimedIo::new(stream, in_flight.clone(), idle, Some(header));
-        serve_h1(shared, ctx, TokioIo::new(io), in_flight, close).await
+        h1::serve(shared, ctx, io, in_flight, close).await
     }
 }
 
-/// The per-connection service: every request goes to [`forward::handle`],
-/// marked in flight for the connection's timeouts while it runs.
-fn service(
+/// The per-connection h2 service: every request goes to
+/// [`forward::handle`], marked in flight for the connection's timeouts
+/// while it runs.
+fn h2_service(
     shared: &Arc<Shared>,
     ctx: Arc<ConnCtx>,
     in_flight: Arc<InFlight>,
@@ -384,37 +385,13 @@ fn service(
         let (s, c) = (shared.clone(), ctx.clone());
         let busy = in_flight.start();
         async move {
-            let resp = forward::handle(s, c, req).await;
+            // h2 requests never upgrade (no extended CONNECT), so there is
+            // no tunnel to take.
+            let (resp, _) = forward::handle(&s, &c, req).await;
             drop(busy);
             Ok::<_, Infallible>(resp)
         }
     })
-}
-
-async fn serve_h1<I>(
-    shared: Arc<Shared>,
-    ctx: Arc<ConnCtx>,
-    io: I,
-    in_flight: Arc<InFlight>,
-    mut close: watch::Receiver<bool>,
-) where
-    I: Read + Write + Unpin + Send + 'static,
-{
-    let grace = shared.opts.shutdown_grace;
-    let svc = service(&shared, ctx, in_flight);
-    let conn = shared.h1.serve_connection(io, svc).with_upgrades();
-    tokio::pin!(conn);
-    tokio::select! {
-        res = conn.as_mut() => {
-            if let Err(error) = res {
-                tracing::debug!(%error, "client connection ended with an error");
-            }
-        }
-        _ = signalled(&mut close) => {
-            conn.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(grace, conn).await;
-        }
-    }
 }
 
 async fn serve_h2<I>(
@@ -427,7 +404,7 @@ async fn serve_h2<I>(
     I: Read + Write + Unpin + Send + 'static,
 {
     let grace = shared.opts.shutdown_grace;
-    let svc = service(&shared, ctx, in_flight);
+    let svc = h2_service(&shared, ctx, in_flight);
     let conn = shared.h2.serve_connection(io, svc);
     tokio::pin!(conn);
     tokio::select! {

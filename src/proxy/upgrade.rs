@@ -1,10 +1,10 @@
 //! WebSocket (HTTP/1.1 `Upgrade`) tunnels.
 //!
-//! After the backend answered 101 the proxy returns that 101 to the client
-//! and a spawned task joins both upgraded connections and copies bytes both
-//! ways (`copy_bidirectional`, between the raw sockets when both sides are
-//! plain TCP), untouched: no rewrite applies after the
-//! upgrade. A tunnel holds no table snapshot, so configuration changes never
+//! After the backend answered 101 the proxy writes that 101 to the client
+//! ([`super::h1`]) and a spawned task joins both connections and copies
+//! bytes both ways (between the raw sockets, holding no buffer while idle,
+//! when both sides are plain TCP; else `copy_bidirectional`), untouched: no
+//! rewrite applies after the upgrade. A tunnel holds no table snapshot, so configuration changes never
 //! affect it; it ends when either side closes, or on proxy shutdown (both
 //! sockets are then closed). The access log (target `access`, info) records
 //! each tunnel when it closes: 101, bytes each way, duration — as AGC writes
@@ -20,14 +20,11 @@ use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 
 use crate::proxy::pool::{Io, Upgraded};
-use crate::proxy::timeouts::TimedIo;
 
 use crate::proxy::forward::Shared;
 
@@ -78,41 +75,44 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
     }
 }
 
-/// Spawns the tunnel between the client (`down`, once hyper has written the
-/// 101) and the backend connection (`up`, already switched).
-pub fn spawn_tunnel(shared: &Arc<Shared>, down: OnUpgrade, up: Upgraded, info: TunnelInfo) {
+/// A backend connection that answered 101, waiting for the client side.
+#[derive(Debug)]
+pub struct Tunnel {
+    pub up: Upgraded,
+    pub info: TunnelInfo,
+}
+
+/// The client side of a tunnel: the connection's socket, after the 101.
+pub enum ClientIo {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+/// Spawns the tunnel between the client (the 101 already written to it;
+/// `ahead`: what it sent past its request) and the backend connection.
+pub fn spawn_tunnel(shared: &Arc<Shared>, client: ClientIo, ahead: Bytes, tunnel: Tunnel) {
     let guard = shared.guard.clone();
     let metrics = shared.metrics.clone();
     let mut stop = shared.stop.clone();
     let idle = shared.opts.idle_timeout;
     let start = Instant::now();
+    let Tunnel { up, info } = tunnel;
     tokio::spawn(async move {
         let _guard = guard;
-        let down = match down.await {
-            Ok(d) => d,
-            Err(error) => {
-                tracing::debug!(%error, upstream = %info.upstream, "upgrade failed");
-                return;
-            }
-        };
         metrics.tunnels_open.fetch_add(1, Ordering::Relaxed);
         let (from_client, to_client) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let counters = (&from_client, &to_client);
         // Plain TCP on both sides (the common case): copy between the raw
-        // sockets instead of through hyper's `Upgraded` (a boxed, rewinding
-        // wrapper), after passing on the bytes hyper had already read.
-        let end = match (down.downcast::<TcpIo>(), up.io) {
-            (Ok(d), Io::Plain(b)) => {
-                let client = (d.io.into_inner().into_inner(), d.read_buf);
-                splice(client, (b, up.read_ahead), counters, idle, &mut stop).await
+        // sockets holding no buffer while idle.
+        let end = match (client, up.io) {
+            (ClientIo::Plain(c), Io::Plain(b)) => {
+                splice((c, ahead), (b, up.read_ahead), counters, idle, &mut stop).await
             }
-            (Ok(d), b) => {
-                let client = (d.io.into_inner().into_inner(), d.read_buf);
-                run(client, (b, up.read_ahead), counters, idle, &mut stop).await
+            (ClientIo::Plain(c), b) => {
+                run((c, ahead), (b, up.read_ahead), counters, idle, &mut stop).await
             }
-            (Err(d), b) => {
-                let client = (TokioIo::new(d), Bytes::new());
-                run(client, (b, up.read_ahead), counters, idle, &mut stop).await
+            (ClientIo::Tls(c), b) => {
+                run((c, ahead), (b, up.read_ahead), counters, idle, &mut stop).await
             }
         };
         metrics.tunnels_open.fetch_sub(1, Ordering::Relaxed);
@@ -130,8 +130,6 @@ pub fn spawn_tunnel(shared: &Arc<Shared>, down: OnUpgrade, up: Upgraded, info: T
         );
     });
 }
-
-type TcpIo = TokioIo<TimedIo<TcpStream>>;
 
 /// Copies both ways between `client` and `backend`, each given with the
 /// bytes already read from it (to pass on first), until either side
@@ -187,12 +185,12 @@ async fn splice(
     idle: Duration,
     stop: &mut tokio::sync::watch::Receiver<bool>,
 ) -> String {
-    // The bytes hyper had read ahead are a slice of its whole read buffer, which the slice
-    // keeps alive: copy them out (usually nothing) so the tunnel holds no hyper buffer.
+    // The bytes read ahead may be a slice of a whole read buffer, which the slice keeps
+    // alive: copy them out (usually nothing) so the tunnel holds no such buffer.
     let (c, c_ahead) = client;
     let (b, b_ahead) = backend;
     // A fresh registration with the reactor for both sockets: the old ones
-    // still hold wakers of the finished HTTP task, and a waker keeps that
+    // may still hold wakers of the finished HTTP task, and a waker keeps that
     // task's memory (about 6 KB) alive until the socket's next event, which
     // for an idle tunnel may never come.
     let (mut c, mut b) = match (reregister(c), reregister(b)) {
@@ -223,7 +221,7 @@ fn reregister(s: TcpStream) -> io::Result<TcpStream> {
     TcpStream::from_std(s.into_std()?)
 }
 
-/// Moves bytes from `from` to `to` (after `pending`, already read by hyper) until `from`
+/// Moves bytes from `from` to `to` (after `pending`, read before the tunnel began) until `from`
 /// reaches end of stream, then half-closes `to` so the other direction can finish.
 ///
 /// A message is read into a per-thread scratch buffer and written on in the same

@@ -1,0 +1,868 @@
+//! HTTP/1.1 on client connections (plain, and TLS with ALPN `http/1.1`).
+//!
+//! The proxy's own connection loop rather than hyper's server: a request
+//! head is parsed with `httparse` straight from the connection's read buffer
+//! (header values are slices of it), handed to [`forward::handle`] with a
+//! body that reads from the same buffer in the same task, and the response
+//! head goes out in one write with the body bytes that are already there.
+//! hyper's dispatcher, its request and response channels and its encoder
+//! cost about a quarter of the proxy's instructions per small GET
+//! (BENCHMARKS.md). h2 still runs on hyper.
+//!
+//! Semantics (RFC 9112):
+//! - keep-alive by default on 1.1, on `Connection: keep-alive` for 1.0;
+//!   pipelined requests are answered in order;
+//! - request bodies: `Transfer-Encoding` ending in `chunked` (it wins over
+//!   `Content-Length`, which is then dropped, §6.3), else `Content-Length`,
+//!   else none; any other transfer coding, a bad or conflicting length, or
+//!   a transfer coding on 1.0 is a 400; `Expect: 100-continue` is answered
+//!   when the body is first read;
+//! - a malformed head is a 400, a head over `max_header_bytes` (or with more
+//!   than 100 fields) a 431, a request line that does not fit (or a target
+//!   over 64 KiB) a 414, and the connection closes after each;
+//! - responses: `Content-Length` when the length is known, else chunked
+//!   (1.1) or delimited by closing (1.0); no body for HEAD, 1xx, 204, 304;
+//! - a body the handler left unread, a failed response body and shutdown
+//!   all close the connection after the response (`connection: close`).
+//!
+//! A 101 answer to an `Upgrade` request ends the loop: the client socket and
+//! whatever it sent past the request go to the tunnel ([`upgrade`]).
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::FutureExt;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, StatusCode, Uri, Version};
+use hyper::body::{Body, Frame, SizeHint};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::proxy::forward::{self, ConnCtx, ProxyBody, Shared};
+use crate::proxy::pool::{self, ChunkState, Step};
+use crate::proxy::server::signalled;
+use crate::proxy::timeouts::{InFlight, TimedIo};
+use crate::proxy::upgrade::{self, ClientIo};
+
+/// Most header fields in a request head (hyper's limit too); more is a 431.
+const MAX_HEADERS: usize = 100;
+/// Longest request target; the `http` crate refuses longer URIs.
+const MAX_TARGET: usize = 65_534;
+/// Body bytes up to this size are copied after the head (one write);
+/// larger ones are written from their own buffer.
+const COPY_MAX: usize = 16 * 1024;
+
+/// A client connection's stream, as the tunnel takes it over after a 101.
+pub(crate) trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    fn into_tunnel(self) -> ClientIo;
+}
+
+impl ClientStream for TcpStream {
+    fn into_tunnel(self) -> ClientIo {
+        ClientIo::Plain(self)
+    }
+}
+
+impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {
+    fn into_tunnel(self) -> ClientIo {
+        ClientIo::Tls(Box::new(self))
+    }
+}
+
+/// The reading side of a connection: the stream, what was read and not yet
+/// used, and where the current request's body is.
+struct Inbound<I> {
+    io: TimedIo<I>,
+    buf: BytesMut,
+    body: BodyState,
+    /// Bytes of `100 Continue` written so far, while one is owed.
+    expect: Option<usize>,
+}
+
+/// What is left of the current request's body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyState {
+    Done,
+    Length(u64),
+    Chunked(ChunkState),
+}
+
+/// A parsed request head and what it says about the connection.
+#[derive(Debug)]
+struct Head {
+    req: Request<()>,
+    body: BodyState,
+    keep_alive: bool,
+    expect_continue: bool,
+}
+
+/// What the loop does after a response.
+enum Next {
+    KeepAlive,
+    Close,
+    Tunnel(upgrade::Tunnel),
+}
+
+/// Serves HTTP/1.1 on `io` until the client closes, a request says so, or
+/// `close` fires (the request in flight then gets the shutdown grace period
+/// to finish).
+pub(crate) async fn serve<I: ClientStream>(
+    shared: Arc<Shared>,
+    ctx: Arc<ConnCtx>,
+    io: TimedIo<I>,
+    in_flight: Arc<InFlight>,
+    mut close: watch::Receiver<bool>,
+) {
+    let closing = close.clone();
+    let grace = shared.opts.shutdown_grace;
+    let max_head = shared.opts.max_header_bytes;
+    let stop = signalled(&mut close).fuse();
+    tokio::pin!(stop);
+    let mut inb = Inbound {
+        io,
+        buf: BytesMut::new(),
+        body: BodyState::Done,
+        expect: None,
+    };
+    let mut out = BytesMut::new();
+    loop {
+        let head = tokio::select! {
+            biased;
+            head = read_head(&mut inb, max_head) => head,
+            _ = stop.as_mut() => return,
+        };
+        let head = match head {
+            Ok(Some(Ok(head))) => head,
+            Ok(Some(Err(status))) => return reject(&mut inb, status).await,
+            // Closed between requests, timed out, or failed.
+            Ok(None) | Err(_) => return,
+        };
+        let mut stopping = false;
+        let next = {
+            let exchange = respond(
+                &shared, &ctx, &in_flight, &mut inb, &mut out, head, &closing,
+            );
+            tokio::pin!(exchange);
+            tokio::select! {
+                biased;
+                next = exchange.as_mut() => next,
+                _ = stop.as_mut() => {
+                    stopping = true;
+                    tokio::time::timeout(grace, exchange).await.unwrap_or(Next::Close)
+                }
+            }
+        };
+        match next {
+            Next::KeepAlive if !stopping => {}
+            Next::KeepAlive | Next::Close => return,
+            Next::Tunnel(tunnel) => {
+                // Bytes the client sent past the request belong to the new
+                // protocol; copied out so the tunnel does not keep the whole
+                // read buffer alive.
+                let ahead = Bytes::copy_from_slice(&inb.buf);
+                let client = inb.io.into_inner().into_tunnel();
+                upgrade::spawn_tunnel(&shared, client, ahead, tunnel);
+                return;
+            }
+        }
+    }
+}
+
+/// Reads until a whole request head is in the buffer. `Ok(None)`: the
+/// client closed (or closed in the middle of a head); `Some(Err(status))`:
+/// the head is refused with that status.
+async fn read_head<I: AsyncRead + AsyncWrite + Unpin>(
+    inb: &mut Inbound<I>,
+    max_head: usize,
+) -> io::Result<Option<Result<Head, StatusCode>>> {
+    loop {
+        if !inb.buf.is_empty() {
+            match parse_request(&mut inb.buf, max_head) {
+                Ok(Some(head)) => return Ok(Some(Ok(head))),
+                Ok(None) => {}
+                Err(status) => return Ok(Some(Err(status))),
+            }
+        }
+        let n = std::future::poll_fn(|cx| pool::poll_fill(&mut inb.io, &mut inb.buf, cx)).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+    }
+}
+
+/// Parses the request head at the start of `buf` and removes it from
+/// `buf`; `Ok(None)` (and `buf` untouched) if the head is not complete yet.
+/// Header values and the target are slices of the bytes read, not copies.
+fn parse_request(buf: &mut BytesMut, max_head: usize) -> Result<Option<Head>, StatusCode> {
+    let data = buf.split().freeze();
+    match parse_head(&data, max_head) {
+        Ok(Some((len, head))) => {
+            // Usually nothing: a body or a pipelined request.
+            buf.extend_from_slice(&data[len..]);
+            Ok(Some(head))
+        }
+        Ok(None) => {
+            // Put the bytes back in front of the spare capacity (no copy:
+            // nothing else refers to them).
+            let mut front = data
+                .try_into_mut()
+                .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+            front.unsplit(std::mem::take(buf));
+            *buf = front;
+            Ok(None)
+        }
+        Err(status) => Err(status),
+    }
+}
+
+fn parse_head(data: &Bytes, max_head: usize) -> Result<Option<(usize, Head)>, StatusCode> {
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match httparse::ParserConfig::default()
+        .parse_request_with_uninit_headers(&mut req, data, &mut slots)
+    {
+        Ok(httparse::Status::Complete(n)) if n > max_head => return Err(too_large(data, max_head)),
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if data.len() > max_head => {
+            return Err(too_large(data, max_head))
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+        }
+        Err(_) => return Err(StatusCode::BAD_REQUEST),
+    };
+    let bad = StatusCode::BAD_REQUEST;
+    let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes()).map_err(|_| bad)?;
+    let target = req.path.unwrap_or_default();
+    if target.len() > MAX_TARGET {
+        return Err(StatusCode::URI_TOO_LONG);
+    }
+    let uri = Uri::from_maybe_shared(data.slice_ref(target.as_bytes())).map_err(|_| bad)?;
+    let http10 = req.version == Some(0);
+    // Room for the forwarding headers the proxy adds (`x-forwarded-for`,
+    // `-proto`, `x-request-id`) without growing the map.
+    let mut headers = HeaderMap::with_capacity(req.headers.len() + 4);
+    let (mut length, mut te, mut chunked) = (None::<u64>, false, false);
+    let (mut close, mut keep_alive, mut expect) = (false, false, false);
+    for h in req.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| bad)?;
+        if name == header::CONTENT_LENGTH {
+            // `5, 5` is one length (RFC 9110 §8.6); differing ones are a 400.
+            for v in h.value.split(|b| *b == b',') {
+                let n = std::str::from_utf8(v)
+                    .ok()
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .ok_or(bad)?;
+                if length.is_some_and(|l| l != n) {
+                    return Err(bad);
+                }
+                length = Some(n);
+            }
+        } else if name == header::TRANSFER_ENCODING {
+            te = true;
+            chunked = h
+                .value
+                .rsplit(|b| *b == b',')
+                .next()
+                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if name == header::CONNECTION {
+            for t in h.value.split(|b| *b == b',') {
+                let t = t.trim_ascii();
+                close |= t.eq_ignore_ascii_case(b"close");
+                keep_alive |= t.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name == header::EXPECT {
+            expect = h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
+        }
+        // SAFETY: httparse accepts exactly the bytes `HeaderValue` allows
+        // (HTAB, 0x20-0x7E and obs-text), so the value need not be checked
+        // again.
+        let value = unsafe { HeaderValue::from_maybe_shared_unchecked(data.slice_ref(h.value)) };
+        headers.append(name, value);
+    }
+    let body = if te {
+        // RFC 9112 §6.1: no transfer codings in 1.0; §6.3: a request whose
+        // last coding is not chunked cannot be delimited.
+        if http10 || !chunked {
+            return Err(bad);
+        }
+        headers.remove(header::CONTENT_LENGTH);
+        BodyState::Chunked(ChunkState::Size)
+    } else {
+        match length {
+            None | Some(0) => BodyState::Done,
+            Some(n) => BodyState::Length(n),
+        }
+    };
+    let mut r = Request::new(());
+    *r.method_mut() = method;
+    *r.uri_mut() = uri;
+    *r.version_mut() = if http10 {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    *r.headers_mut() = headers;
+    Ok(Some((
+        len,
+        Head {
+            req: r,
+            body,
+            keep_alive: !close && (!http10 || keep_alive),
+            expect_continue: expect && !http10 && body != BodyState::Done,
+        },
+    )))
+}
+
+/// Why a head over the limit is refused: 414 when the request line alone
+/// does not fit (as nginx answers), else 431.
+fn too_large(data: &[u8], max_head: usize) -> StatusCode {
+    if data[..max_head.min(data.len())].contains(&b'\n') {
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    } else {
+        StatusCode::URI_TOO_LONG
+    }
+}
+
+/// Handles one request and writes its response.
+async fn respond<I: ClientStream>(
+    shared: &Arc<Shared>,
+    ctx: &Arc<ConnCtx>,
+    in_flight: &Arc<InFlight>,
+    inb: &mut Inbound<I>,
+    out: &mut BytesMut,
+    head: Head,
+    closing: &watch::Receiver<bool>,
+) -> Next {
+    let Head {
+        req,
+        body,
+        keep_alive,
+        expect_continue,
+    } = head;
+    inb.body = body;
+    inb.expect = expect_continue.then_some(0);
+    let is_head = req.method() == Method::HEAD;
+    let http10 = req.version() == Version::HTTP_10;
+    let busy = in_flight.start();
+    let (resp, tunnel) =
+        forward::handle(shared, ctx, req.map(|()| ReqBody { inb: &mut *inb })).await;
+    drop(busy);
+    // Everything up to the write is synchronous, so the response is written
+    // at one await point (a smaller future to move per request).
+    let reply = prepare_reply(out, resp, tunnel, inb, keep_alive, is_head, http10, closing);
+    let (next, framing, mut body) = reply;
+    match write_body(&mut inb.io, out, &mut body, framing).await {
+        Ok(()) => next,
+        Err(error) => {
+            tracing::debug!(%error, "response ended early; closing the client connection");
+            Next::Close
+        }
+    }
+}
+
+/// Encodes the response head into `out`; returns what follows the
+/// response, the body's framing and the body.
+#[allow(clippy::too_many_arguments)]
+fn prepare_reply<I>(
+    out: &mut BytesMut,
+    resp: http::Response<ProxyBody>,
+    tunnel: Option<upgrade::Tunnel>,
+    inb: &Inbound<I>,
+    keep_alive: bool,
+    is_head: bool,
+    http10: bool,
+    closing: &watch::Receiver<bool>,
+) -> (Next, Framing, ProxyBody) {
+    let (parts, body) = resp.into_parts();
+    if parts.status == StatusCode::SWITCHING_PROTOCOLS {
+        let Some(tunnel) = tunnel else {
+            // A 101 the request did not ask for: nothing to switch to.
+            tracing::debug!("backend switched protocols unasked: 502");
+            let (p, b) = forward::local_reply(StatusCode::BAD_GATEWAY, "").into_parts();
+            let framing = encode_head(out, &p, &b, is_head, http10, &mut false);
+            return (Next::Close, framing, b);
+        };
+        encode_head(out, &parts, &body, false, false, &mut true);
+        return (Next::Tunnel(tunnel), Framing::None, body);
+    }
+    // A body left unread (e.g. an early answer, a 404) or a `100 Continue`
+    // never sent leaves the connection out of step: close it.
+    let mut keep_alive =
+        keep_alive && inb.body == BodyState::Done && inb.expect.is_none() && !*closing.borrow();
+    let framing = encode_head(out, &parts, &body, is_head, http10, &mut keep_alive);
+    let next = if keep_alive {
+        Next::KeepAlive
+    } else {
+        Next::Close
+    };
+    (next, framing, body)
+}
+
+/// How a response body goes on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// No body (HEAD, 1xx, 204, 304).
+    None,
+    Length,
+    Chunked,
+    /// Delimited by closing the connection (1.0 clients, unknown length).
+    UntilClose,
+}
+
+/// Encodes the status line and headers into `out` and picks the body's
+/// framing; clears `keep_alive` when the framing needs the connection
+/// closed, and says `connection: close` whenever it is false.
+fn encode_head(
+    out: &mut BytesMut,
+    parts: &http::response::Parts,
+    body: &ProxyBody,
+    is_head: bool,
+    http10: bool,
+    keep_alive: &mut bool,
+) -> Framing {
+    let status = parts.status;
+    out.reserve(256 + parts.headers.len() * 64);
+    out.put_slice(b"HTTP/1.1 ");
+    out.put_slice(status.as_str().as_bytes());
+    out.put_u8(b' ');
+    out.put_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.put_slice(b"\r\n");
+    let (mut has_length, mut has_date) = (false, false);
+    for (name, value) in &parts.headers {
+        if name == header::CONTENT_LENGTH {
+            has_length = true;
+        } else if name == header::DATE {
+            has_date = true;
+        }
+        out.put_slice(name.as_str().as_bytes());
+        out.put_slice(b": ");
+        out.put_slice(value.as_bytes());
+        out.put_slice(b"\r\n");
+    }
+    if !has_date {
+        out.put_slice(b"date: ");
+        put_date(out);
+        out.put_slice(b"\r\n");
+    }
+    let no_body = is_head
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let framing = if no_body {
+        Framing::None
+    } else if has_length {
+        Framing::Length
+    } else if let Some(n) = body.size_hint().exact() {
+        out.put_slice(b"content-length: ");
+        out.put_slice(itoa(n, &mut [0; 20]));
+        out.put_slice(b"\r\n");
+        Framing::Length
+    } else if !http10 {
+        out.put_slice(b"transfer-encoding: chunked\r\n");
+        Framing::Chunked
+    } else {
+        *keep_alive = false;
+        Framing::UntilClose
+    };
+    if status != StatusCode::SWITCHING_PROTOCOLS {
+        if !*keep_alive {
+            out.put_slice(b"connection: close\r\n");
+        } else if http10 {
+            out.put_slice(b"connection: keep-alive\r\n");
+        }
+    }
+    out.put_slice(b"\r\n");
+    framing
+}
+
+fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+/// Appends the current time as an HTTP date, formatted once per second per
+/// thread.
+fn put_date(out: &mut BytesMut) {
+    use std::cell::RefCell;
+    use std::time::{SystemTime, UNIX_EPOCH};
+    thread_local! {
+        static DATE: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
+    }
+    let now = SystemTime::now();
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    DATE.with_borrow_mut(|(at, text)| {
+        if *at != secs || text.is_empty() {
+            *at = secs;
+            *text = httpdate::fmt_http_date(now);
+        }
+        out.put_slice(text.as_bytes());
+    });
+}
+
+/// What polling a response body gave.
+enum Polled {
+    /// Nothing now: write what is gathered, then wait.
+    Wait,
+    Frame(Option<Result<Frame<Bytes>, io::Error>>),
+}
+
+/// Writes the encoded head in `out` and the body after it: everything the
+/// body has ready goes out in one write.
+async fn write_body<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    out: &mut BytesMut,
+    body: &mut ProxyBody,
+    framing: Framing,
+) -> io::Result<()> {
+    let result = write_body_inner(io, out, body, framing).await;
+    out.clear();
+    result
+}
+
+async fn write_body_inner<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    out: &mut BytesMut,
+    body: &mut ProxyBody,
+    framing: Framing,
+) -> io::Result<()> {
+    if framing == Framing::None {
+        io.write_all(out).await?;
+        return io.flush().await;
+    }
+    let chunked = framing == Framing::Chunked;
+    loop {
+        let polled = std::future::poll_fn(|cx| match Pin::new(&mut *body).poll_frame(cx) {
+            Poll::Pending if !out.is_empty() => Poll::Ready(Polled::Wait),
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(frame) => Poll::Ready(Polled::Frame(frame)),
+        })
+        .await;
+        let data = match polled {
+            Polled::Wait => {
+                io.write_all(out).await?;
+                io.flush().await?;
+                out.clear();
+                continue;
+            }
+            Polled::Frame(None) => {
+                if chunked {
+                    out.put_slice(b"0\r\n\r\n");
+                }
+                io.write_all(out).await?;
+                return io.flush().await;
+            }
+            Polled::Frame(Some(Err(e))) => return Err(e),
+            Polled::Frame(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) if !data.is_empty() => data,
+                _ => continue, // trailers are not forwarded
+            },
+        };
+        if chunked {
+            out.put_slice(format!("{:x}\r\n", data.len()).as_bytes());
+        }
+        if data.len() <= COPY_MAX {
+            out.put_slice(&data);
+        } else {
+            io.write_all(out).await?;
+            out.clear();
+            io.write_all(&data).await?;
+        }
+        if chunked {
+            out.put_slice(b"\r\n");
+        }
+        if out.len() >= COPY_MAX {
+            io.write_all(out).await?;
+            out.clear();
+        }
+    }
+}
+
+/// Answers a refused request head and closes, after reading (and
+/// discarding) what the client still sends for a moment, so the answer is
+/// not lost to a reset.
+async fn reject<I: ClientStream>(inb: &mut Inbound<I>, status: StatusCode) {
+    tracing::debug!(%status, "refused a request head");
+    let mut out = BytesMut::new();
+    let resp = forward::local_reply(status, "");
+    let (parts, mut body) = resp.into_parts();
+    let mut keep_alive = false;
+    let framing = encode_head(&mut out, &parts, &body, false, false, &mut keep_alive);
+    if write_body(&mut inb.io, &mut out, &mut body, framing)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let _ = inb.io.shutdown().await;
+    let drain = async {
+        let mut sink = [0u8; 4096];
+        let mut left = 1usize << 20;
+        while left > 0 {
+            match inb.io.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+}
+
+/// A request body read from the client connection, in the request's task.
+pub(crate) struct ReqBody<'a, I> {
+    inb: &'a mut Inbound<I>,
+}
+
+impl<I: AsyncRead + AsyncWrite + Unpin> Inbound<I> {
+    /// Writes the `100 Continue` the client waits for, if one is owed.
+    fn poll_continue(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+        if let Some(mut off) = self.expect {
+            while off < CONTINUE.len() {
+                let n = ready!(Pin::new(&mut self.io).poll_write(cx, &CONTINUE[off..]))?;
+                if n == 0 {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                off += n;
+                self.expect = Some(off);
+            }
+            ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+            self.expect = None;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<I: AsyncRead + AsyncWrite + Unpin> Body for ReqBody<'_, I> {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let inb = &mut *self.get_mut().inb;
+        if inb.body == BodyState::Done {
+            return Poll::Ready(None);
+        }
+        ready!(inb.poll_continue(cx))?;
+        loop {
+            match &mut inb.body {
+                BodyState::Done => return Poll::Ready(None),
+                BodyState::Length(rest) => {
+                    if !inb.buf.is_empty() {
+                        let n = (*rest).min(inb.buf.len() as u64) as usize;
+                        let data = inb.buf.split_to(n).freeze();
+                        *rest -= n as u64;
+                        if *rest == 0 {
+                            inb.body = BodyState::Done;
+                        }
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                }
+                BodyState::Chunked(st) => match pool::decode_chunked(&mut inb.buf, st) {
+                    Ok(Step::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                    Ok(Step::Done) => {
+                        inb.body = BodyState::Done;
+                        return Poll::Ready(None);
+                    }
+                    Ok(Step::NeedMore) => {}
+                    Err(reason) => {
+                        return Poll::Ready(Some(Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            reason,
+                        ))))
+                    }
+                },
+            }
+            match ready!(pool::poll_fill(&mut inb.io, &mut inb.buf, cx)) {
+                Ok(0) => {
+                    return Poll::Ready(Some(Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "client closed the connection in the middle of the request body",
+                    ))))
+                }
+                Ok(_) => {}
+                Err(e) => return Poll::Ready(Some(Err(e))),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inb.body == BodyState::Done
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.inb.body {
+            BodyState::Done => SizeHint::with_exact(0),
+            BodyState::Length(n) => SizeHint::with_exact(n),
+            BodyState::Chunked(_) => SizeHint::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(raw: &str) -> Result<Option<Head>, StatusCode> {
+        let mut buf = BytesMut::from(raw.as_bytes());
+        parse_request(&mut buf, 64 * 1024)
+    }
+
+    #[test]
+    fn a_partial_head_waits_and_keeps_its_bytes() {
+        let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: a\r\n"[..]);
+        assert!(parse_request(&mut buf, 1024).unwrap().is_none());
+        assert_eq!(&buf[..], b"GET / HTTP/1.1\r\nHost: a\r\n");
+        buf.extend_from_slice(b"\r\nGET /next");
+        let head = parse_request(&mut buf, 1024).unwrap().unwrap();
+        assert_eq!(head.req.uri(), "/");
+        assert_eq!(head.req.headers()["host"], "a");
+        assert_eq!(&buf[..], b"GET /next", "the pipelined bytes stay");
+    }
+
+    #[test]
+    fn keep_alive_follows_the_version_and_connection() {
+        let ka = |raw: &str| parse(raw).unwrap().unwrap().keep_alive;
+        assert!(ka("GET / HTTP/1.1\r\n\r\n"));
+        assert!(!ka("GET / HTTP/1.1\r\nConnection: close\r\n\r\n"));
+        assert!(!ka("GET / HTTP/1.0\r\n\r\n"));
+        assert!(ka("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
+    }
+
+    #[test]
+    fn body_framing_follows_rfc_9112() {
+        let body = |raw: &str| parse(raw).map(|h| h.unwrap().body);
+        assert_eq!(body("GET / HTTP/1.1\r\n\r\n"), Ok(BodyState::Done));
+        assert_eq!(
+            body("POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n"),
+            Ok(BodyState::Length(5))
+        );
+        assert_eq!(
+            body("POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n"),
+            Ok(BodyState::Length(5))
+        );
+        // Chunked wins over Content-Length, which is dropped.
+        let h = parse(
+            "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(h.body, BodyState::Chunked(ChunkState::Size));
+        assert!(h.req.headers().get("content-length").is_none());
+        let bad = Err(StatusCode::BAD_REQUEST);
+        assert_eq!(body("POST / HTTP/1.1\r\nContent-Length: 5, 6\r\n\r\n"), bad);
+        assert_eq!(body("POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n"), bad);
+        assert_eq!(
+            body("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n"),
+            bad
+        );
+        assert_eq!(
+            body("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            bad
+        );
+    }
+
+    #[test]
+    fn bad_and_oversized_heads_are_refused() {
+        assert_eq!(
+            parse("GET / HTTP/1.1\r\nHost x\r\n\r\n").err(),
+            Some(StatusCode::BAD_REQUEST)
+        );
+        let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\nX-Big: aaaaaaaaaaaaaaaa"[..]);
+        assert_eq!(
+            parse_request(&mut buf, 16).err(),
+            Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+        );
+        let many: String = (0..=MAX_HEADERS).map(|i| format!("x-{i}: 1\r\n")).collect();
+        assert_eq!(
+            parse(&format!("GET / HTTP/1.1\r\n{many}\r\n")).err(),
+            Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+        );
+        let long = "a".repeat(64 * 1024);
+        assert_eq!(
+            parse(&format!("GET /{long} HTTP/1.1\r\n\r\n")).err(),
+            Some(StatusCode::URI_TOO_LONG)
+        );
+        let mut buf = BytesMut::from(format!("GET /{long} HTTP/1.1\r\n\r\n").as_bytes());
+        assert_eq!(
+            parse_request(&mut buf, 128 * 1024).err(),
+            Some(StatusCode::URI_TOO_LONG),
+            "over the http crate's URI limit"
+        );
+    }
+
+    #[test]
+    fn expect_continue_is_owed_only_for_a_body() {
+        let h = parse("PUT / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(h.expect_continue);
+        let h = parse("GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(!h.expect_continue);
+    }
+
+    fn head_of(
+        status: StatusCode,
+        headers: &[(&str, &str)],
+        body: ProxyBody,
+    ) -> (String, Framing, bool) {
+        let mut r = http::Response::new(());
+        *r.status_mut() = status;
+        for (k, v) in headers {
+            r.headers_mut().append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        let (parts, ()) = r.into_parts();
+        let mut out = BytesMut::new();
+        let mut ka = true;
+        let f = encode_head(&mut out, &parts, &body, false, false, &mut ka);
+        (String::from_utf8(out.to_vec()).unwrap(), f, ka)
+    }
+
+    #[test]
+    fn response_framing_uses_the_length_when_known() {
+        let (text, f, ka) = head_of(
+            StatusCode::OK,
+            &[("server", "x")],
+            ProxyBody::Local(Some(Bytes::from_static(b"hello"))),
+        );
+        assert!(
+            text.starts_with("HTTP/1.1 200 OK\r\nserver: x\r\ndate: "),
+            "{text}"
+        );
+        assert!(text.ends_with("content-length: 5\r\n\r\n"), "{text}");
+        assert_eq!((f, ka), (Framing::Length, true));
+        let (text, f, _) = head_of(StatusCode::NO_CONTENT, &[], ProxyBody::Local(None));
+        assert!(!text.contains("content-length"), "{text}");
+        assert_eq!(f, Framing::None);
+    }
+
+    #[test]
+    fn numbers_are_formatted() {
+        assert_eq!(itoa(0, &mut [0; 20]), b"0");
+        assert_eq!(itoa(1234567, &mut [0; 20]), b"1234567");
+        assert_eq!(itoa(u64::MAX, &mut [0; 20]), b"18446744073709551615");
+    }
+}
