@@ -993,6 +993,7 @@ async fn raw_backend() -> SocketAddr {
                         "/chunked" => b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n6\r\n world\r\n0\r\ntrailer: t\r\n\r\n",
                         "/interim" => b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
                         "/until-close" => b"HTTP/1.1 200 OK\r\n\r\nuntil close",
+                        "/hop" => b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Private\r\nX-Private: 1\r\nKeep-Alive: timeout=5\r\nServer: backend/1.0\r\nX-Kept: yes\r\nContent-Length: 3\r\n\r\nhop",
                         "/garbage" => b"HTTP/1.1 OK\r\n\r\n",
                         // Keep-alive implied, then the backend's idle timer
                         // closes the connection shortly after.
@@ -1093,6 +1094,18 @@ async fn backend_framing_bodies_and_keep_alive() {
     let r = get(gw, "x", "/until-close", &[]).await;
     assert_eq!((r.status.as_u16(), &r.body[..]), (200, &b"until close"[..]));
     assert_eq!(get(gw, "x", "/garbage", &[]).await.status, 502);
+
+    // Hop-by-hop fields of a response (and those its Connection names) stop
+    // at the proxy; `server` becomes AGC's; the rest passes as received.
+    let mut c = RawClient::connect(gw).await;
+    c.send(b"GET /hop HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let (head, body) = c.response(true).await;
+    assert_eq!(body, b"hop");
+    assert!(head.contains("x-kept: yes\r\n"), "{head}");
+    assert!(head.contains(&format!("server: {}\r\n", AGC_SERVER_NAME.to_lowercase())));
+    for gone in ["x-private", "keep-alive:", "server: backend", "connection"] {
+        assert!(!head.contains(gone), "{gone} in {head}");
+    }
 
     // A pooled connection the backend closed while idle is not used.
     for _ in 0..3 {
@@ -1571,6 +1584,155 @@ async fn websocket_through_to_a_tls_backend() {
             .unwrap();
         let echoed = timeout(T, socket.next()).await.unwrap().unwrap().unwrap();
         assert_eq!(echoed, Message::text(text));
+    }
+    sb.stop().await;
+}
+
+/// A raw HTTP/1.1 client connection that reads responses one at a time.
+struct RawClient {
+    s: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawClient {
+    async fn connect(addr: SocketAddr) -> RawClient {
+        let s = timeout(T, TcpStream::connect(addr)).await.unwrap().unwrap();
+        RawClient { s, buf: Vec::new() }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        timeout(T, self.s.write_all(bytes)).await.unwrap().unwrap();
+    }
+
+    /// The next response's head (lowercased) and body, read by its
+    /// `content-length` (none for a HEAD request or a 1xx answer).
+    async fn response(&mut self, has_body: bool) -> (String, Vec<u8>) {
+        let end = loop {
+            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            self.fill().await;
+        };
+        let head = String::from_utf8_lossy(&self.buf[..end]).to_lowercase();
+        self.buf.drain(..end);
+        let len = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+        let len = if has_body { len } else { 0 };
+        while self.buf.len() < len {
+            self.fill().await;
+        }
+        let body = self.buf.drain(..len).collect();
+        (head, body)
+    }
+
+    async fn fill(&mut self) {
+        let mut chunk = [0u8; 4096];
+        let n = timeout(T, self.s.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(
+            n > 0,
+            "connection closed; read so far: {:?}",
+            String::from_utf8_lossy(&self.buf)
+        );
+        self.buf.extend_from_slice(&chunk[..n]);
+    }
+
+    /// Whether the proxy closes the connection (after what was read).
+    async fn closed(&mut self) -> bool {
+        let mut rest = Vec::new();
+        matches!(timeout(T, self.s.read_to_end(&mut rest)).await, Ok(Ok(_))) && rest.is_empty()
+    }
+}
+
+#[tokio::test]
+async fn client_http1_pipelining_http10_expect_continue_head_and_bad_framing() {
+    let ip = Ipv4Addr::new(127, 20, 216, 1);
+    let echo = body_echo_backend().await;
+    let t = table(
+        1,
+        ip,
+        vec![http_listener(
+            "http",
+            80,
+            vec![route(
+                "r",
+                &[],
+                vec![rule("/", vec![to("echo", 1)], vec![])],
+            )],
+        )],
+        vec![backend("echo", &[echo], tcp_probe())],
+    );
+    let sb = Sandbox::start_with(t, ProxyOptions::new(OFFSET));
+    sb.wait_bound().await;
+    sb.wait_healthy("echo", 1).await;
+    let gw = gw_addr(ip, 80);
+
+    // Pipelined requests, one with a body, are answered in order.
+    let mut c = RawClient::connect(gw).await;
+    c.send(b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let (head, body) = c.response(true).await;
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+    assert!(head.contains("x-framing: cl=3\r\n"), "{head}");
+    assert!(head.contains(&format!("server: {}\r\n", AGC_SERVER_NAME.to_lowercase())));
+    assert!(head.contains("date: "), "{head}");
+    assert_eq!(body, b"abc");
+    let (head, body) = c.response(true).await;
+    assert!(head.contains("x-framing: none\r\n"), "{head}");
+    assert!(body.is_empty());
+
+    // A chunked request body reaches the backend whole; HEAD gets the
+    // length but no body, and the connection stays usable after it.
+    c.send(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+        .await;
+    let (head, body) = c.response(true).await;
+    assert!(head.contains("x-framing: te=chunked\r\n"), "{head}");
+    assert_eq!(body, b"hello world");
+    c.send(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let (head, _) = c.response(false).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    c.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        .await;
+    let (head, body) = c.response(true).await;
+    assert!(head.contains("connection: close\r\n"), "{head}");
+    assert_eq!(body, b"ok");
+    assert!(c.closed().await, "Connection: close was not honoured");
+
+    // Expect: 100-continue gets its interim answer before the body is sent.
+    let mut c = RawClient::connect(gw).await;
+    c.send(b"PUT /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+        .await;
+    let (head, _) = c.response(false).await;
+    assert!(head.starts_with("http/1.1 100 continue\r\n"), "{head}");
+    c.send(b"hello").await;
+    let (head, body) = c.response(true).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert_eq!(body, b"hello");
+
+    // HTTP/1.0: closed after the answer unless it asks for keep-alive.
+    let mut c = RawClient::connect(gw).await;
+    c.send(b"GET / HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
+        .await;
+    let (head, _) = c.response(true).await;
+    assert!(head.contains("connection: keep-alive\r\n"), "{head}");
+    c.send(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").await;
+    let (head, _) = c.response(true).await;
+    assert!(head.contains("connection: close\r\n"), "{head}");
+    assert!(c.closed().await, "an HTTP/1.0 connection stayed open");
+
+    // Bodies that cannot be delimited are refused before any backend sees
+    // them, and the connection is closed.
+    for bad in [
+        &b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"[..],
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+    ] {
+        let mut c = RawClient::connect(gw).await;
+        c.send(bad).await;
+        let (head, _) = c.response(true).await;
+        assert!(head.starts_with("http/1.1 400 bad request\r\n"), "{head}");
+        assert!(head.contains("connection: close\r\n"), "{head}");
+        assert!(c.closed().await);
     }
     sb.stop().await;
 }

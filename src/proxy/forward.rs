@@ -38,7 +38,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::{mpsc, watch};
 
 use crate::health::{HealthStatus, HealthView};
-use crate::proxy::pool::{Forwarded, Pool, TlsTarget, UpstreamBody};
+use crate::proxy::pool::{Forwarded, Pool, RawHead, TlsTarget, UpstreamBody};
 use crate::proxy::{mirror, route, upgrade, Metrics, ProxyOptions};
 use crate::routing::{
     BackendKey, BackendRuntime, BackendTarget, Filter, HeaderModifier, ListenerProtocol,
@@ -147,6 +147,10 @@ pub struct ConnCtx {
     /// timer wheel entry stays put until it fires). h2 requests use their
     /// own (`None`).
     pub request_timer: Option<std::sync::Mutex<Pin<Box<tokio::time::Sleep>>>>,
+    /// Whether responses may carry the backend's header fields unparsed
+    /// ([`Reply::raw_head`]): the HTTP/1.1 server can write them, hyper's h2
+    /// server cannot.
+    pub raw_heads: bool,
 }
 
 impl ConnCtx {
@@ -180,6 +184,7 @@ impl ConnCtx {
             sni: None,
             peer_ip: ip_header(peer.ip()),
             request_timer: None,
+            raw_heads: false,
         })
     }
 }
@@ -253,23 +258,31 @@ pub fn local_reply(status: StatusCode, body: &'static str) -> Response<ProxyBody
     r
 }
 
-/// Logging and metrics labels of one request, and its tunnel if it
-/// switched protocols.
+/// Logging and metrics labels of one request, and what its reply carries
+/// besides the response.
 struct Outcome {
     route: Option<Arc<RouteRuntime>>,
     upstream: Option<SocketAddr>,
+    raw_head: Option<RawHead>,
     tunnel: Option<upgrade::Tunnel>,
 }
 
-/// Handles one client request; never fails (errors become responses). A
-/// 101 answer to an `Upgrade` request comes with the backend's switched
-/// connection, for the connection's server to join to the client once the
-/// 101 is written.
-pub async fn handle<B>(
-    shared: &Arc<Shared>,
-    conn: &Arc<ConnCtx>,
-    req: Request<B>,
-) -> (Response<ProxyBody>, Option<upgrade::Tunnel>)
+/// What [`handle`] answers.
+pub struct Reply {
+    pub response: Response<ProxyBody>,
+    /// The backend's header fields as received, for an HTTP/1.1 client when
+    /// no filter or cookie changes them: the connection's encoder copies
+    /// them, leaving out hop-by-hop fields and `server`, and adds AGC's
+    /// `server`. `response`'s own headers are then empty.
+    pub raw_head: Option<RawHead>,
+    /// For a 101 answer to an `Upgrade` request, the backend's switched
+    /// connection, for the connection's server to join to the client once
+    /// the 101 is written.
+    pub tunnel: Option<upgrade::Tunnel>,
+}
+
+/// Handles one client request; never fails (errors become responses).
+pub async fn handle<B>(shared: &Arc<Shared>, conn: &Arc<ConnCtx>, req: Request<B>) -> Reply
 where
     B: Body<Data = Bytes> + Unpin,
     B::Error: std::fmt::Display,
@@ -287,6 +300,7 @@ where
     let mut outcome = Outcome {
         route: None,
         upstream: None,
+        raw_head: None,
         tunnel: None,
     };
     let resp = route_and_forward(shared, conn, req, &mut outcome).await;
@@ -304,7 +318,11 @@ where
         tracing::debug!(target: "access", %method, %host, %path, status,
             upstream = ?outcome.upstream, duration_us = start.elapsed().as_micros() as u64, "request");
     }
-    (resp, outcome.tunnel)
+    Reply {
+        response: resp,
+        raw_head: outcome.raw_head,
+        tunnel: outcome.tunnel,
+    }
 }
 
 async fn route_and_forward<B>(
@@ -401,6 +419,7 @@ where
     };
     let Forwarded {
         response,
+        head,
         used,
         upgraded,
     } = match result {
@@ -425,17 +444,23 @@ where
                 gateway: format!("{}/{}", conn.gw_namespace, conn.gw_name),
             },
         });
+        parts.headers = head.to_header_map(1);
         parts.headers.insert(header::SERVER, server_value());
         return Response::from_parts(parts, ProxyBody::Local(None));
     }
-    strip_hop_by_hop(&mut parts.headers, false);
-    parts.headers.insert(header::SERVER, server_value());
-    for m in &fx.response_headers {
-        route::apply_header_modifier(m, &mut parts.headers);
-    }
-    if let Some(c) = set_cookie {
-        if let Some(v) = c(used) {
-            parts.headers.append(header::SET_COOKIE, v);
+    if conn.raw_heads && fx.response_headers.is_empty() && set_cookie.is_none() {
+        outcome.raw_head = Some(head);
+    } else {
+        parts.headers = head.to_header_map(2);
+        strip_hop_by_hop(&mut parts.headers, false);
+        parts.headers.insert(header::SERVER, server_value());
+        for m in &fx.response_headers {
+            route::apply_header_modifier(m, &mut parts.headers);
+        }
+        if let Some(c) = set_cookie {
+            if let Some(v) = c(used) {
+                parts.headers.append(header::SET_COOKIE, v);
+            }
         }
     }
     // AGC's request timeout is strict, even while the response streams.
@@ -713,6 +738,35 @@ fn is_upgrade_request(headers: &HeaderMap) -> bool {
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
+/// Whether a field name is hop-by-hop (RFC 9110 §7.6.1) by itself: not to
+/// be forwarded. Names listed in `Connection` are too; see
+/// [`named_in_connection`].
+pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
+    const NAMES: [&[u8]; 7] = [
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    ];
+    NAMES
+        .iter()
+        .any(|n| n.len() == name.len() && n.eq_ignore_ascii_case(name))
+}
+
+/// Whether `name` is listed in one of the `Connection` field values.
+pub(crate) fn named_in_connection<'a>(
+    mut connection: impl Iterator<Item = &'a [u8]>,
+    name: &[u8],
+) -> bool {
+    connection.any(|v| {
+        v.split(|b| *b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(name))
+    })
+}
+
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1), including those named in
 /// `Connection`. For upgrades, `Connection: upgrade` and `Upgrade` stay.
 fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
@@ -852,6 +906,26 @@ mod tests {
         assert!(h.get("keep-alive").is_none());
         assert!(h.get(header::TRANSFER_ENCODING).is_none());
         assert!(h.get("x-keep").is_some());
+    }
+
+    #[test]
+    fn hop_by_hop_names_are_recognised_in_any_case() {
+        for n in [
+            "Connection",
+            "keep-alive",
+            "Proxy-Connection",
+            "TE",
+            "trailer",
+        ] {
+            assert!(is_hop_by_hop(n.as_bytes()), "{n}");
+        }
+        assert!(is_hop_by_hop(b"Transfer-Encoding") && is_hop_by_hop(b"upgrade"));
+        for n in ["content-length", "server", "tee", "x-upgrade"] {
+            assert!(!is_hop_by_hop(n.as_bytes()), "{n}");
+        }
+        let conn = [&b"keep-alive, X-Private"[..], b"close"];
+        assert!(named_in_connection(conn.iter().copied(), b"x-private"));
+        assert!(!named_in_connection(conn.iter().copied(), b"x-public"));
     }
 
     #[test]

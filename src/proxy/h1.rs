@@ -45,10 +45,11 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::proxy::forward::{self, ConnCtx, ProxyBody, Shared};
-use crate::proxy::pool::{self, ChunkState, Step};
+use crate::proxy::pool::{self, ChunkState, RawHead, Step};
 use crate::proxy::server::signalled;
 use crate::proxy::timeouts::{InFlight, TimedIo};
 use crate::proxy::upgrade::{self, ClientIo};
+use crate::routing::AGC_SERVER_NAME;
 
 /// Most header fields in a request head (hyper's limit too); more is a 431.
 const MAX_HEADERS: usize = 100;
@@ -354,13 +355,12 @@ async fn respond<I: ClientStream>(
     let is_head = req.method() == Method::HEAD;
     let http10 = req.version() == Version::HTTP_10;
     let busy = in_flight.start();
-    let (resp, tunnel) =
-        forward::handle(shared, ctx, req.map(|()| ReqBody { inb: &mut *inb })).await;
+    let reply = forward::handle(shared, ctx, req.map(|()| ReqBody { inb: &mut *inb })).await;
     drop(busy);
     // Everything up to the write is synchronous, so the response is written
     // at one await point (a smaller future to move per request).
-    let reply = prepare_reply(out, resp, tunnel, inb, keep_alive, is_head, http10, closing);
-    let (next, framing, mut body) = reply;
+    let (next, framing, mut body) =
+        prepare_reply(out, reply, inb, keep_alive, is_head, http10, closing);
     match write_body(&mut inb.io, out, &mut body, framing).await {
         Ok(()) => next,
         Err(error) => {
@@ -372,34 +372,38 @@ async fn respond<I: ClientStream>(
 
 /// Encodes the response head into `out`; returns what follows the
 /// response, the body's framing and the body.
-#[allow(clippy::too_many_arguments)]
 fn prepare_reply<I>(
     out: &mut BytesMut,
-    resp: http::Response<ProxyBody>,
-    tunnel: Option<upgrade::Tunnel>,
+    reply: forward::Reply,
     inb: &Inbound<I>,
     keep_alive: bool,
     is_head: bool,
     http10: bool,
     closing: &watch::Receiver<bool>,
 ) -> (Next, Framing, ProxyBody) {
-    let (parts, body) = resp.into_parts();
+    let forward::Reply {
+        response,
+        raw_head,
+        tunnel,
+    } = reply;
+    let (parts, body) = response.into_parts();
+    let raw = raw_head.as_ref();
     if parts.status == StatusCode::SWITCHING_PROTOCOLS {
         let Some(tunnel) = tunnel else {
             // A 101 the request did not ask for: nothing to switch to.
             tracing::debug!("backend switched protocols unasked: 502");
             let (p, b) = forward::local_reply(StatusCode::BAD_GATEWAY, "").into_parts();
-            let framing = encode_head(out, &p, &b, is_head, http10, &mut false);
+            let framing = encode_head(out, &p, None, &b, is_head, http10, &mut false);
             return (Next::Close, framing, b);
         };
-        encode_head(out, &parts, &body, false, false, &mut true);
+        encode_head(out, &parts, raw, &body, false, false, &mut true);
         return (Next::Tunnel(tunnel), Framing::None, body);
     }
     // A body left unread (e.g. an early answer, a 404) or a `100 Continue`
     // never sent leaves the connection out of step: close it.
     let mut keep_alive =
         keep_alive && inb.body == BodyState::Done && inb.expect.is_none() && !*closing.borrow();
-    let framing = encode_head(out, &parts, &body, is_head, http10, &mut keep_alive);
+    let framing = encode_head(out, &parts, raw, &body, is_head, http10, &mut keep_alive);
     let next = if keep_alive {
         Next::KeepAlive
     } else {
@@ -421,10 +425,13 @@ enum Framing {
 
 /// Encodes the status line and headers into `out` and picks the body's
 /// framing; clears `keep_alive` when the framing needs the connection
-/// closed, and says `connection: close` whenever it is false.
+/// closed, and says `connection: close` whenever it is false. `raw`: the
+/// backend's fields as received, copied without the hop-by-hop ones and
+/// `server`, which becomes AGC's.
 fn encode_head(
     out: &mut BytesMut,
     parts: &http::response::Parts,
+    raw: Option<&RawHead>,
     body: &ProxyBody,
     is_head: bool,
     http10: bool,
@@ -447,6 +454,32 @@ fn encode_head(
         out.put_slice(name.as_str().as_bytes());
         out.put_slice(b": ");
         out.put_slice(value.as_bytes());
+        out.put_slice(b"\r\n");
+    }
+    if let Some(raw) = raw {
+        let connection = || {
+            raw.fields()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(b"connection"))
+                .map(|(_, v)| v)
+        };
+        let named = connection().any(|v| !is_only_options(v));
+        for (name, value) in raw.fields() {
+            match Field::of(name) {
+                Field::HopByHop | Field::Server => continue,
+                Field::ContentLength => has_length = true,
+                Field::Date => has_date = true,
+                Field::Other if named && forward::named_in_connection(connection(), name) => {
+                    continue
+                }
+                Field::Other => {}
+            }
+            out.put_slice(name);
+            out.put_slice(b": ");
+            out.put_slice(value);
+            out.put_slice(b"\r\n");
+        }
+        out.put_slice(b"server: ");
+        out.put_slice(AGC_SERVER_NAME.as_bytes());
         out.put_slice(b"\r\n");
     }
     if !has_date {
@@ -483,6 +516,43 @@ fn encode_head(
     }
     out.put_slice(b"\r\n");
     framing
+}
+
+/// What the response encoder needs to know about a backend's field name.
+#[derive(Debug, PartialEq, Eq)]
+enum Field {
+    HopByHop,
+    Server,
+    ContentLength,
+    Date,
+    Other,
+}
+
+impl Field {
+    /// One length switch and at most two comparisons per name: this runs
+    /// for every field of every response.
+    fn of(name: &[u8]) -> Field {
+        let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
+        match name.len() {
+            4 if is(b"date") => Field::Date,
+            6 if is(b"server") => Field::Server,
+            14 if is(b"content-length") => Field::ContentLength,
+            2 | 7 | 10 | 16 | 17 if forward::is_hop_by_hop(name) => Field::HopByHop,
+            _ => Field::Other,
+        }
+    }
+}
+
+/// Whether a `Connection` value holds only the `close`, `keep-alive` and
+/// `upgrade` options (no field names to drop), as most do.
+fn is_only_options(value: &[u8]) -> bool {
+    value.split(|b| *b == b',').all(|t| {
+        let t = t.trim_ascii();
+        t.is_empty()
+            || t.eq_ignore_ascii_case(b"close")
+            || t.eq_ignore_ascii_case(b"keep-alive")
+            || t.eq_ignore_ascii_case(b"upgrade")
+    })
 }
 
 fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
@@ -603,7 +673,7 @@ async fn reject<I: ClientStream>(inb: &mut Inbound<I>, status: StatusCode) {
     let resp = forward::local_reply(status, "");
     let (parts, mut body) = resp.into_parts();
     let mut keep_alive = false;
-    let framing = encode_head(&mut out, &parts, &body, false, false, &mut keep_alive);
+    let framing = encode_head(&mut out, &parts, None, &body, false, false, &mut keep_alive);
     if write_body(&mut inb.io, &mut out, &mut body, framing)
         .await
         .is_err()
@@ -837,7 +907,7 @@ mod tests {
         let (parts, ()) = r.into_parts();
         let mut out = BytesMut::new();
         let mut ka = true;
-        let f = encode_head(&mut out, &parts, &body, false, false, &mut ka);
+        let f = encode_head(&mut out, &parts, None, &body, false, false, &mut ka);
         (String::from_utf8(out.to_vec()).unwrap(), f, ka)
     }
 
@@ -857,6 +927,25 @@ mod tests {
         let (text, f, _) = head_of(StatusCode::NO_CONTENT, &[], ProxyBody::Local(None));
         assert!(!text.contains("content-length"), "{text}");
         assert_eq!(f, Framing::None);
+    }
+
+    #[test]
+    fn field_names_are_classified_in_any_case() {
+        assert_eq!(Field::of(b"Date"), Field::Date);
+        assert_eq!(Field::of(b"SERVER"), Field::Server);
+        assert_eq!(Field::of(b"content-Length"), Field::ContentLength);
+        for n in ["te", "Trailer", "upgrade", "Connection", "keep-alive"] {
+            assert_eq!(Field::of(n.as_bytes()), Field::HopByHop, "{n}");
+        }
+        for n in ["proxy-connection", "Transfer-Encoding"] {
+            assert_eq!(Field::of(n.as_bytes()), Field::HopByHop, "{n}");
+        }
+        for n in ["x-date", "servers", "tt", "content-type", "x-upgrade1"] {
+            assert_eq!(Field::of(n.as_bytes()), Field::Other, "{n}");
+        }
+        assert!(is_only_options(b"keep-alive"));
+        assert!(is_only_options(b"Upgrade, close"));
+        assert!(!is_only_options(b"close, x-private"));
     }
 
     #[test]

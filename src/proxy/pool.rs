@@ -314,14 +314,14 @@ impl Pool {
                 result = exchange(&mut conn, used, &head, &mut body, framing, is_head).await;
             }
         }
-        let ((status, headers, resp_framing, keep_alive), rest) = result?;
+        let ((status, raw_head, resp_framing, keep_alive), rest) = result?;
         let mut response = Response::new(UpstreamBody::empty());
         *response.status_mut() = status;
-        *response.headers_mut() = headers;
         if upgrade && status == StatusCode::SWITCHING_PROTOCOLS {
             let read_ahead = rest;
             return Ok(Forwarded {
                 response,
+                head: raw_head,
                 used,
                 upgraded: Some(Upgraded {
                     io: conn.io,
@@ -340,6 +340,7 @@ impl Pool {
         );
         Ok(Forwarded {
             response,
+            head: raw_head,
             used,
             upgraded: None,
         })
@@ -363,7 +364,9 @@ fn backend_tls_config() -> Arc<rustls::ClientConfig> {
 /// What [`Pool::forward`] returns.
 #[derive(Debug)]
 pub struct Forwarded {
+    /// The status and the body; the headers are in `head`.
     pub response: Response<UpstreamBody>,
+    pub head: RawHead,
     /// The endpoint that answered.
     pub used: SocketAddr,
     pub upgraded: Option<Upgraded>,
@@ -420,7 +423,50 @@ fn encode_head<B: Body>(parts: &http::request::Parts, body: &B) -> (BytesMut, Re
     (out, framing)
 }
 
-type Head = (StatusCode, HeaderMap, Framing, bool);
+type Head = (StatusCode, RawHead, Framing, bool);
+
+/// A backend's response header fields as they arrived: ranges of the bytes
+/// read. An HTTP/1.1 client gets them copied straight into its response
+/// head; a `HeaderMap` is built only when something needs one (h2 clients,
+/// response header filters, cookies, upgrades).
+#[derive(Debug, Clone, Default)]
+pub struct RawHead {
+    bytes: Bytes,
+    /// `(name start, name end, value start, value end)` in `bytes`.
+    fields: Vec<[u32; 4]>,
+    /// `Content-Length` is void (a transfer coding delimits the body).
+    length_void: bool,
+}
+
+impl RawHead {
+    /// The fields in order, `Content-Length` left out when void.
+    pub fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.fields.iter().filter_map(|&[a, b, c, d]| {
+            let name = &self.bytes[a as usize..b as usize];
+            let void = self.length_void && name.eq_ignore_ascii_case(b"content-length");
+            (!void).then(|| (name, &self.bytes[c as usize..d as usize]))
+        })
+    }
+
+    /// The fields as a `HeaderMap` (values share the read buffer), with
+    /// `extra` slots free.
+    pub fn to_header_map(&self, extra: usize) -> HeaderMap {
+        let mut headers = HeaderMap::with_capacity(self.fields.len() + extra);
+        for (name, value) in self.fields() {
+            // httparse accepted the name as a token.
+            let Ok(name) = HeaderName::from_bytes(name) else {
+                continue;
+            };
+            // SAFETY: httparse accepts exactly the bytes `HeaderValue`
+            // allows (HTAB, 0x20-0x7E and obs-text 0x80-0xFF; not other
+            // controls or DEL), so the value need not be checked again.
+            let value =
+                unsafe { HeaderValue::from_maybe_shared_unchecked(self.bytes.slice_ref(value)) };
+            headers.append(name, value);
+        }
+        headers
+    }
+}
 
 /// Writes the request on `conn` and reads the response head (and the bytes
 /// read past it).
@@ -598,18 +644,14 @@ fn parse_head(buf: &Bytes, is_head: bool) -> Result<Option<(usize, Head)>, &'sta
         .and_then(|c| StatusCode::from_u16(c).ok())
         .ok_or("invalid status code")?;
     let http10 = resp.version == Some(0);
-    // Room for what the proxy adds (`server`, `set-cookie`) without a
-    // rehash.
-    let mut headers = HeaderMap::with_capacity(resp.headers.len() + 2);
+    let base = buf.as_ptr() as usize;
+    let offset = |part: &[u8]| (part.as_ptr() as usize - base) as u32;
+    let mut fields = Vec::with_capacity(resp.headers.len());
     let (mut length, mut chunked, mut te, mut close, mut keep_alive) =
         (None::<u64>, false, false, false, false);
     for h in resp.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| "invalid header name")?;
-        // SAFETY: httparse accepts exactly the bytes `HeaderValue` allows
-        // (HTAB, 0x20-0x7E and obs-text 0x80-0xFF; not other controls or
-        // DEL), so the value need not be checked again.
-        let value = unsafe { HeaderValue::from_maybe_shared_unchecked(buf.slice_ref(h.value)) };
-        if name == header::CONTENT_LENGTH {
+        let name = h.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"content-length") {
             let n = std::str::from_utf8(h.value)
                 .ok()
                 .and_then(|s| s.trim().parse::<u64>().ok())
@@ -618,7 +660,7 @@ fn parse_head(buf: &Bytes, is_head: bool) -> Result<Option<(usize, Head)>, &'sta
                 return Err("conflicting content-length");
             }
             length = Some(n);
-        } else if name == header::TRANSFER_ENCODING {
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             te = true;
             // Only the last coding decides (RFC 9112 §6.3 rule 4).
             chunked = h
@@ -626,15 +668,21 @@ fn parse_head(buf: &Bytes, is_head: bool) -> Result<Option<(usize, Head)>, &'sta
                 .rsplit(|b| *b == b',')
                 .next()
                 .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        } else if name == header::CONNECTION {
+        } else if name.eq_ignore_ascii_case(b"connection") {
             for t in h.value.split(|b| *b == b',') {
                 let t = t.trim_ascii();
                 close |= t.eq_ignore_ascii_case(b"close");
                 keep_alive |= t.eq_ignore_ascii_case(b"keep-alive");
             }
         }
-        headers.append(name, value);
+        let (n, v) = (offset(name), offset(h.value));
+        fields.push([n, n + name.len() as u32, v, v + h.value.len() as u32]);
     }
+    let head = RawHead {
+        bytes: buf.clone(),
+        fields,
+        length_void: te,
+    };
     let no_body = is_head
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -642,7 +690,6 @@ fn parse_head(buf: &Bytes, is_head: bool) -> Result<Option<(usize, Head)>, &'sta
     let framing = if no_body {
         Framing::Empty
     } else if te {
-        headers.remove(header::CONTENT_LENGTH);
         if chunked {
             Framing::Chunked(ChunkState::Size)
         } else {
@@ -656,7 +703,7 @@ fn parse_head(buf: &Bytes, is_head: bool) -> Result<Option<(usize, Head)>, &'sta
         }
     };
     let reusable = framing != Framing::UntilClose && !close && (!http10 || keep_alive);
-    Ok(Some((len, (status, headers, framing, reusable))))
+    Ok(Some((len, (status, head, framing, reusable))))
 }
 
 /// Where a chunked body decoder is (RFC 9112 §7.1).
@@ -977,6 +1024,28 @@ mod tests {
         assert!(chunks(b"2\r\nabXX").is_err());
     }
 
+    #[test]
+    fn raw_heads_keep_fields_in_order_and_void_a_length_under_chunked() {
+        let raw = b"HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\nx-a: 2\r\n\r\n";
+        let (_, (_, head, framing, _)) = parse_head(&Bytes::copy_from_slice(raw), false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(framing, Framing::Chunked(ChunkState::Size));
+        let fields: Vec<_> = head.fields().collect();
+        assert_eq!(
+            fields,
+            [
+                (&b"X-A"[..], &b"1"[..]),
+                (b"Transfer-Encoding", b"chunked"),
+                (b"x-a", b"2")
+            ]
+        );
+        let map = head.to_header_map(0);
+        let all: Vec<_> = map.get_all("x-a").iter().collect();
+        assert_eq!(all, ["1", "2"]);
+        assert!(map.get("content-length").is_none());
+    }
+
     fn head(raw: &[u8], is_head: bool) -> (StatusCode, Framing, bool) {
         let (len, (status, _, framing, reuse)) = parse_head(&Bytes::copy_from_slice(raw), is_head)
             .unwrap()
@@ -1036,10 +1105,10 @@ mod tests {
         )
         .is_err());
         assert!(parse_head(&Bytes::from_static(b"garbage\r\n\r\n"), false).is_err());
-        assert_eq!(
+        assert!(matches!(
             parse_head(&Bytes::from_static(b"HTTP/1.1 200 OK\r\nx: y\r\n"), false),
             Ok(None)
-        );
+        ));
     }
 
     #[test]
@@ -1146,7 +1215,7 @@ mod tests {
             .unwrap()
             .unwrap();
             assert_eq!(fwd.response.status(), StatusCode::OK);
-            assert_eq!(fwd.response.headers()["x-a"], "1");
+            assert_eq!(fwd.head.to_header_map(0)["x-a"], "1");
             let body =
                 tokio::time::timeout(Duration::from_secs(5), fwd.response.into_body().collect())
                     .await

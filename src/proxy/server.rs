@@ -334,6 +334,7 @@ async fn serve_conn(
     };
     if !ctx.https {
         ctx.request_timer = h1_timer();
+        ctx.raw_heads = true;
         let io = TimedIo::new(tcp, in_flight.clone(), idle, Some(header));
         return h1::serve(shared, Arc::new(ctx), io, in_flight, close).await;
     }
@@ -355,6 +356,7 @@ async fn serve_conn(
     let h2 = session.alpn_protocol() == Some(b"h2");
     if !h2 {
         ctx.request_timer = h1_timer();
+        ctx.raw_heads = true;
     }
     let ctx = Arc::new(ctx);
     if h2 {
@@ -387,7 +389,7 @@ fn h2_service(
         async move {
             // h2 requests never upgrade (no extended CONNECT), so there is
             // no tunnel to take.
-            let (resp, _) = forward::handle(&s, &c, req).await;
+            let resp = forward::handle(&s, &c, req).await.response;
             drop(busy);
             Ok::<_, Infallible>(resp)
         }
