@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -338,16 +339,32 @@ async fn serve_conn(
         let io = TimedIo::new(tcp, in_flight.clone(), idle, Some(header));
         return h1::serve(shared, Arc::new(ctx), io, in_flight, close).await;
     }
+    // Boxed: the TLS states (handshake, h2, HTTP/1.1 over TLS) would
+    // otherwise make every plain connection's task as large as theirs.
+    Box::pin(serve_tls(shared, tcp, ctx, tls, in_flight, close, h1_timer)).await
+}
+
+async fn serve_tls(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    mut ctx: ConnCtx,
+    tls: Arc<ServerConfig>,
+    in_flight: Arc<InFlight>,
+    close: watch::Receiver<bool>,
+    h1_timer: impl Fn() -> Option<std::sync::Mutex<Pin<Box<tokio::time::Sleep>>>>,
+) {
+    let (idle, header) = (shared.opts.idle_timeout, shared.opts.header_read_timeout);
+    let (peer, local) = (ctx.peer, tcp.local_addr().ok());
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let stream =
         match tokio::time::timeout(shared.opts.header_read_timeout, acceptor.accept(tcp)).await {
             Ok(Ok(s)) => s,
             Ok(Err(error)) => {
-                tracing::debug!(%peer, %local, %error, "TLS handshake failed");
+                tracing::debug!(%peer, ?local, %error, "TLS handshake failed");
                 return;
             }
             Err(_) => {
-                tracing::debug!(%peer, %local, "TLS handshake timed out");
+                tracing::debug!(%peer, ?local, "TLS handshake timed out");
                 return;
             }
         };
