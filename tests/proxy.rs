@@ -1721,11 +1721,24 @@ async fn client_http1_pipelining_http10_expect_continue_head_and_bad_framing() {
     assert!(head.contains("connection: close\r\n"), "{head}");
     assert!(c.closed().await, "an HTTP/1.0 connection stayed open");
 
-    // Bodies that cannot be delimited are refused before any backend sees
-    // them, and the connection is closed.
+    // Both Transfer-Encoding and Content-Length: chunked wins, and the
+    // connection is closed after the answer (RFC 9112 §6.1).
+    let mut c = RawClient::connect(gw).await;
+    c.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n")
+        .await;
+    let (head, body) = c.response(true).await;
+    assert!(head.contains("x-framing: te=chunked\r\n"), "{head}");
+    assert!(head.contains("connection: close\r\n"), "{head}");
+    assert_eq!(body, b"ok");
+    assert!(c.closed().await);
+
+    // Bodies that cannot be delimited, and 1.1 requests without a Host, are
+    // refused before any backend sees them, and the connection is closed.
     for bad in [
         &b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"[..],
         b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n+2\r\nok\r\n0\r\n\r\n",
+        b"GET / HTTP/1.1\r\n\r\n",
     ] {
         let mut c = RawClient::connect(gw).await;
         c.send(bad).await;

@@ -38,7 +38,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::{mpsc, watch};
 
 use crate::health::{HealthStatus, HealthView};
-use crate::proxy::pool::{Forwarded, Pool, RawHead, TlsTarget, UpstreamBody};
+use crate::proxy::pool::{Forwarded, Pool, RawHead, TlsTarget, UpstreamBody, UpstreamError};
 use crate::proxy::{mirror, route, upgrade, Metrics, ProxyOptions};
 use crate::routing::{
     BackendKey, BackendRuntime, BackendTarget, Filter, HeaderModifier, ListenerProtocol,
@@ -424,6 +424,12 @@ where
         upgraded,
     } = match result {
         Ok(r) => r,
+        // The client's own body was malformed (bad chunk framing) or cut
+        // short: its error, not the backend's.
+        Err(error @ UpstreamError::ClientBody(_)) => {
+            tracing::debug!(%error, "request body failed: 400");
+            return local_reply(StatusCode::BAD_REQUEST, "");
+        }
         Err(error) => {
             tracing::debug!(%error, "backend request failed: 502");
             return local_reply(StatusCode::BAD_GATEWAY, "");

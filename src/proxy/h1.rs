@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures_util::FutureExt;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, StatusCode, Uri, Version};
@@ -160,8 +160,18 @@ pub(crate) async fn serve<I: ClientStream>(
             }
         };
         match next {
-            Next::KeepAlive if !stopping => {}
-            Next::KeepAlive | Next::Close => return,
+            Next::KeepAlive if !stopping => {
+                // One large message must not pin large buffers to an idle
+                // connection.
+                if out.capacity() > COPY_MAX {
+                    out = BytesMut::new();
+                }
+                if inb.buf.is_empty() && inb.buf.capacity() > COPY_MAX {
+                    inb.buf = BytesMut::new();
+                }
+            }
+            Next::KeepAlive | Next::Close if stopping => return,
+            Next::KeepAlive | Next::Close => return close_gracefully(&mut inb).await,
             Next::Tunnel(tunnel) => {
                 // Bytes the client sent past the request belong to the new
                 // protocol; copied out so the tunnel does not keep the whole
@@ -252,9 +262,12 @@ fn parse_head(data: &Bytes, max_head: usize) -> Result<Option<(usize, Head)>, St
     let mut headers = HeaderMap::with_capacity(req.headers.len() + 4);
     let (mut length, mut te, mut chunked) = (None::<u64>, false, false);
     let (mut close, mut keep_alive, mut expect) = (false, false, false);
+    let mut hosts = 0;
     for h in req.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| bad)?;
-        if name == header::CONTENT_LENGTH {
+        if name == header::HOST {
+            hosts += 1;
+        } else if name == header::CONTENT_LENGTH {
             // `5, 5` is one length (RFC 9110 §8.6); differing ones are a 400.
             for v in h.value.split(|b| *b == b',') {
                 let n = std::str::from_utf8(v)
@@ -268,6 +281,8 @@ fn parse_head(data: &Bytes, max_head: usize) -> Result<Option<(usize, Head)>, St
                 }
                 length = Some(n);
             }
+            // Forwarded as one normalised value, below.
+            continue;
         } else if name == header::TRANSFER_ENCODING {
             te = true;
             chunked = h
@@ -290,18 +305,35 @@ fn parse_head(data: &Bytes, max_head: usize) -> Result<Option<(usize, Head)>, St
         let value = unsafe { HeaderValue::from_maybe_shared_unchecked(data.slice_ref(h.value)) };
         headers.append(name, value);
     }
+    // RFC 9112 §3.2: a 1.1 request without Host, or with two, is a 400.
+    if hosts > 1 || (hosts == 0 && !http10) {
+        return Err(bad);
+    }
+    // §3.2.2: with an absolute-form target, the target's authority is the
+    // host (for routing and towards the backend).
+    if let Some(authority) = uri.authority() {
+        let v = HeaderValue::from_str(authority.as_str()).map_err(|_| bad)?;
+        headers.insert(header::HOST, v);
+    }
     let body = if te {
         // RFC 9112 §6.1: no transfer codings in 1.0; §6.3: a request whose
-        // last coding is not chunked cannot be delimited.
+        // last coding is not chunked cannot be delimited. Its Content-Length
+        // (if any) was not kept.
         if http10 || !chunked {
             return Err(bad);
         }
-        headers.remove(header::CONTENT_LENGTH);
         BodyState::Chunked(ChunkState::Size)
     } else {
         match length {
-            None | Some(0) => BodyState::Done,
-            Some(n) => BodyState::Length(n),
+            None => BodyState::Done,
+            Some(n) => {
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+                if n == 0 {
+                    BodyState::Done
+                } else {
+                    BodyState::Length(n)
+                }
+            }
         }
     };
     let mut r = Request::new(());
@@ -318,7 +350,9 @@ fn parse_head(data: &Bytes, max_head: usize) -> Result<Option<(usize, Head)>, St
         Head {
             req: r,
             body,
-            keep_alive: !close && (!http10 || keep_alive),
+            // §6.1: after a request with both Transfer-Encoding and
+            // Content-Length the connection is closed (a smuggling guard).
+            keep_alive: !(close || (http10 && !keep_alive) || (te && length.is_some())),
             expect_continue: expect && !http10 && body != BodyState::Done,
         },
     )))
@@ -360,7 +394,7 @@ async fn respond<I: ClientStream>(
     // Everything up to the write is synchronous, so the response is written
     // at one await point (a smaller future to move per request).
     let (next, framing, mut body) =
-        prepare_reply(out, reply, inb, keep_alive, is_head, http10, closing);
+        prepare_reply(out, reply, &mut *inb, keep_alive, is_head, http10, closing);
     match write_body(&mut inb.io, out, &mut body, framing).await {
         Ok(()) => next,
         Err(error) => {
@@ -375,7 +409,7 @@ async fn respond<I: ClientStream>(
 fn prepare_reply<I>(
     out: &mut BytesMut,
     reply: forward::Reply,
-    inb: &Inbound<I>,
+    inb: &mut Inbound<I>,
     keep_alive: bool,
     is_head: bool,
     http10: bool,
@@ -399,8 +433,16 @@ fn prepare_reply<I>(
         encode_head(out, &parts, raw, &body, false, false, &mut true);
         return (Next::Tunnel(tunnel), Framing::None, body);
     }
-    // A body left unread (e.g. an early answer, a 404) or a `100 Continue`
-    // never sent leaves the connection out of step: close it.
+    // A body the handler left unread (a 404, an early answer) that is
+    // already here in full is dropped; one still on its way, or a
+    // `100 Continue` never sent, leaves the connection out of step: close.
+    if let BodyState::Length(rest) = inb.body {
+        if inb.buf.len() as u64 >= rest {
+            inb.buf.advance(rest as usize);
+            inb.body = BodyState::Done;
+            inb.expect = None;
+        }
+    }
     let mut keep_alive =
         keep_alive && inb.body == BodyState::Done && inb.expect.is_none() && !*closing.borrow();
     let framing = encode_head(out, &parts, raw, &body, is_head, http10, &mut keep_alive);
@@ -417,7 +459,8 @@ fn prepare_reply<I>(
 enum Framing {
     /// No body (HEAD, 1xx, 204, 304).
     None,
-    Length,
+    /// Exactly this many bytes.
+    Length(u64),
     Chunked,
     /// Delimited by closing the connection (1.0 clients, unknown length).
     UntilClose,
@@ -438,19 +481,31 @@ fn encode_head(
     keep_alive: &mut bool,
 ) -> Framing {
     let status = parts.status;
+    let upgrade = status == StatusCode::SWITCHING_PROTOCOLS;
+    let no_body = is_head
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    // The body's framing is the proxy's own, whatever the headers say: a
+    // given Content-Length is kept only where no body follows it (HEAD,
+    // 304: it tells the length a GET would get); none in 1xx and 204
+    // (RFC 9110 §8.6). Transfer-Encoding and Connection are hop-by-hop.
+    let keep_length = no_body && !(status.is_informational() || status == StatusCode::NO_CONTENT);
     out.reserve(256 + parts.headers.len() * 64);
     out.put_slice(b"HTTP/1.1 ");
     out.put_slice(status.as_str().as_bytes());
     out.put_u8(b' ');
     out.put_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.put_slice(b"\r\n");
-    let (mut has_length, mut has_date) = (false, false);
+    let mut has_date = false;
     for (name, value) in &parts.headers {
-        if name == header::CONTENT_LENGTH {
-            has_length = true;
-        } else if name == header::DATE {
-            has_date = true;
+        if (name == header::CONTENT_LENGTH && !keep_length)
+            || name == header::TRANSFER_ENCODING
+            || (name == header::CONNECTION && !upgrade)
+        {
+            continue;
         }
+        has_date |= name == header::DATE;
         out.put_slice(name.as_str().as_bytes());
         out.put_slice(b": ");
         out.put_slice(value.as_bytes());
@@ -466,12 +521,12 @@ fn encode_head(
         for (name, value) in raw.fields() {
             match Field::of(name) {
                 Field::HopByHop | Field::Server => continue,
-                Field::ContentLength => has_length = true,
+                Field::ContentLength if !keep_length => continue,
                 Field::Date => has_date = true,
                 Field::Other if named && forward::named_in_connection(connection(), name) => {
                     continue
                 }
-                Field::Other => {}
+                Field::ContentLength | Field::Other => {}
             }
             out.put_slice(name);
             out.put_slice(b": ");
@@ -487,19 +542,13 @@ fn encode_head(
         put_date(out);
         out.put_slice(b"\r\n");
     }
-    let no_body = is_head
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED;
     let framing = if no_body {
         Framing::None
-    } else if has_length {
-        Framing::Length
     } else if let Some(n) = body.size_hint().exact() {
         out.put_slice(b"content-length: ");
         out.put_slice(itoa(n, &mut [0; 20]));
         out.put_slice(b"\r\n");
-        Framing::Length
+        Framing::Length(n)
     } else if !http10 {
         out.put_slice(b"transfer-encoding: chunked\r\n");
         Framing::Chunked
@@ -507,7 +556,7 @@ fn encode_head(
         *keep_alive = false;
         Framing::UntilClose
     };
-    if status != StatusCode::SWITCHING_PROTOCOLS {
+    if !upgrade {
         if !*keep_alive {
             out.put_slice(b"connection: close\r\n");
         } else if http10 {
@@ -617,6 +666,18 @@ async fn write_body_inner<W: AsyncWrite + Unpin>(
         return io.flush().await;
     }
     let chunked = framing == Framing::Chunked;
+    // A body that does not match the length already sent would desync
+    // the client: it fails the response (and closes the connection).
+    let mut left = match framing {
+        Framing::Length(n) => Some(n),
+        _ => None,
+    };
+    let mismatch = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "body length differs from content-length",
+        )
+    };
     loop {
         let polled = std::future::poll_fn(|cx| match Pin::new(&mut *body).poll_frame(cx) {
             Poll::Pending if !out.is_empty() => Poll::Ready(Polled::Wait),
@@ -632,6 +693,9 @@ async fn write_body_inner<W: AsyncWrite + Unpin>(
                 continue;
             }
             Polled::Frame(None) => {
+                if left.is_some_and(|n| n > 0) {
+                    return Err(mismatch());
+                }
                 if chunked {
                     out.put_slice(b"0\r\n\r\n");
                 }
@@ -644,6 +708,9 @@ async fn write_body_inner<W: AsyncWrite + Unpin>(
                 _ => continue, // trailers are not forwarded
             },
         };
+        if let Some(n) = &mut left {
+            *n = n.checked_sub(data.len() as u64).ok_or_else(mismatch)?;
+        }
         if chunked {
             out.put_slice(format!("{:x}\r\n", data.len()).as_bytes());
         }
@@ -680,7 +747,15 @@ async fn reject<I: ClientStream>(inb: &mut Inbound<I>, status: StatusCode) {
     {
         return;
     }
-    let _ = inb.io.shutdown().await;
+    close_gracefully(inb).await;
+}
+
+/// Closes a connection after its last response: the write side first (a
+/// TLS client gets its close_notify), then what the client still sends (an
+/// unread body, say) is read and dropped for a moment, so that a reset does
+/// not destroy the response before the client has read it (RFC 9112 §9.6).
+async fn close_gracefully<I: ClientStream>(inb: &mut Inbound<I>) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), inb.io.shutdown()).await;
     let drain = async {
         let mut sink = [0u8; 4096];
         let mut left = 1usize << 20;
@@ -791,9 +866,19 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Body for ReqBody<'_, I> {
 mod tests {
     use super::*;
 
-    fn parse(raw: &str) -> Result<Option<Head>, StatusCode> {
+    fn parse_raw(raw: &str) -> Result<Option<Head>, StatusCode> {
         let mut buf = BytesMut::from(raw.as_bytes());
         parse_request(&mut buf, 64 * 1024)
+    }
+
+    /// Parses `raw` with a `Host` field added after the request line when
+    /// it has none.
+    fn parse(raw: &str) -> Result<Option<Head>, StatusCode> {
+        if raw.to_ascii_lowercase().contains("\r\nhost:") {
+            return parse_raw(raw);
+        }
+        let (line, rest) = raw.split_once("\r\n").unwrap();
+        parse_raw(&format!("{line}\r\nHost: a\r\n{rest}"))
     }
 
     #[test]
@@ -829,14 +914,24 @@ mod tests {
             body("POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n"),
             Ok(BodyState::Length(5))
         );
-        // Chunked wins over Content-Length, which is dropped.
+        // Chunked wins over Content-Length, which is dropped, and the
+        // connection closes after the answer (RFC 9112 §6.1).
         let h = parse(
-            "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
         )
         .unwrap()
         .unwrap();
         assert_eq!(h.body, BodyState::Chunked(ChunkState::Size));
         assert!(h.req.headers().get("content-length").is_none());
+        assert!(!h.keep_alive);
+        // Lengths are forwarded as one normalised value.
+        let h = parse(
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\ncontent-length: 5\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
+        let all: Vec<_> = h.req.headers().get_all("content-length").iter().collect();
+        assert_eq!(all, ["5"]);
         let bad = Err(StatusCode::BAD_REQUEST);
         assert_eq!(body("POST / HTTP/1.1\r\nContent-Length: 5, 6\r\n\r\n"), bad);
         assert_eq!(body("POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n"), bad);
@@ -877,6 +972,21 @@ mod tests {
             Some(StatusCode::URI_TOO_LONG),
             "over the http crate's URI limit"
         );
+    }
+
+    #[test]
+    fn host_is_required_once_and_an_absolute_target_wins() {
+        let bad = Some(StatusCode::BAD_REQUEST);
+        assert_eq!(parse_raw("GET / HTTP/1.1\r\n\r\n").err(), bad);
+        assert_eq!(
+            parse_raw("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").err(),
+            bad
+        );
+        assert!(parse_raw("GET / HTTP/1.0\r\n\r\n").unwrap().is_some());
+        let h = parse("GET http://b.example:8080/x HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.req.headers()["host"], "b.example:8080");
     }
 
     #[test]
@@ -923,7 +1033,23 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("content-length: 5\r\n\r\n"), "{text}");
-        assert_eq!((f, ka), (Framing::Length, true));
+        assert_eq!((f, ka), (Framing::Length(5), true));
+        // A length from the headers is not trusted for the body's framing.
+        let (text, f, _) = head_of(
+            StatusCode::OK,
+            &[
+                ("content-length", "99"),
+                ("transfer-encoding", "chunked"),
+                ("connection", "x"),
+            ],
+            ProxyBody::Local(Some(Bytes::from_static(b"hello"))),
+        );
+        assert_eq!(f, Framing::Length(5));
+        assert_eq!(text.matches("content-length").count(), 1, "{text}");
+        assert!(
+            !text.contains("transfer-encoding") && !text.contains("connection: x"),
+            "{text}"
+        );
         let (text, f, _) = head_of(StatusCode::NO_CONTENT, &[], ProxyBody::Local(None));
         assert!(!text.contains("content-length"), "{text}");
         assert_eq!(f, Framing::None);

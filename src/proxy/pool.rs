@@ -749,14 +749,19 @@ pub(crate) fn decode_chunked(
                         *st = ChunkState::Done;
                     }
                 } else {
+                    // Hex digits only (no sign, no leading space), then
+                    // optional whitespace before an extension (RFC 9112
+                    // §7.1): a lenient decoder is a smuggling vector.
                     let digits = line
                         .split(|b| *b == b';')
                         .next()
                         .unwrap_or(b"")
-                        .trim_ascii();
+                        .trim_ascii_end();
                     let size = std::str::from_utf8(digits)
                         .ok()
-                        .filter(|s| !s.is_empty())
+                        .filter(|s| {
+                            (1..=16).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit())
+                        })
                         .and_then(|s| u64::from_str_radix(s, 16).ok())
                         .ok_or("invalid chunk size")?;
                     *st = if size == 0 {
@@ -1020,6 +1025,9 @@ mod tests {
     #[test]
     fn bad_chunk_sizes_are_errors() {
         assert!(chunks(b"zz\r\n").is_err());
+        assert!(chunks(b"+5\r\nhello\r\n0\r\n\r\n").is_err());
+        assert!(chunks(b" 5\r\nhello\r\n0\r\n\r\n").is_err());
+        assert!(chunks(b"5 ;x=1\r\nhello\r\n0\r\n\r\n").is_ok());
         assert!(chunks(b"\r\n").is_err());
         assert!(chunks(b"2\r\nabXX").is_err());
     }
