@@ -30,6 +30,10 @@ async fn main() {
             tokio::spawn(serve_backend(s));
         }
     });
+    assert!(
+        TcpStream::connect(GATEWAY).await.is_err(),
+        "something already listens on {GATEWAY}: stop it first"
+    );
     let exe = std::env::current_exe()
         .expect("own path")
         .with_file_name("bench_gateway");

@@ -518,7 +518,7 @@ fn encode_head(
                 .map(|(_, v)| v)
         };
         let named = connection().any(|v| !is_only_options(v));
-        for (name, value) in raw.fields() {
+        for (name, line) in raw.lines() {
             match Field::of(name) {
                 Field::HopByHop | Field::Server => continue,
                 Field::ContentLength if !keep_length => continue,
@@ -528,10 +528,7 @@ fn encode_head(
                 }
                 Field::ContentLength | Field::Other => {}
             }
-            out.put_slice(name);
-            out.put_slice(b": ");
-            out.put_slice(value);
-            out.put_slice(b"\r\n");
+            out.put_slice(&line);
         }
         out.put_slice(b"server: ");
         out.put_slice(AGC_SERVER_NAME.as_bytes());

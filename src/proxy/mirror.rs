@@ -19,7 +19,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::sync::mpsc;
 
-use crate::proxy::pool::{Pool, TlsTarget};
+use crate::proxy::pool::{Forwarding, Pool, TlsTarget};
 
 /// Most request-body bytes queued for one mirror.
 pub const MAX_TEED_BYTES: usize = 8 * 1024 * 1024;
@@ -164,13 +164,16 @@ pub fn spawn(
     req: Request<MirrorBody>,
     timeout: Duration,
     tls: Option<Option<String>>,
+    fwd: Forwarding,
 ) {
     tokio::spawn(async move {
         let send = async {
             let tls = tls.as_ref().map(|sni| TlsTarget {
                 sni: sni.as_deref(),
             });
-            let fwd = pool.forward(addr, None, req, false, tls).await?;
+            let fwd = pool
+                .forward(addr, None, req, false, tls, Some(&fwd))
+                .await?;
             let status = fwd.response.status();
             // Read to the end so the connection goes back to the pool.
             let _ = fwd.response.into_body().collect().await;

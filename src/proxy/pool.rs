@@ -287,13 +287,14 @@ impl Pool {
         req: Request<B>,
         upgrade: bool,
         tls: Option<TlsTarget<'_>>,
+        fwd: Option<&Forwarding>,
     ) -> Result<Forwarded, UpstreamError>
     where
         B: Body<Data = Bytes> + Unpin,
         B::Error: std::fmt::Display,
     {
         let (parts, mut body) = req.into_parts();
-        let (head, framing) = encode_head(&parts, &body);
+        let (head, framing) = encode_head(&parts, &body, fwd);
         let head = head.freeze();
         let (mut conn, used) = match self.checkout(addr, tls).await {
             Ok(c) => (c, addr),
@@ -383,7 +384,11 @@ enum ReqFraming {
 /// Serializes the request head. The body's framing comes from the body
 /// itself (a known length keeps `Content-Length`, an unknown one is sent
 /// chunked), since `Transfer-Encoding` was a hop-by-hop header.
-fn encode_head<B: Body>(parts: &http::request::Parts, body: &B) -> (BytesMut, ReqFraming) {
+fn encode_head<B: Body>(
+    parts: &http::request::Parts,
+    body: &B,
+    fwd: Option<&Forwarding>,
+) -> (BytesMut, ReqFraming) {
     let framing = if body.is_end_stream() {
         ReqFraming::Empty
     } else if let Some(n) = body.size_hint().exact() {
@@ -419,8 +424,38 @@ fn encode_head<B: Body>(parts: &http::request::Parts, body: &B) -> (BytesMut, Re
         ReqFraming::Chunked => out.put_slice(b"transfer-encoding: chunked\r\n"),
         _ => {}
     }
+    if let Some(f) = fwd {
+        out.put_slice(b"x-forwarded-for: ");
+        if let Some(prev) = &f.xff_prev {
+            out.put_slice(prev.as_bytes());
+            out.put_slice(b", ");
+        }
+        out.put_slice(f.peer_ip.as_bytes());
+        out.put_slice(b"\r\nx-forwarded-proto: ");
+        out.put_slice(f.proto.as_bytes());
+        out.put_slice(b"\r\n");
+        if let Some(id) = &f.request_id {
+            out.put_slice(b"x-request-id: ");
+            out.put_slice(id);
+            out.put_slice(b"\r\n");
+        }
+    }
     out.put_slice(b"\r\n");
     (out, framing)
+}
+
+/// The forwarding fields the proxy adds to a backend request (AGC sends
+/// all three), written after the request's own fields.
+#[derive(Debug, Clone)]
+pub struct Forwarding {
+    /// `x-forwarded-for` as the client sent it, if it did; the client's
+    /// address is appended.
+    pub xff_prev: Option<String>,
+    pub peer_ip: HeaderValue,
+    /// `x-forwarded-proto`.
+    pub proto: &'static str,
+    /// A new `x-request-id`, when the request had none.
+    pub request_id: Option<[u8; 36]>,
 }
 
 type Head = (StatusCode, RawHead, Framing, bool);
@@ -445,6 +480,27 @@ impl RawHead {
             let name = &self.bytes[a as usize..b as usize];
             let void = self.length_void && name.eq_ignore_ascii_case(b"content-length");
             (!void).then(|| (name, &self.bytes[c as usize..d as usize]))
+        })
+    }
+
+    /// The fields in order as `(name, field line)`: the line is the field
+    /// as received with its CRLF (`Name: value\r\n`, to copy in one piece),
+    /// or rebuilt when the backend ended it with a bare LF.
+    pub fn lines(&self) -> impl Iterator<Item = (&[u8], std::borrow::Cow<'_, [u8]>)> {
+        self.fields.iter().filter_map(|&[a, b, c, d]| {
+            let name = &self.bytes[a as usize..b as usize];
+            if self.length_void && name.eq_ignore_ascii_case(b"content-length") {
+                return None;
+            }
+            let (a, d) = (a as usize, d as usize);
+            let line = match self.bytes.get(d..d + 2) {
+                Some(b"\r\n") => std::borrow::Cow::Borrowed(&self.bytes[a..d + 2]),
+                _ => {
+                    let value = &self.bytes[c as usize..d];
+                    std::borrow::Cow::Owned([name, b": ", value, b"\r\n"].concat())
+                }
+            };
+            Some((name, line))
         })
     }
 
@@ -1048,6 +1104,14 @@ mod tests {
                 (b"x-a", b"2")
             ]
         );
+        let lines: Vec<_> = head.lines().map(|(_, l)| l.into_owned()).collect();
+        assert_eq!(lines[0], b"X-A: 1\r\n");
+        let lf = b"HTTP/1.1 200 OK\nX-B:2\n\n";
+        let (_, (_, bare, _, _)) = parse_head(&Bytes::copy_from_slice(lf), false)
+            .unwrap()
+            .unwrap();
+        let lines: Vec<_> = bare.lines().map(|(_, l)| l.into_owned()).collect();
+        assert_eq!(lines, [b"X-B: 2\r\n".to_vec()]);
         let map = head.to_header_map(0);
         let all: Vec<_> = map.get_all("x-a").iter().collect();
         assert_eq!(all, ["1", "2"]);
@@ -1127,7 +1191,7 @@ mod tests {
             .body(http_body_util::Full::new(Bytes::from_static(b"abc")))
             .unwrap();
         let (parts, body) = req.into_parts();
-        let (h, f) = encode_head(&parts, &body);
+        let (h, f) = encode_head(&parts, &body, None);
         assert_eq!(f, ReqFraming::Length(3));
         assert_eq!(
             &h[..],
@@ -1138,7 +1202,7 @@ mod tests {
             .body(http_body_util::Full::new(Bytes::from_static(b"abc")))
             .unwrap();
         let (parts, body) = req.into_parts();
-        assert!(encode_head(&parts, &body)
+        assert!(encode_head(&parts, &body, None)
             .0
             .ends_with(b"content-length: 3\r\n\r\n"));
 
@@ -1153,11 +1217,28 @@ mod tests {
             .body(stream)
             .unwrap();
         let (parts, body) = req.into_parts();
-        let (h, f) = encode_head(&parts, &body);
+        let (h, f) = encode_head(&parts, &body, None);
         assert_eq!(f, ReqFraming::Chunked);
         assert_eq!(
             &h[..],
             b"PUT / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n"
+        );
+
+        // The forwarding fields follow the request's own.
+        let fwd = Forwarding {
+            xff_prev: Some("10.0.0.1".into()),
+            peer_ip: HeaderValue::from_static("127.0.0.1"),
+            proto: "https",
+            request_id: Some(*b"00000000-0000-4000-8000-000000000000"),
+        };
+        let req = Request::get("/")
+            .header("host", "a")
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap();
+        let (parts, body) = req.into_parts();
+        assert_eq!(
+            &encode_head(&parts, &body, Some(&fwd)).0[..],
+            &b"GET / HTTP/1.1\r\nhost: a\r\nx-forwarded-for: 10.0.0.1, 127.0.0.1\r\nx-forwarded-proto: https\r\nx-request-id: 00000000-0000-4000-8000-000000000000\r\n\r\n"[..]
         );
 
         let req = Request::get("/")
@@ -1165,7 +1246,7 @@ mod tests {
             .unwrap();
         let (parts, body) = req.into_parts();
         assert_eq!(
-            encode_head(&parts, &body),
+            encode_head(&parts, &body, None),
             (
                 BytesMut::from(&b"GET / HTTP/1.1\r\n\r\n"[..]),
                 ReqFraming::Empty
@@ -1217,7 +1298,7 @@ mod tests {
                 .unwrap();
             let fwd = tokio::time::timeout(
                 Duration::from_secs(5),
-                pool.forward(addr, None, req, false, None),
+                pool.forward(addr, None, req, false, None, None),
             )
             .await
             .unwrap()
