@@ -108,11 +108,27 @@ pub fn spawn_tunnel(shared: &Arc<Shared>, client: ClientIo, ahead: Bytes, tunnel
             (ClientIo::Plain(c), Io::Plain(b)) => {
                 splice((c, ahead), (b, up.read_ahead), counters, idle, &mut stop).await
             }
+            // Boxed (rare: TLS on a side) so that they do not make every
+            // idle plain tunnel's task as large as theirs.
             (ClientIo::Plain(c), b) => {
-                run((c, ahead), (b, up.read_ahead), counters, idle, &mut stop).await
+                Box::pin(run(
+                    (c, ahead),
+                    (b, up.read_ahead),
+                    counters,
+                    idle,
+                    &mut stop,
+                ))
+                .await
             }
             (ClientIo::Tls(c), b) => {
-                run((c, ahead), (b, up.read_ahead), counters, idle, &mut stop).await
+                Box::pin(run(
+                    (c, ahead),
+                    (b, up.read_ahead),
+                    counters,
+                    idle,
+                    &mut stop,
+                ))
+                .await
             }
         };
         metrics.tunnels_open.fetch_sub(1, Ordering::Relaxed);
