@@ -1,7 +1,7 @@
 //! WebSocket (HTTP/1.1 `Upgrade`) tunnels.
 //!
 //! After the backend answered 101 the proxy writes that 101 to the client
-//! ([`super::h1`]) and a spawned task joins both connections and copies
+//! (`super::h1`) and a spawned task joins both connections and copies
 //! bytes both ways (between the raw sockets, holding no buffer while idle,
 //! when both sides are plain TCP; else `copy_bidirectional`), untouched: no
 //! rewrite applies after the upgrade. A tunnel holds no table snapshot, so configuration changes never
@@ -88,6 +88,10 @@ pub enum ClientIo {
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
 }
 
+/// Either kind of client stream, behind one pointer.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
 /// Spawns the tunnel between the client (the 101 already written to it;
 /// `ahead`: what it sent past its request) and the backend connection.
 pub fn spawn_tunnel(shared: &Arc<Shared>, client: ClientIo, ahead: Bytes, tunnel: Tunnel) {
@@ -108,27 +112,15 @@ pub fn spawn_tunnel(shared: &Arc<Shared>, client: ClientIo, ahead: Bytes, tunnel
             (ClientIo::Plain(c), Io::Plain(b)) => {
                 splice((c, ahead), (b, up.read_ahead), counters, idle, &mut stop).await
             }
-            // Boxed (rare: TLS on a side) so that they do not make every
-            // idle plain tunnel's task as large as theirs.
-            (ClientIo::Plain(c), b) => {
-                Box::pin(run(
-                    (c, ahead),
-                    (b, up.read_ahead),
-                    counters,
-                    idle,
-                    &mut stop,
-                ))
-                .await
-            }
-            (ClientIo::Tls(c), b) => {
-                Box::pin(run(
-                    (c, ahead),
-                    (b, up.read_ahead),
-                    counters,
-                    idle,
-                    &mut stop,
-                ))
-                .await
+            // TLS on a side (rare): boxed, so that it does not make every
+            // idle plain tunnel's task as large as its own.
+            (client, b) => {
+                let c: Box<dyn Stream> = match client {
+                    ClientIo::Plain(c) => Box::new(c),
+                    ClientIo::Tls(c) => c,
+                };
+                let copy = run((c, ahead), (b, up.read_ahead), counters, idle, &mut stop);
+                Box::pin(copy).await
             }
         };
         metrics.tunnels_open.fetch_sub(1, Ordering::Relaxed);
