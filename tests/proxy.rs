@@ -158,6 +158,14 @@ fn table(
     })
 }
 
+/// One HTTP listener on port 80 whose one route ("r") sends every request
+/// to `b`'s Service.
+fn catch_all(ip: Ipv4Addr, b: BackendRuntime) -> Arc<RoutingTable> {
+    let svc = b.key.service.clone();
+    let r = route("r", &[], vec![rule("/", vec![to(&svc, 1)], vec![])]);
+    table(1, ip, vec![http_listener("http", 80, vec![r])], vec![b])
+}
+
 struct Sandbox {
     table: watch::Sender<Arc<RoutingTable>>,
     started: proxy::Started,
@@ -1171,16 +1179,7 @@ async fn backend_framing_bodies_and_keep_alive() {
 async fn idle_client_connections_close_after_the_idle_timeout() {
     let ip = Ipv4Addr::new(127, 20, 210, 1);
     let raw = raw_backend().await;
-    let t = table(
-        1,
-        ip,
-        vec![http_listener(
-            "http",
-            80,
-            vec![route("r", &[], vec![rule("/", vec![to("raw", 1)], vec![])])],
-        )],
-        vec![backend("raw", &[raw], fast_probe("/health"))],
-    );
+    let t = catch_all(ip, backend("raw", &[raw], fast_probe("/health")));
     let mut opts = ProxyOptions::new(OFFSET);
     opts.idle_timeout = Duration::from_millis(400);
     let sb = Sandbox::start_with(t, opts);
@@ -1370,20 +1369,7 @@ async fn a_refused_connect_is_retried_on_another_endpoint() {
         interval: Duration::from_secs(60),
         ..tcp_probe()
     };
-    let t = table(
-        1,
-        ip,
-        vec![http_listener(
-            "http",
-            80,
-            vec![route(
-                "r",
-                &[],
-                vec![rule("/", vec![to("echo", 1)], vec![])],
-            )],
-        )],
-        vec![backend("echo", &[alive.addr, dying.addr], slow_probe)],
-    );
+    let t = catch_all(ip, backend("echo", &[alive.addr, dying.addr], slow_probe));
     let sb = Sandbox::start(t);
     sb.wait_bound().await;
     sb.wait_healthy("echo", 2).await;
@@ -1475,20 +1461,7 @@ async fn backend_tls_policy_connects_with_tls_and_sni() {
     let mut b = backend("secure", &[tls_addr], tcp_probe());
     b.app_protocol_tls = true;
     b.tls_sni = Some("backend.contoso.com".into());
-    let t = table(
-        1,
-        ip,
-        vec![http_listener(
-            "http",
-            80,
-            vec![route(
-                "r",
-                &[],
-                vec![rule("/", vec![to("secure", 1)], vec![])],
-            )],
-        )],
-        vec![b],
-    );
+    let t = catch_all(ip, b);
     let sb = Sandbox::start(t);
     sb.wait_bound().await;
     sb.wait_healthy("secure", 1).await;
@@ -1552,20 +1525,7 @@ async fn websocket_through_to_a_tls_backend() {
     let ws_addr = tls_ws_backend().await;
     let mut b = backend("securews", &[ws_addr], tcp_probe());
     b.app_protocol_tls = true;
-    let t = table(
-        1,
-        ip,
-        vec![http_listener(
-            "http",
-            80,
-            vec![route(
-                "r",
-                &[],
-                vec![rule("/", vec![to("securews", 1)], vec![])],
-            )],
-        )],
-        vec![b],
-    );
+    let t = catch_all(ip, b);
     let sb = Sandbox::start(t);
     sb.wait_bound().await;
     sb.wait_healthy("securews", 1).await;
@@ -1649,20 +1609,7 @@ impl RawClient {
 async fn client_http1_pipelining_http10_expect_continue_head_and_bad_framing() {
     let ip = Ipv4Addr::new(127, 20, 216, 1);
     let echo = body_echo_backend().await;
-    let t = table(
-        1,
-        ip,
-        vec![http_listener(
-            "http",
-            80,
-            vec![route(
-                "r",
-                &[],
-                vec![rule("/", vec![to("echo", 1)], vec![])],
-            )],
-        )],
-        vec![backend("echo", &[echo], tcp_probe())],
-    );
+    let t = catch_all(ip, backend("echo", &[echo], tcp_probe()));
     let sb = Sandbox::start_with(t, ProxyOptions::new(OFFSET));
     sb.wait_bound().await;
     sb.wait_healthy("echo", 1).await;
