@@ -10,40 +10,25 @@
 
 mod support;
 
+use agc_sandbox::client::Access;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{rss_mb, start_sandbox};
+use support::{connect, rss_mb, start_sandbox};
 
 const OBJECTS: usize = 10_000;
 const ROUND_TRIPS: usize = 2_000;
 
-async fn connect(addr: &str) -> SendRequest<Full<Bytes>> {
-    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    stream.set_nodelay(true).expect("nodelay");
-    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("handshake");
-    tokio::spawn(conn);
-    send
-}
-
 async fn request(
+    access: &Access,
     send: &mut SendRequest<Full<Bytes>>,
     method: &str,
     path: &str,
     body: Vec<u8>,
 ) -> u16 {
-    let req = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "sandbox")
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body)))
-        .expect("request");
+    let req = support::request(access, method, path, body);
     send.ready().await.expect("connection ready");
     let resp = send.send_request(req).await.expect("send");
     let status = resp.status().as_u16();
@@ -64,12 +49,13 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-async fn wait_ready(addr: &str, started: Instant) -> Duration {
+async fn wait_ready(access: &Access, started: Instant) -> Duration {
+    let addr = access.server.trim_start_matches("https://").to_string();
     loop {
-        if let Ok(stream) = tokio::net::TcpStream::connect(addr).await {
+        if let Ok(stream) = tokio::net::TcpStream::connect(&addr).await {
             drop(stream);
-            let mut send = connect(addr).await;
-            if request(&mut send, "GET", "/readyz", vec![]).await == 200 {
+            let mut send = connect(access).await;
+            if request(access, &mut send, "GET", "/readyz", vec![]).await == 200 {
                 return started.elapsed();
             }
         }
@@ -89,9 +75,12 @@ async fn main() {
     for i in 0..ROUND_TRIPS {
         let t = Instant::now();
         let path = "/api/v1/namespaces/default/configmaps";
-        assert_eq!(request(&mut send, "POST", path, configmap(i)).await, 201);
         assert_eq!(
-            request(&mut send, "GET", &format!("{path}/cm-{i}"), vec![]).await,
+            request(&addr, &mut send, "POST", path, configmap(i)).await,
+            201
+        );
+        assert_eq!(
+            request(&addr, &mut send, "GET", &format!("{path}/cm-{i}"), vec![]).await,
             200
         );
         lat.push(t.elapsed());
@@ -107,7 +96,10 @@ async fn main() {
             let mut send = connect(&addr).await;
             for i in (ROUND_TRIPS + w..OBJECTS).step_by(8) {
                 let path = "/api/v1/namespaces/default/configmaps";
-                assert_eq!(request(&mut send, "POST", path, configmap(i)).await, 201);
+                assert_eq!(
+                    request(&addr, &mut send, "POST", path, configmap(i)).await,
+                    201
+                );
             }
         }));
     }
@@ -131,6 +123,7 @@ async fn main() {
     let restart_kill = wait_ready(&addr, t).await;
     let mut send = connect(&addr).await;
     let listed = request(
+        &addr,
         &mut send,
         "GET",
         "/api/v1/namespaces/default/configmaps?labelSelector=bench%3Dapi",

@@ -5,8 +5,8 @@
 //!
 //! `cargo run --release --example bench_dirwatch [-- ROUNDS]` (default 30).
 
+use agc_sandbox::client::{ApiClient, ObjRef};
 use agc_sandbox::resources::kinds;
-use agc_sandbox::scenario::client::{ApiClient, ObjRef};
 use agc_sandbox::sim::apps::{self, AppContext, AppKind, Fault};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -88,23 +88,10 @@ fn main() -> anyhow::Result<()> {
             api_addr: "127.0.0.1:0".parse()?,
             watch: vec![dir.clone()],
             port_offset,
-            token_file: None,
-            alb_provisioning_delay: Duration::ZERO,
-            shared_pod_ip: false,
+            ..Default::default()
         };
-        let (url_tx, url_rx) = tokio::sync::oneshot::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(agc_sandbox::app::run(
-            args,
-            async move {
-                let _ = stop_rx.await;
-            },
-            move |s| {
-                let _ = url_tx.send(s.api_url.clone());
-            },
-        ));
-        let url = tokio::time::timeout(Duration::from_secs(30), url_rx).await??;
-        let client = ApiClient::new(&url, None)?;
+        let handle = agc_sandbox::app::spawn(args).await?;
+        let client = ApiClient::new(&handle.started.access)?;
         let gw_ref = ObjRef { res: kinds::gateways(), namespace: "bench".into(), name: "gw".into() };
         let gw = loop {
             let ip = client.get(&gw_ref).await?.and_then(|g| g.pointer("/status/addresses/0/value").and_then(Value::as_str).map(str::to_string));
@@ -155,8 +142,7 @@ fn main() -> anyhow::Result<()> {
                 pct(1.0)
             );
         }
-        let _ = stop_tx.send(());
-        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        handle.shutdown().await?;
         let _ = std::fs::remove_dir_all(&tmp);
         anyhow::Ok(())
     })

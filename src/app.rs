@@ -3,13 +3,15 @@
 
 use crate::apiserver::ApiServer;
 use crate::cli::UpArgs;
+use crate::client::Access;
 use crate::controller::{self, ControllerOptions};
+use crate::pki::ApiPki;
 use crate::routing::RoutingTable;
 use crate::store::Store;
 use anyhow::{bail, Context};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
@@ -19,48 +21,65 @@ pub struct Started {
     pub api_url: String,
     pub api_addr: SocketAddr,
     pub kubeconfig: PathBuf,
+    /// How to reach the API (URL, CA, token): what the kubeconfig says.
+    pub access: Access,
 }
 
-/// Reads the bearer token, refusing to expose the API beyond loopback without one.
+/// Reads `--token-file`, if given.
 fn load_token(args: &UpArgs) -> anyhow::Result<Option<String>> {
-    let token = match &args.token_file {
-        Some(path) => {
-            let t = std::fs::read_to_string(path)
-                .with_context(|| format!("failed to read the token file {}", path.display()))?;
-            let t = t.trim().to_string();
-            if t.is_empty() {
-                bail!(
-                    "the token file {} is empty; put a secret token in it",
-                    path.display()
-                );
-            }
-            Some(t)
-        }
-        None => None,
+    let Some(path) = &args.token_file else {
+        return Ok(None);
     };
-    if !args.api_addr.ip().is_loopback() && token.is_none() {
+    let t = std::fs::read_to_string(path)
+        .with_context(|| format!("failed to read the token file {}", path.display()))?;
+    let t = t.trim().to_string();
+    if t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
         bail!(
-            "--api-addr {} is reachable from other machines; pass --token-file FILE so requests must carry that bearer token, or bind 127.0.0.1",
-            args.api_addr
+            "the token file {} must hold one token: a non-empty line without spaces",
+            path.display()
         );
     }
-    Ok(token)
+    Ok(Some(t))
 }
 
-/// Writes `DIR/kubeconfig` with a context named `agc-sandbox`.
-fn write_kubeconfig(dir: &Path, url: &str, token: Option<&str>) -> anyhow::Result<PathBuf> {
-    let user = match token {
-        Some(t) => format!("  user:\n    token: {t}\n"),
-        None => "  user: {}\n".to_string(),
+/// The API port's limits: an eighth of the open-files limit for its connections (at least 64,
+/// at most 1024), so the gateway's listeners, the pods and the health checker keep the rest.
+fn api_limits() -> crate::apiserver::Limits {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
     };
-    let text = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: agc-sandbox\n  cluster:\n    server: {url}\ncontexts:\n- name: agc-sandbox\n  context:\n    cluster: agc-sandbox\n    user: agc-sandbox\n    namespace: default\ncurrent-context: agc-sandbox\nusers:\n- name: agc-sandbox\n{user}"
-    );
-    let path = dir.join("kubeconfig");
-    let tmp = dir.join("kubeconfig.tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("failed to write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("failed to write {}", path.display()))?;
-    Ok(std::path::absolute(&path).unwrap_or(path))
+    // SAFETY: getrlimit only writes the struct passed to it.
+    let nofile = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur as usize
+    } else {
+        1024
+    };
+    crate::apiserver::Limits {
+        max_connections: (nofile / 8).clamp(64, 1024),
+        ..Default::default()
+    }
+}
+
+/// The API's TLS configuration (HTTP/1.1 only: the API server speaks no h2).
+fn tls_config(pki: &ApiPki) -> anyhow::Result<Arc<tokio_rustls::rustls::ServerConfig>> {
+    use tokio_rustls::rustls;
+    let certs = rustls_pemfile::certs(&mut pki.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .context("the API serving certificate is not valid PEM")?;
+    let key = rustls_pemfile::private_key(&mut pki.key_pem.as_bytes())
+        .context("the API serving key is not valid PEM")?
+        .context("the API serving key file holds no key")?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .context("TLS setup failed")?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .context("the API serving certificate does not match its key")?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
 }
 
 /// Starts the sandbox and serves until `shutdown` resolves. `on_start` is told the addresses
@@ -71,7 +90,13 @@ pub async fn run(
     on_start: impl FnOnce(&Started),
 ) -> anyhow::Result<()> {
     let token = load_token(&args)?;
-    std::fs::create_dir_all(&args.data_dir).with_context(|| {
+    if args.insecure_http && !args.api_addr.ip().is_loopback() {
+        bail!(
+            "--insecure-http serves the API with no credential, so it only binds loopback; drop --insecure-http or use --api-addr 127.0.0.1:PORT"
+        );
+    }
+    // The data directory holds the store (Secrets), the CA key and the token: owner only.
+    crate::pki::create_private_dir(&args.data_dir).with_context(|| {
         format!(
             "failed to create the data directory {}",
             args.data_dir.display()
@@ -89,9 +114,34 @@ pub async fn run(
     let listener = TcpListener::bind(args.api_addr)
         .await
         .with_context(|| format!("failed to bind the API address {}; is another sandbox running? try --api-addr 127.0.0.1:0", args.api_addr))?;
+    crate::pki::restrict_tree(&args.data_dir.join("store")).with_context(|| {
+        format!(
+            "failed to make the store in {} private",
+            args.data_dir.display()
+        )
+    })?;
     let api_addr = listener.local_addr()?;
-    let api_url = format!("http://{api_addr}");
-    let kubeconfig = write_kubeconfig(&args.data_dir, &api_url, token.as_deref())?;
+    let (access, tls) = if args.insecure_http {
+        tracing::warn!(
+            "--insecure-http: the API takes requests over plain HTTP with no credential"
+        );
+        (Access::plain(&format!("http://{api_addr}")), None)
+    } else {
+        let pki = ApiPki::load_or_create(&args.data_dir, api_addr.ip(), token)?;
+        let tls = tls_config(&pki)?;
+        let access = Access {
+            server: format!("https://{api_addr}"),
+            ca_pem: Some(pki.ca_pem.clone()),
+            token: Some(pki.token.clone()),
+        };
+        (access, Some(tls))
+    };
+    let api_url = access.server.clone();
+    let token = access.token.clone();
+    let kubeconfig = args.data_dir.join("kubeconfig");
+    crate::client::kubeconfig::write(&kubeconfig, &access)
+        .with_context(|| format!("failed to write {}", kubeconfig.display()))?;
+    let kubeconfig = std::path::absolute(&kubeconfig).unwrap_or(kubeconfig);
     if args.shared_pod_ip {
         println!("pods share 127.0.0.1 (--shared-pod-ip): each pod's ports are allocated and listed in its agc-sandbox.dev/ports annotation");
     } else {
@@ -134,16 +184,17 @@ pub async fn run(
         crate::sim::spawn(store.clone(), args.shared_pod_ip, stopped(stop_rx.clone()));
     let api = Arc::new(
         ApiServer::new(store.clone(), token.clone())
+            .with_limits(api_limits())
             .with_logs(pod_logs)
             .with_extension(proxy.extension.clone()),
     );
-    let api_task = tokio::spawn(api.serve(listener, stopped(stop_rx.clone())));
+    let api_task = tokio::spawn(api.serve(listener, tls, stopped(stop_rx.clone())));
     // The drop-in folder applies through the HTTP API, so it gets kubectl's admission; its
     // first pass finishes before `on_start`, so "up" means the folder's objects exist.
     let watch_task = if args.watch.is_empty() {
         None
     } else {
-        let client = crate::scenario::client::ApiClient::new(&api_url, token.clone())?;
+        let client = crate::client::ApiClient::new(&access)?;
         let report: crate::dirwatch::Reporter = Arc::new(|r| match r {
             crate::dirwatch::Report::Changed(line) => println!("{line}"),
             crate::dirwatch::Report::Rejected(line) => eprintln!("{line}"),
@@ -164,6 +215,7 @@ pub async fn run(
         api_url,
         api_addr,
         kubeconfig,
+        access,
     });
     let _ = api_task.await;
     let _ = controller_task.await;
@@ -178,4 +230,56 @@ pub async fn run(
         .context("failed to flush the store on shutdown")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A sandbox running in this process (tests, benchmarks, `scenario run`), started by [`spawn`].
+pub struct Handle {
+    /// What `up` would have printed.
+    pub started: Started,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Handle {
+    /// Stops the sandbox and waits (at most 30 s) until everything is flushed.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match tokio::time::timeout(std::time::Duration::from_secs(30), &mut self.task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(anyhow::anyhow!("the sandbox task failed: {join}")),
+            Err(_) => bail!("the sandbox did not stop within 30 s"),
+        }
+    }
+}
+
+/// Starts the sandbox on this runtime, returning once it serves (or with the reason it could
+/// not start). The one in-process launcher: tests, examples and `scenario run` use it.
+pub async fn spawn(args: UpArgs) -> anyhow::Result<Handle> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let mut task = tokio::spawn(run(
+        args,
+        async move {
+            let _ = stopped.await;
+        },
+        move |s| {
+            let _ = started_tx.send(s.clone());
+        },
+    ));
+    tokio::select! {
+        started = started_rx => match started {
+            Ok(started) => Ok(Handle { started, stop: Some(stop), task }),
+            Err(_) => match (&mut task).await {
+                Ok(Err(err)) => Err(err),
+                Ok(Ok(())) => bail!("the sandbox stopped before it served"),
+                Err(join) => Err(anyhow::anyhow!("the sandbox task failed: {join}")),
+            },
+        },
+        _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {
+            task.abort();
+            bail!("the sandbox did not come up within 60 s")
+        }
+    }
 }

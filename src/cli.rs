@@ -39,14 +39,18 @@ pub struct ScenarioRunArgs {
     /// Scenario files.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
-    /// Use a running sandbox (e.g. http://127.0.0.1:6443) instead of starting one per scenario.
+    /// Use the running sandbox this kubeconfig points at (e.g. .agc-sandbox/kubeconfig: server,
+    /// CA and token) instead of starting one per scenario.
+    #[arg(long, value_name = "FILE", conflicts_with = "server")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Use a running sandbox started with --insecure-http (e.g. http://127.0.0.1:6443).
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
     /// Bearer token file of the running sandbox (with --server).
-    #[arg(long)]
+    #[arg(long, requires = "server")]
     pub token_file: Option<PathBuf>,
-    /// The running sandbox's --port-offset (with --server); without --server, a fixed offset for
-    /// the sandboxes started here (default: a free one).
+    /// The running sandbox's --port-offset (with --kubeconfig or --server); otherwise a fixed
+    /// offset for the sandboxes started here (default: a free one).
     #[arg(long)]
     pub port_offset: Option<u16>,
     /// Write a JUnit XML report (one testcase per scenario).
@@ -60,8 +64,8 @@ pub struct UpArgs {
     /// Where objects are persisted (sled) and the kubeconfig is written.
     #[arg(long, default_value = ".agc-sandbox")]
     pub data_dir: PathBuf,
-    /// Address of the Kubernetes API. Port 0 picks a free port (printed, and written to the
-    /// kubeconfig). Any non-loopback address requires --token-file.
+    /// Address of the Kubernetes API (HTTPS). Port 0 picks a free port (printed, and written to
+    /// the kubeconfig).
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub api_addr: SocketAddr,
     /// Folder of manifests to apply and follow (repeatable).
@@ -70,9 +74,15 @@ pub struct UpArgs {
     /// Added to every Gateway listener port, so port 80 is served on 80+N without privileges.
     #[arg(long, default_value_t = 0)]
     pub port_offset: u16,
-    /// File holding a bearer token that every API request must present.
+    /// File holding the bearer token every API request must present (default: one generated
+    /// on first start, kept in DATA_DIR/pki/token and written into the kubeconfig).
     #[arg(long)]
     pub token_file: Option<PathBuf>,
+    /// Serve the API over plain HTTP with NO credential. Any local process, and any web page
+    /// whose requests reach loopback, can then create objects, including pods that run commands
+    /// as you (agc-sandbox.dev/command). Loopback only; for old tools that cannot do TLS.
+    #[arg(long, conflicts_with = "token_file")]
+    pub insecure_http: bool,
     /// How long a new ApplicationLoadBalancer reports `Deployment: InProgress` before `Ready`
     /// (real AGC takes 5–6 minutes), e.g. `30s`.
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
@@ -81,4 +91,20 @@ pub struct UpArgs {
     /// `agc-sandbox.dev/ports`), for hosts where extra loopback addresses do not work.
     #[arg(long)]
     pub shared_pod_ip: bool,
+}
+
+impl Default for UpArgs {
+    /// What `agc-sandbox up` with no flags means.
+    fn default() -> UpArgs {
+        UpArgs {
+            data_dir: PathBuf::from(".agc-sandbox"),
+            api_addr: SocketAddr::from(([127, 0, 0, 1], 6443)),
+            watch: Vec::new(),
+            port_offset: 0,
+            token_file: None,
+            insecure_http: false,
+            alb_provisioning_delay: std::time::Duration::ZERO,
+            shared_pod_ip: false,
+        }
+    }
 }

@@ -17,14 +17,29 @@
 pub mod apiserver;
 pub mod app;
 pub mod cli;
+pub mod client;
 pub mod controller;
 pub mod dirwatch;
 pub mod events;
 pub mod health;
 pub mod meta;
+pub mod pki;
 pub mod proxy;
 pub mod resources;
 pub mod routing;
 pub mod scenario;
 pub mod sim;
 pub mod store;
+
+/// An error and its causes, joined with `: ` (what `{:#}` prints for anyhow errors), for
+/// errors that end up in a message string.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        cur = e.source();
+    }
+    out
+}

@@ -31,23 +31,16 @@ fn main() -> ExitCode {
     };
     // === scenario replay (issue 6): exit 0 all passed, 1 a scenario failed, 2 usage error ===
     if let Command::Scenario(ScenarioCommand::Run(args)) = &cli.command {
-        let token = match &args.token_file {
-            Some(p) => match std::fs::read_to_string(p) {
-                Ok(t) => Some(t.trim().to_string()),
-                Err(err) => {
-                    eprintln!(
-                        "error: failed to read the token file {}: {err}",
-                        p.display()
-                    );
-                    return ExitCode::from(2);
-                }
-            },
-            None => None,
+        let server = match scenario_server(args) {
+            Ok(s) => s,
+            Err(err) => {
+                eprintln!("error: {err}");
+                return ExitCode::from(2);
+            }
         };
         let opts = agc_sandbox::scenario::Options {
             files: args.files.clone(),
-            server: args.server.clone(),
-            token,
+            server,
             port_offset: args.port_offset,
             junit: args.junit.clone(),
         };
@@ -84,6 +77,34 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The running sandbox `scenario run --kubeconfig` or `--server` names, if any.
+fn scenario_server(
+    args: &agc_sandbox::cli::ScenarioRunArgs,
+) -> Result<Option<agc_sandbox::client::Access>, String> {
+    use agc_sandbox::client::{kubeconfig, Access};
+    if let Some(path) = &args.kubeconfig {
+        return kubeconfig::read(path)
+            .map(Some)
+            .map_err(|e| agc_sandbox::error_chain(&e));
+    }
+    let Some(url) = &args.server else {
+        return Ok(None);
+    };
+    let token = match &args.token_file {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .map_err(|e| format!("failed to read the token file {}: {e}", p.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    Ok(Some(Access {
+        token,
+        ..Access::plain(url)
+    }))
 }
 
 /// Every pod listener, client connection and WebSocket tunnel (two sockets) holds a file

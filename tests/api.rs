@@ -208,19 +208,9 @@ async fn status_subresource_and_generation() {
 /// Reads lines of a watch stream until `n` events arrived.
 async fn watch_events(url: &str, n: usize) -> Vec<Value> {
     use http_body_util::BodyExt;
-    let uri: http::Uri = url.parse().unwrap();
-    let addr = format!("{}:{}", uri.host().unwrap(), uri.port_u16().unwrap());
-    let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let (mut send, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    let req = http::Request::get(uri.path_and_query().unwrap().as_str())
-        .header("host", addr)
-        .body(http_body_util::Empty::<bytes::Bytes>::new())
-        .unwrap();
-    let mut body = send.send_request(req).await.unwrap().into_body();
+    let mut body = open("GET", url, &[], bytes::Bytes::new(), true)
+        .await
+        .into_body();
     let mut buf = Vec::new();
     let mut events = Vec::new();
     while events.len() < n {
@@ -291,16 +281,23 @@ async fn watch_resource_version_and_field_selector() {
     sb.stop().await;
 }
 
-/// With a token file, requests without `Authorization: Bearer <token>` get 401.
-#[tokio::test]
-async fn token_is_required_when_configured() {
+/// With a token file, requests without `Authorization: Bearer <token>` get 401, and the
+/// kubeconfig carries the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_file_supplies_the_token() {
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("token");
     std::fs::write(&token, "s3cret\n").unwrap();
     let mut args = up_args(dir.path());
     args.token_file = Some(token);
     let sb = Sandbox::start_with(dir, args).await;
-    let r = get(&sb.url("/api/v1/namespaces")).await;
+    let r = http_anonymous(
+        "GET",
+        &sb.url("/api/v1/namespaces"),
+        &[],
+        bytes::Bytes::new(),
+    )
+    .await;
     assert_eq!(r.status, 401);
     assert_eq!(r.json()["reason"], "Unauthorized");
     let ok = http_with(
@@ -311,26 +308,133 @@ async fn token_is_required_when_configured() {
     )
     .await;
     assert_eq!(ok.status, 200);
-    assert_eq!(
-        get(&sb.url("/readyz")).await.status,
-        200,
-        "health checks stay open"
-    );
     let kubeconfig = std::fs::read_to_string(&sb.started.kubeconfig).unwrap();
     assert!(kubeconfig.contains("token: s3cret"), "{kubeconfig}");
+    sb.kubectl(&["get", "ns", "default"]).success();
     sb.stop().await;
 }
 
-/// Binding beyond loopback without a token is refused with a message saying what to do.
-#[tokio::test]
-async fn non_loopback_bind_requires_a_token() {
+/// By default the API is HTTPS with a generated token: anonymous requests get kube-apiserver's
+/// 401 Status (health checks excepted), browsers and foreign Hosts 403, and a body that is not
+/// JSON, YAML or protobuf 415, with nothing stored. Secrets on disk are private.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_and_a_credential_by_default() {
+    let sb = Sandbox::start().await;
+    assert!(
+        sb.started.api_url.starts_with("https://"),
+        "{}",
+        sb.started.api_url
+    );
+    let anon = |m: &'static str, p: &str| {
+        let url = sb.url(p);
+        async move { http_anonymous(m, &url, &[], bytes::Bytes::new()).await }
+    };
+    for path in [
+        "/api/v1/namespaces",
+        "/apis",
+        "/version",
+        "/openapi/v2",
+        "/metrics",
+        "/api/v1/namespaces/default/configmaps/x",
+    ] {
+        let r = anon("GET", path).await;
+        assert_eq!(r.status, 401, "{path}");
+        assert_eq!(
+            r.json(),
+            serde_json::json!({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}),
+            "{path}"
+        );
+    }
+    for path in ["/readyz", "/livez", "/healthz"] {
+        assert_eq!(anon("GET", path).await.status, 200, "{path}");
+    }
+    // The drive-by: a web page POSTs a Deployment as text/plain (no CORS preflight needed).
+    let deploy = r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"evil","annotations":{}},"spec":{"selector":{"matchLabels":{"a":"b"}},"template":{"metadata":{"labels":{"a":"b"},"annotations":{"agc-sandbox.dev/command":"touch /tmp/pwned"}},"spec":{"containers":[{"name":"c","image":"x"}]}}}}"#;
+    let url = sb.url("/apis/apps/v1/namespaces/default/deployments");
+    let r = http_anonymous(
+        "POST",
+        &url,
+        &[
+            ("content-type", "text/plain;charset=UTF-8"),
+            ("origin", "http://evil.example"),
+        ],
+        deploy,
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = http_anonymous(
+        "POST",
+        &url,
+        &[("content-type", "text/plain;charset=UTF-8")],
+        deploy,
+    )
+    .await;
+    assert_eq!(r.status, 401, "{}", r.text());
+    let r = http("POST", &url, "text/plain;charset=UTF-8", deploy).await;
+    assert_eq!(r.status, 415, "{}", r.text());
+    assert_eq!(r.json()["reason"], "UnsupportedMediaType");
+    let r = http_with(
+        "GET",
+        &sb.url("/api/v1/namespaces"),
+        &[("origin", "https://evil.example")],
+        bytes::Bytes::new(),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    let r = http_with(
+        "GET",
+        &sb.url("/api/v1/namespaces"),
+        &[("host", "rebound.example:6443")],
+        bytes::Bytes::new(),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("rebound.example"),
+        "{}",
+        r.text()
+    );
+    let list = get(&url).await.json();
+    assert_eq!(list["items"], serde_json::json!([]), "nothing was created");
+    // Owner-only files: the kubeconfig (token), the CA key, the store (Secrets).
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&sb.started.kubeconfig), 0o600);
+    assert_eq!(mode(&sb.dir.path().join("pki/ca.key")), 0o600);
+    assert_eq!(mode(&sb.dir.path().join("store/db")), 0o600);
+    assert_eq!(mode(sb.dir.path()), 0o700);
+    sb.kubectl(&["get", "ns", "default"]).success();
+    sb.stop().await;
+}
+
+/// `--insecure-http` is plain HTTP without a credential, and only on loopback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insecure_http_is_explicit_and_loopback_only() {
     let dir = tempfile::tempdir().unwrap();
     let mut args = up_args(dir.path());
+    args.insecure_http = true;
     args.api_addr = "0.0.0.0:0".parse().unwrap();
-    let err = agc_sandbox::app::run(args, async {}, |_| {})
-        .await
-        .unwrap_err();
-    assert!(format!("{err:#}").contains("--token-file"), "{err:#}");
+    let err = agc_sandbox::app::spawn(args).await.err().expect("refused");
+    assert!(format!("{err:#}").contains("--insecure-http"), "{err:#}");
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = up_args(dir.path());
+    args.insecure_http = true;
+    let sb = Sandbox::start_with(dir, args).await;
+    assert!(sb.started.api_url.starts_with("http://"));
+    assert_eq!(get(&sb.url("/api/v1/namespaces")).await.status, 200);
+    let r = http_with(
+        "GET",
+        &sb.url("/api/v1/namespaces"),
+        &[("origin", "https://evil.example")],
+        bytes::Bytes::new(),
+    )
+    .await;
+    assert_eq!(r.status, 403, "browsers are refused in every mode");
+    sb.kubectl(&["get", "ns", "default"]).success();
+    sb.stop().await;
 }
 
 /// Starts the real binary on port 0 and returns it with its API URL (read from its output).
@@ -350,8 +454,11 @@ fn spawn_binary(dir: &std::path::Path) -> (std::process::Child, String) {
             .next()
             .expect("binary exited before printing its API URL")
             .unwrap();
-        if let Some(u) = line.trim().strip_prefix("API:") {
-            break u.trim().to_string();
+        if let Some(u) = line.trim().strip_prefix("kubeconfig:") {
+            let access = agc_sandbox::client::kubeconfig::read(std::path::Path::new(u.trim()))
+                .expect("the kubeconfig the binary wrote");
+            register(&access);
+            break access.server;
         }
     };
     std::thread::spawn(move || for _ in lines {});

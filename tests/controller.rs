@@ -1,61 +1,28 @@
 //! The controller end to end: start the sandbox in-process, create objects through the HTTP API
 //! and watch their status converge.
 
+use agc_sandbox::client::ApiClient;
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 const STEP: Duration = Duration::from_secs(10);
 
-/// One HTTP/1.1 request with `Connection: close`; returns (status, JSON body).
-async fn call(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let mut s = timeout(STEP, TcpStream::connect(addr))
-        .await
-        .expect("connect timeout")
-        .expect("connect");
-    timeout(STEP, s.write_all(req.as_bytes()))
-        .await
-        .expect("write timeout")
-        .expect("write");
-    let mut buf = Vec::new();
-    timeout(STEP, s.read_to_end(&mut buf))
-        .await
-        .expect("read timeout")
-        .expect("read");
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let (head, rest) = text.split_once("\r\n\r\n").expect("response head");
-    let status: u16 = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status code");
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut out = String::new();
-        let mut rest = rest;
-        while let Some((size, after)) = rest.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            out.push_str(&after[..n]);
-            rest = &after[n + 2..];
-        }
-        out
-    } else {
-        rest.to_string()
-    };
-    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+/// One API request; returns (status, JSON body).
+async fn call(api: &ApiClient, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let method: http::Method = method.parse().expect("method");
+    timeout(
+        STEP,
+        api.request(
+            method,
+            path,
+            "application/json",
+            body.map(|b| b.to_string().into_bytes()),
+        ),
+    )
+    .await
+    .expect("request timeout")
+    .expect("request")
 }
 
 fn cond<'a>(conds: &'a Value, t: &str) -> Option<&'a Value> {
@@ -63,7 +30,7 @@ fn cond<'a>(conds: &'a Value, t: &str) -> Option<&'a Value> {
 }
 
 /// Polls `path` until `ok` holds, or panics with the last object.
-async fn wait_for(addr: SocketAddr, path: &str, ok: impl Fn(&Value) -> bool) -> Value {
+async fn wait_for(addr: &ApiClient, path: &str, ok: impl Fn(&Value) -> bool) -> Value {
     let deadline = tokio::time::Instant::now() + STEP;
     loop {
         let (_, obj) = call(addr, "GET", path, None).await;
@@ -83,31 +50,16 @@ async fn gateway_and_route_status_converge_through_the_api() {
     let args = agc_sandbox::cli::UpArgs {
         data_dir: dir.path().to_path_buf(),
         api_addr: "127.0.0.1:0".parse().unwrap(),
-        watch: vec![],
-        port_offset: 0,
-        token_file: None,
-        alb_provisioning_delay: Duration::ZERO,
-        shared_pod_ip: false,
+        // Listener ports are served at port + offset: never a privileged port in tests.
+        port_offset: 20_000 + (std::process::id() % 20_000) as u16,
+        ..Default::default()
     };
-    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(agc_sandbox::app::run(
-        args,
-        async move {
-            let _ = stop_rx.await;
-        },
-        move |s| {
-            let _ = addr_tx.send(s.api_addr);
-        },
-    ));
-    let addr = timeout(STEP, addr_rx)
-        .await
-        .expect("start timeout")
-        .expect("started");
+    let sandbox = agc_sandbox::app::spawn(args).await.expect("sandbox starts");
+    let api = ApiClient::new(&sandbox.started.access).expect("client");
 
     // The default class is created and accepted.
     let gc = wait_for(
-        addr,
+        &api,
         "/apis/gateway.networking.k8s.io/v1/gatewayclasses/azure-alb-external",
         |o| cond(&o["status"]["conditions"], "Accepted").is_some_and(|c| c["status"] == "True"),
     )
@@ -118,19 +70,19 @@ async fn gateway_and_route_status_converge_through_the_api() {
     );
 
     let (code, _) = call(
-        addr,
+        &api,
         "POST",
         "/api/v1/namespaces",
         Some(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "test-infra"}})),
     )
     .await;
     assert_eq!(code, 201);
-    let (code, _) = call(addr, "POST", "/api/v1/namespaces/test-infra/services", Some(&json!({
+    let (code, _) = call(&api, "POST", "/api/v1/namespaces/test-infra/services", Some(&json!({
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": "websocket-backend", "namespace": "test-infra"},
         "spec": {"ports": [{"name": "http-back", "port": 8080, "targetPort": "http"}], "selector": {"app": "websocket-backend"}}}))).await;
     assert_eq!(code, 201);
     let gw_path = "/apis/gateway.networking.k8s.io/v1/namespaces/test-infra/gateways";
-    let (code, _) = call(addr, "POST", gw_path, Some(&json!({
+    let (code, _) = call(&api, "POST", gw_path, Some(&json!({
         "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
         "metadata": {"name": "gateway-01", "namespace": "test-infra"},
         "spec": {"gatewayClassName": "azure-alb-external", "listeners": [
@@ -138,7 +90,7 @@ async fn gateway_and_route_status_converge_through_the_api() {
     assert_eq!(code, 201);
     let rt_path = "/apis/gateway.networking.k8s.io/v1/namespaces/test-infra/httproutes";
     let (code, _) = call(
-        addr,
+        &api,
         "POST",
         rt_path,
         Some(&json!({
@@ -151,7 +103,7 @@ async fn gateway_and_route_status_converge_through_the_api() {
     assert_eq!(code, 201);
     // A broken route next to it must not disturb the good one.
     let (code, _) = call(
-        addr,
+        &api,
         "POST",
         rt_path,
         Some(&json!({
@@ -163,7 +115,7 @@ async fn gateway_and_route_status_converge_through_the_api() {
     .await;
     assert_eq!(code, 201);
 
-    let gw = wait_for(addr, &format!("{gw_path}/gateway-01"), |o| {
+    let gw = wait_for(&api, &format!("{gw_path}/gateway-01"), |o| {
         o["status"]["listeners"][0]["attachedRoutes"] == 1
             && cond(&o["status"]["conditions"], "Programmed").is_some_and(|c| c["status"] == "True")
     })
@@ -177,7 +129,7 @@ async fn gateway_and_route_status_converge_through_the_api() {
         .unwrap()
         .starts_with("127.20."));
 
-    let rt = wait_for(addr, &format!("{rt_path}/websocket-example"), |o| {
+    let rt = wait_for(&api, &format!("{rt_path}/websocket-example"), |o| {
         !o["status"]["parents"].is_null()
     })
     .await;
@@ -191,7 +143,7 @@ async fn gateway_and_route_status_converge_through_the_api() {
         "ResolvedRefs"
     );
 
-    let broken = wait_for(addr, &format!("{rt_path}/broken"), |o| {
+    let broken = wait_for(&api, &format!("{rt_path}/broken"), |o| {
         !o["status"]["parents"].is_null()
     })
     .await;
@@ -206,7 +158,7 @@ async fn gateway_and_route_status_converge_through_the_api() {
     );
 
     // The rejection is explained by an Event.
-    let events = wait_for(addr, "/api/v1/namespaces/test-infra/events", |o| {
+    let events = wait_for(&api, "/api/v1/namespaces/test-infra/events", |o| {
         o["items"]
             .as_array()
             .is_some_and(|a| a.iter().any(|e| e["reason"] == "NoMatchingParent"))
@@ -218,10 +170,5 @@ async fn gateway_and_route_status_converge_through_the_api() {
         .iter()
         .any(|e| e["involvedObject"]["name"] == "broken"));
 
-    let _ = stop_tx.send(());
-    timeout(STEP, server)
-        .await
-        .expect("shutdown timeout")
-        .expect("join")
-        .expect("run");
+    sandbox.shutdown().await.expect("clean shutdown");
 }

@@ -1,9 +1,9 @@
 //! The drop-in manifests folder end to end: a sandbox in-process, a temp folder, real file
 //! writes, renames and deletes.
 
+use agc_sandbox::client::{ApiClient, ObjRef};
 use agc_sandbox::dirwatch::{DirWatch, Report, ANN_SOURCE_FILE};
 use agc_sandbox::resources::kinds;
-use agc_sandbox::scenario::client::{ApiClient, ObjRef};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -14,8 +14,7 @@ const STEP: Duration = Duration::from_secs(10);
 
 struct Sandbox {
     client: ApiClient,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    handle: agc_sandbox::app::Handle,
 }
 
 impl Sandbox {
@@ -24,40 +23,21 @@ impl Sandbox {
             data_dir: data.to_path_buf(),
             api_addr: "127.0.0.1:0".parse().unwrap(),
             watch,
-            port_offset: 0,
-            token_file: None,
-            alb_provisioning_delay: Duration::ZERO,
-            shared_pod_ip: false,
+            port_offset: 20_000 + (std::process::id() % 20_000) as u16,
+            ..Default::default()
         };
-        let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(agc_sandbox::app::run(
-            args,
-            async move {
-                let _ = stop_rx.await;
-            },
-            move |s| {
-                let _ = addr_tx.send(s.api_url.clone());
-            },
-        ));
-        let url = timeout(STEP, addr_rx)
+        let handle = timeout(STEP, agc_sandbox::app::spawn(args))
             .await
             .expect("sandbox start timed out")
             .expect("sandbox started");
         Sandbox {
-            client: ApiClient::new(&url, None).unwrap(),
-            stop: Some(stop_tx),
-            task,
+            client: ApiClient::new(&handle.started.access).unwrap(),
+            handle,
         }
     }
 
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        timeout(STEP, self.task)
-            .await
-            .expect("sandbox stop timed out")
-            .expect("join")
-            .expect("sandbox run");
+    async fn stop(self) {
+        self.handle.shutdown().await.expect("sandbox stops cleanly");
     }
 }
 

@@ -231,24 +231,14 @@ async fn http_and_traffic_steps_against_a_running_sandbox() {
     let args = agc_sandbox::cli::UpArgs {
         data_dir: tmp.path().join("data"),
         api_addr: "127.0.0.1:0".parse().unwrap(),
-        watch: vec![],
         port_offset: sandbox_offset,
-        token_file: None,
-        alb_provisioning_delay: Duration::ZERO,
-        shared_pod_ip: false,
+        ..Default::default()
     };
-    let (url_tx, url_rx) = tokio::sync::oneshot::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(agc_sandbox::app::run(
-        args,
-        async move {
-            let _ = stop_rx.await;
-        },
-        move |s| {
-            let _ = url_tx.send(s.api_url.clone());
-        },
-    ));
-    let url = timeout(STEP, url_rx).await.expect("start timeout").unwrap();
+    let handle = timeout(STEP, agc_sandbox::app::spawn(args))
+        .await
+        .expect("start timeout")
+        .unwrap();
+    let access = handle.started.access.clone();
 
     let setup = write(
         tmp.path(),
@@ -258,7 +248,7 @@ async fn http_and_traffic_steps_against_a_running_sandbox() {
     let (out, _) = collect();
     let opts = Options {
         files: vec![setup],
-        server: Some(url.clone()),
+        server: Some(access.clone()),
         ..Default::default()
     };
     let s = timeout(STEP, scenario::run(&opts, out))
@@ -268,9 +258,9 @@ async fn http_and_traffic_steps_against_a_running_sandbox() {
     assert_eq!(s.failed(), 0, "{:?}", s.cases[0].failure);
 
     // The Gateway's address, and our stand-in on it.
-    let client = agc_sandbox::scenario::client::ApiClient::new(&url, None).unwrap();
+    let client = agc_sandbox::client::ApiClient::new(&access).unwrap();
     let gw = client
-        .get(&agc_sandbox::scenario::client::ObjRef {
+        .get(&agc_sandbox::client::ObjRef {
             res: agc_sandbox::resources::kinds::gateways(),
             namespace: "test-infra".into(),
             name: "gateway-01".into(),
@@ -312,7 +302,7 @@ steps:
     let (out, lines) = collect();
     let opts = Options {
         files: vec![traffic.clone()],
-        server: Some(url),
+        server: Some(access),
         port_offset: Some(runner_offset),
         ..Default::default()
     };
@@ -334,8 +324,7 @@ steps:
     assert!(text.contains("  ✓ traffic contoso.com/ ×40 ("), "{text}");
 
     fake.abort();
-    let _ = stop_tx.send(());
-    let _ = timeout(STEP, task).await.expect("stop timeout");
+    handle.shutdown().await.expect("sandbox stops cleanly");
 }
 
 #[test]

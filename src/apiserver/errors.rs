@@ -37,6 +37,8 @@ pub enum ApiError {
     #[error("Unauthorized")]
     Unauthorized,
     #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -64,6 +66,7 @@ impl ApiError {
             ApiError::TooLarge => (413, "RequestEntityTooLarge"),
             ApiError::MethodNotAllowed => (405, "MethodNotAllowed"),
             ApiError::Unauthorized => (401, "Unauthorized"),
+            ApiError::Forbidden(_) => (403, "Forbidden"),
             ApiError::Internal(_) => (500, "InternalError"),
         }
     }

@@ -4,10 +4,17 @@
 //! legacy discovery, an empty `/openapi/v2` (client-side validation finds no schema and skips),
 //! JSON objects, Status errors, chunked watch streams, and Table responses for `kubectl get`.
 //! Every request is answered from the [`Store`]; nothing here holds state of its own.
+//!
+//! The front door ([`gate`]) is stricter than kube-apiserver on purpose: the API listens on a
+//! developer's machine, where any web page can send requests to loopback. So besides the
+//! credential (401), a request with an `Origin` header (a browser) or a `Host` that is not the
+//! address the server bound (DNS rebinding) is refused (403), and bodies must be JSON, YAML,
+//! protobuf or a patch type (415, as kube-apiserver answers).
 
 mod defaults;
 mod discovery;
 mod errors;
+mod gate;
 mod handlers;
 mod patch;
 mod protobuf;
@@ -34,6 +41,28 @@ use tokio::sync::watch;
 
 /// Response body type: whole JSON documents, or a watch stream.
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// Connection limits of the API port.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Open connections at most; more are closed on accept.
+    pub max_connections: usize,
+    /// A TLS handshake must finish within this.
+    pub handshake_timeout: std::time::Duration,
+    /// A request head must arrive within this (also how long a keep-alive connection may sit
+    /// idle): kube-apiserver's `ReadHeaderTimeout` is 32 s.
+    pub header_timeout: std::time::Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: 1024,
+            handshake_timeout: std::time::Duration::from_secs(10),
+            header_timeout: std::time::Duration::from_secs(32),
+        }
+    }
+}
 
 /// Largest request body accepted (kube-apiserver's limit is 3 MiB).
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
@@ -109,6 +138,9 @@ fn percent_decode(s: &str) -> String {
 pub struct ApiServer {
     pub(crate) store: Store,
     token: Option<String>,
+    /// The address `serve` bound, for the Host check.
+    bound: std::sync::OnceLock<std::net::SocketAddr>,
+    limits: Limits,
     logs: Option<Arc<dyn PodLogs>>,
     extensions: Vec<Arc<dyn Extension>>,
     /// Flips to `true` on shutdown, ending open watch streams.
@@ -124,6 +156,8 @@ impl ApiServer {
         ApiServer {
             store,
             token,
+            bound: std::sync::OnceLock::new(),
+            limits: Limits::default(),
             logs: None,
             extensions: Vec::new(),
             stopping,
@@ -141,16 +175,37 @@ impl ApiServer {
         self
     }
 
-    /// Serves connections on `listener` until `shutdown` resolves; then ends watch streams and
-    /// gives open requests a moment to finish.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    pub fn with_limits(mut self, limits: Limits) -> ApiServer {
+        self.limits = limits;
+        self
+    }
+
+    /// Serves connections on `listener` (over TLS with `tls`) until `shutdown` resolves; then
+    /// ends watch streams and gives open requests a moment to finish.
+    ///
+    /// At most `limits.max_connections` connections are open at once; past that a new one is
+    /// closed as soon as it is accepted, so a flood of idle sockets costs one accept each and
+    /// cannot exhaust the process's file descriptors. A TLS handshake has
+    /// `limits.handshake_timeout`, and a request head (or the wait for the next one on a
+    /// keep-alive connection) `limits.header_timeout`.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        if let Ok(addr) = listener.local_addr() {
+            let _ = self.bound.set(addr);
+        }
+        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+        let slots = Arc::new(tokio::sync::Semaphore::new(self.limits.max_connections));
         let conns = tokio_util_tracker::Tracker::default();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
                 accepted = listener.accept() => {
-                    let (stream, _) = match accepted {
+                    let (stream, peer) = match accepted {
                         Ok(s) => s,
                         Err(err) => {
                             tracing::warn!(cause = %err, "accept failed");
@@ -158,19 +213,31 @@ impl ApiServer {
                             continue;
                         }
                     };
+                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                        tracing::warn!(%peer, max = self.limits.max_connections, "API connection refused: too many open connections");
+                        drop(stream);
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
                     let api = self.clone();
                     let guard = conns.guard();
+                    let acceptor = acceptor.clone();
                     tokio::spawn(async move {
-                        let svc = hyper::service::service_fn(move |req| {
-                            let api = api.clone();
-                            async move { Ok::<_, Infallible>(api.handle(req).await) }
-                        });
-                        let conn = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), svc);
-                        if let Err(err) = conn.await {
-                            tracing::debug!(cause = %err, "api connection ended with an error");
+                        match acceptor {
+                            Some(acceptor) => {
+                                let handshake = tokio::time::timeout(
+                                    api.limits.handshake_timeout,
+                                    acceptor.accept(stream),
+                                );
+                                match handshake.await {
+                                    Ok(Ok(tls)) => api.serve_connection(tls).await,
+                                    Ok(Err(err)) => tracing::debug!(%peer, cause = %err, "API TLS handshake failed"),
+                                    Err(_) => tracing::debug!(%peer, "API TLS handshake timed out"),
+                                }
+                            }
+                            None => api.serve_connection(stream).await,
                         }
+                        drop(slot);
                         drop(guard);
                     });
                 }
@@ -178,6 +245,25 @@ impl ApiServer {
         }
         let _ = self.stop.send(true);
         conns.wait(std::time::Duration::from_secs(2)).await;
+    }
+
+    async fn serve_connection<I>(self: Arc<Self>, io: I)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let header_timeout = self.limits.header_timeout;
+        let api = self;
+        let svc = hyper::service::service_fn(move |req| {
+            let api = api.clone();
+            async move { Ok::<_, Infallible>(api.handle(req).await) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .serve_connection(TokioIo::new(io), svc);
+        if let Err(err) = conn.await {
+            tracing::debug!(cause = %err, "api connection ended with an error");
+        }
     }
 
     /// Handles one request; never fails (errors become Status responses).
@@ -198,16 +284,7 @@ impl ApiServer {
         if matches!(path.as_str(), "/livez" | "/readyz" | "/healthz") {
             return Ok(text(StatusCode::OK, "ok"));
         }
-        if let Some(token) = &self.token {
-            let given = req
-                .headers()
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "));
-            if given != Some(token.as_str()) {
-                return Err(ApiError::Unauthorized);
-            }
-        }
+        gate::admit(&req, self.bound.get().copied(), self.token.as_deref())?;
         let query = Query::parse(req.uri().query());
         if req.method() == Method::GET {
             for ext in &self.extensions {

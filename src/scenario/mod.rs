@@ -12,7 +12,7 @@
 //! A scenario stops at its first failed step with an expected-vs-got message naming the file and
 //! step.
 
-pub mod client;
+pub use crate::client;
 pub mod junit;
 pub mod manifest;
 pub mod net;
@@ -59,9 +59,8 @@ pub enum ScenarioError {
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     pub files: Vec<PathBuf>,
-    /// A running sandbox's API URL; `None` starts one per scenario.
-    pub server: Option<String>,
-    pub token: Option<String>,
+    /// How to reach a running sandbox; `None` starts one per scenario.
+    pub server: Option<crate::client::Access>,
     /// The running sandbox's `--port-offset` (with `server`), or a fixed offset for the
     /// in-process sandboxes (default: a free one).
     pub port_offset: Option<u16>,
@@ -698,9 +697,9 @@ struct Sandbox {
 
 impl Sandbox {
     async fn start(opts: &Options) -> Result<Sandbox, ScenarioError> {
-        if let Some(url) = &opts.server {
-            let client = ApiClient::new(url, opts.token.clone())
-                .map_err(|e| ScenarioError::Sandbox(e.to_string()))?;
+        if let Some(access) = &opts.server {
+            let client =
+                ApiClient::new(access).map_err(|e| ScenarioError::Sandbox(e.to_string()))?;
             return Ok(Sandbox {
                 url: client.url(),
                 client,
@@ -716,12 +715,9 @@ impl Sandbox {
         let port_offset = opts.port_offset.unwrap_or_else(pick_port_offset);
         let args = crate::cli::UpArgs {
             data_dir: dir.clone(),
-            api_addr: "127.0.0.1:0".parse().expect("static address"),
-            watch: vec![],
+            api_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             port_offset,
-            token_file: None,
-            alb_provisioning_delay: Duration::ZERO,
-            shared_pod_ip: false,
+            ..Default::default()
         };
         let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -731,11 +727,11 @@ impl Sandbox {
                 let _ = stop_rx.await;
             },
             move |s| {
-                let _ = addr_tx.send(s.api_url.clone());
+                let _ = addr_tx.send(s.access.clone());
             },
         ));
-        let url = match tokio::time::timeout(Duration::from_secs(30), addr_rx).await {
-            Ok(Ok(url)) => url,
+        let access = match tokio::time::timeout(Duration::from_secs(30), addr_rx).await {
+            Ok(Ok(access)) => access,
             _ => {
                 let why = match tokio::time::timeout(Duration::from_secs(1), task).await {
                     Ok(Ok(Err(e))) => format!("{e:#}"),
@@ -745,8 +741,8 @@ impl Sandbox {
                 return Err(ScenarioError::Sandbox(why));
             }
         };
-        let client =
-            ApiClient::new(&url, None).map_err(|e| ScenarioError::Sandbox(e.to_string()))?;
+        let client = ApiClient::new(&access).map_err(|e| ScenarioError::Sandbox(e.to_string()))?;
+        let url = access.server.clone();
         Ok(Sandbox {
             client,
             port_offset,

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 
 pub const T: Duration = Duration::from_secs(10);
 
@@ -29,8 +28,7 @@ pub struct Sandbox {
     pub started: Started,
     /// Added to Gateway listener ports (`--port-offset`).
     pub port_offset: u16,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    handle: Option<app::Handle>,
 }
 
 /// A port offset no other sandbox of this test run uses, so parallel tests' gateways (which
@@ -48,9 +46,7 @@ pub fn up_args(dir: &Path) -> UpArgs {
         api_addr: "127.0.0.1:0".parse().unwrap(),
         watch: vec![],
         port_offset: unique_port_offset(),
-        token_file: None,
-        alb_provisioning_delay: Duration::ZERO,
-        shared_pod_ip: false,
+        ..Default::default()
     }
 }
 
@@ -63,26 +59,16 @@ impl Sandbox {
 
     pub async fn start_with(dir: tempfile::TempDir, args: UpArgs) -> Sandbox {
         let port_offset = args.port_offset;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(app::run(
-            args,
-            async move {
-                let _ = stopped.await;
-            },
-            move |s| {
-                let _ = tx.send(s.clone());
-            },
-        ));
-        let started = within("sandbox start", rx)
+        let handle = within("sandbox start", app::spawn(args))
             .await
             .expect("sandbox failed to start");
+        let started = handle.started.clone();
+        register(&started.access);
         Sandbox {
             dir,
             started,
             port_offset,
-            stop: Some(stop),
-            task: Some(task),
+            handle: Some(handle),
         }
     }
 
@@ -92,11 +78,8 @@ impl Sandbox {
 
     /// Stops the sandbox and hands back its data directory, to start it again on the same data.
     pub async fn stop_keep_data(mut self) -> tempfile::TempDir {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.task.take() {
-            within("sandbox stop", t).await.unwrap().unwrap();
+        if let Some(h) = self.handle.take() {
+            h.shutdown().await.expect("sandbox stops cleanly");
         }
         self.dir
     }
@@ -108,12 +91,14 @@ impl Sandbox {
     }
 
     pub async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
+        if let Some(h) = self.handle.take() {
+            h.shutdown().await.expect("sandbox stops cleanly");
         }
-        if let Some(t) = self.task.take() {
-            within("sandbox stop", t).await.unwrap().unwrap();
-        }
+    }
+
+    /// An API client with this sandbox's credentials.
+    pub fn client(&self) -> agc_sandbox::client::ApiClient {
+        agc_sandbox::client::ApiClient::new(&self.started.access).expect("client")
     }
 
     /// Runs real kubectl against this sandbox.
@@ -231,28 +216,47 @@ pub async fn http_with(
     headers: &[(&str, &str)],
     body: impl Into<Bytes>,
 ) -> Resp {
-    let uri: http::Uri = url.parse().unwrap();
-    let addr = format!("{}:{}", uri.host().unwrap(), uri.port_u16().unwrap_or(80));
-    let stream = within("connect", TcpStream::connect(&addr)).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let mut req = http::Request::builder()
-        .method(method)
-        .uri(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-        req = req.header("host", addr);
-    }
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = within(
-        "request",
-        send.send_request(req.body(Full::new(body.into())).unwrap()),
-    )
-    .await
-    .unwrap();
+    request(method, url, headers, body, true).await
+}
+
+/// Like [`http_with`], but never adds the sandbox's token (to see what an anonymous client gets).
+pub async fn http_anonymous(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Resp {
+    request(method, url, headers, body, false).await
+}
+
+/// API servers started by this test process, by `host:port`: `https://` URLs get their CA, and
+/// their token unless a request sets `authorization` itself.
+fn registry(
+) -> &'static std::sync::Mutex<std::collections::HashMap<String, agc_sandbox::client::Access>> {
+    static R: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, agc_sandbox::client::Access>>,
+    > = std::sync::OnceLock::new();
+    R.get_or_init(Default::default)
+}
+
+/// Makes [`http_with`] and friends reach the API `access` describes with its CA and token.
+pub fn register(access: &agc_sandbox::client::Access) {
+    let key = access
+        .server
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .to_string();
+    registry().lock().unwrap().insert(key, access.clone());
+}
+
+async fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+    with_token: bool,
+) -> Resp {
+    let resp = open(method, url, headers, body, with_token).await;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = within("response body", resp.into_body().collect())
@@ -264,6 +268,72 @@ pub async fn http_with(
         headers,
         body,
     }
+}
+
+/// Sends one request on a fresh connection and returns the response with its body unread (for
+/// watch streams). `https://` URLs of registered sandboxes use their CA and (`with_token`) token.
+pub async fn open(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+    with_token: bool,
+) -> http::Response<hyper::body::Incoming> {
+    let uri: http::Uri = url.parse().unwrap();
+    let https = uri.scheme_str() == Some("https");
+    let default_port = if https { 443 } else { 80 };
+    let addr = format!(
+        "{}:{}",
+        uri.host().unwrap(),
+        uri.port_u16().unwrap_or(default_port)
+    );
+    let access = registry().lock().unwrap().get(&addr).cloned();
+    let stream = within("connect", TcpStream::connect(&addr)).await.unwrap();
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req = req.header("host", addr.clone());
+    }
+    if let Some(token) = access.as_ref().and_then(|a| a.token.as_ref()) {
+        if with_token
+            && !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Full::new(body.into())).unwrap();
+    let resp = if https {
+        let cfg =
+            agc_sandbox::client::tls_config(access.as_ref().and_then(|a| a.ca_pem.as_deref()))
+                .expect("the test registered this https server's CA");
+        let name =
+            tokio_rustls::rustls::pki_types::ServerName::try_from(uri.host().unwrap().to_string())
+                .unwrap();
+        let tls = within(
+            "TLS handshake",
+            tokio_rustls::TlsConnector::from(cfg).connect(name, stream),
+        )
+        .await
+        .unwrap();
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        within("request", send.send_request(req)).await.unwrap()
+    } else {
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        within("request", send.send_request(req)).await.unwrap()
+    };
+    resp
 }
 
 pub async fn get(url: &str) -> Resp {

@@ -1,11 +1,15 @@
-//! A small Kubernetes API client over HTTP/1.1, shared by the folder watcher and the scenario
-//! runner.
+//! A small Kubernetes API client over HTTP/1.1 (TLS with the sandbox's CA and bearer token, as the
+//! kubeconfig says), shared by `up` (the folder watcher) and the scenario runner.
 //!
 //! Both talk to the sandbox through its HTTP API (in-process or `--server URL`) rather than
 //! reaching into the store, so what they write gets exactly the admission kubectl gets: decoding,
 //! `apiVersion`/`kind` checks, defaults, validation, server-side apply with a field manager, and
 //! `dryRun=All`. Errors are the API's own `Status` messages. A loopback round trip costs well
 //! under a millisecond, which is noise next to the watcher's 50 ms debounce.
+
+pub mod kubeconfig;
+
+pub use kubeconfig::Access;
 
 use crate::meta;
 use crate::resources::{self, ResourceDef, RESOURCES};
@@ -14,8 +18,10 @@ use http::{header, Method, Request};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
+use tokio_rustls::rustls;
 
 /// How long one API request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -157,6 +163,44 @@ pub fn resolve_kind(s: &str) -> Option<&'static ResourceDef> {
     })
 }
 
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// An HTTP/1.1 connection over `io`, its driver spawned.
+async fn handshake<I>(io: I) -> Result<Sender, hyper::Error>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+/// A TLS client configuration trusting `ca_pem` (the sandbox's CA), offering HTTP/1.1.
+pub fn tls_config(ca_pem: Option<&str>) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = ca_pem.ok_or("an https API needs the CA certificate (certificate-authority-data)")?;
+    for cert in rustls_pemfile::certs(&mut pem.as_bytes()) {
+        let cert = cert.map_err(|e| format!("the CA certificate is not valid PEM: {e}"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("the CA certificate is not usable: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err("the CA data holds no certificate".into());
+    }
+    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
 /// Percent-encodes a query value.
 pub fn encode_query(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -172,44 +216,87 @@ pub fn encode_query(s: &str) -> String {
 }
 
 /// A client of one API server.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ApiClient {
     /// `host:port`.
     addr: String,
+    /// TLS towards `host`, for `https://` servers.
+    tls: Option<(
+        tokio_rustls::TlsConnector,
+        rustls::pki_types::ServerName<'static>,
+    )>,
     token: Option<String>,
 }
 
+impl std::fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClient")
+            .field("url", &self.url())
+            .finish_non_exhaustive()
+    }
+}
+
 impl ApiClient {
-    /// A client of the API at `url` (`http://127.0.0.1:6443`; a bare `host:port` works too).
-    pub fn new(url: &str, token: Option<String>) -> Result<ApiClient, ClientError> {
+    /// A client of the API `access` describes (`https://127.0.0.1:6443` with the sandbox's CA
+    /// and token; `http://...` for `--insecure-http`; a bare `host:port` means http).
+    pub fn new(access: &Access) -> Result<ApiClient, ClientError> {
+        let url = access.server.as_str();
+        let bad = |reason: String| ClientError::Transport {
+            addr: url.into(),
+            reason,
+        };
         let rest = url.trim().trim_end_matches('/');
-        let rest = if let Some(r) = rest.strip_prefix("http://") {
-            r
-        } else if rest.starts_with("https://") {
-            return Err(ClientError::Transport {
-                addr: url.into(),
-                reason:
-                    "https API servers are not supported; the sandbox serves plain HTTP on loopback"
-                        .into(),
-            });
+        let (https, rest) = if let Some(r) = rest.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = rest.strip_prefix("http://") {
+            (false, r)
         } else {
-            rest
+            (false, rest)
         };
         if rest.is_empty() || rest.contains('/') {
-            return Err(ClientError::Transport {
-                addr: url.into(),
-                reason: "expected a URL like http://127.0.0.1:6443".into(),
-            });
+            return Err(bad("expected a URL like https://127.0.0.1:6443".into()));
         }
+        let addr = if rest
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+            && !rest.ends_with(']')
+        {
+            rest.to_string()
+        } else {
+            format!("{rest}:{}", if https { 443 } else { 80 })
+        };
+        let tls = if https {
+            let host = addr
+                .rsplit_once(':')
+                .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+                .unwrap_or("");
+            let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                .map_err(|e| bad(format!("{host:?} is not a valid server name: {e}")))?;
+            let cfg = tls_config(access.ca_pem.as_deref()).map_err(bad)?;
+            Some((tokio_rustls::TlsConnector::from(cfg), name))
+        } else {
+            None
+        };
         Ok(ApiClient {
-            addr: rest.to_string(),
-            token,
+            addr,
+            tls,
+            token: access.token.clone(),
         })
     }
 
-    /// `http://host:port`.
+    /// A client of the API the kubeconfig at `path` points at (its current context).
+    pub fn from_kubeconfig(path: &std::path::Path) -> Result<ApiClient, ClientError> {
+        let access = kubeconfig::read(path).map_err(|e| ClientError::Transport {
+            addr: path.display().to_string(),
+            reason: crate::error_chain(&e),
+        })?;
+        ApiClient::new(&access)
+    }
+
+    /// `https://host:port` (or `http://`).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Sends one request and returns the status code and the JSON body (`Null` when the body is
@@ -230,12 +317,18 @@ impl ApiClient {
                 .await
                 .map_err(|e| transport(e.to_string()))?;
             let _ = stream.set_nodelay(true);
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| transport(e.to_string()))?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
+            let mut sender = match &self.tls {
+                Some((connector, name)) => {
+                    let tls = connector
+                        .connect(name.clone(), stream)
+                        .await
+                        .map_err(|e| transport(format!("TLS handshake failed: {e}")))?;
+                    handshake(tls).await.map_err(|e| transport(e.to_string()))?
+                }
+                None => handshake(stream)
+                    .await
+                    .map_err(|e| transport(e.to_string()))?,
+            };
             let mut req = Request::builder()
                 .method(method)
                 .uri(path)
