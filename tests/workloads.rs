@@ -432,3 +432,79 @@ async fn shared_pod_ip_allocates_ports_per_pod() {
     assert_eq!(slices.len(), 2);
     sb.stop().await;
 }
+
+/// Deployments keep revisions as kube-controller-manager does: `rollout history` lists them,
+/// `rollout undo` brings the previous template back (reviving its ReplicaSet under the next
+/// revision), `--to-revision` picks one, and an unknown revision is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollout_history_and_undo() {
+    let sb = Sandbox::start().await;
+    let k = |args: &[&str]| sb.kubectl(args).success();
+    k(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx:1.25",
+        "--replicas=2",
+    ]);
+    k(&["rollout", "status", "deploy/web", "--timeout=20s"]);
+    k(&["set", "image", "deploy/web", "nginx=nginx:1.26"]);
+    k(&[
+        "annotate",
+        "deploy/web",
+        "kubernetes.io/change-cause=to 1.26",
+    ]);
+    k(&["rollout", "status", "deploy/web", "--timeout=20s"]);
+    let history = k(&["rollout", "history", "deploy/web"]);
+    assert!(history.contains("1         <none>"), "{history}");
+    assert!(history.contains("2         to 1.26"), "{history}");
+
+    let undo = k(&["rollout", "undo", "deploy/web"]);
+    assert!(undo.contains("deployment.apps/web rolled back"), "{undo}");
+    k(&["rollout", "status", "deploy/web", "--timeout=20s"]);
+    let image = |sb: &Sandbox| {
+        sb.kubectl(&[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image} {.metadata.annotations.deployment\\.kubernetes\\.io/revision}",
+        ])
+        .success()
+    };
+    assert_eq!(image(&sb), "nginx:1.25 3");
+    // Two ReplicaSets, not three: the first one came back as revision 3.
+    let sets: Value = serde_json::from_str(&k(&["get", "rs", "-o", "json"])).unwrap();
+    let revs: Vec<(String, i64)> = sets["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                r["spec"]["replicas"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(revs.len(), 2, "{revs:?}");
+    assert!(revs.contains(&("3".into(), 2)), "{revs:?}");
+    let history = k(&["rollout", "history", "deploy/web"]);
+    assert!(!history.contains("\n1 "), "{history}");
+
+    k(&["rollout", "undo", "deploy/web", "--to-revision=2"]);
+    k(&["rollout", "status", "deploy/web", "--timeout=20s"]);
+    assert_eq!(image(&sb), "nginx:1.26 4");
+    let missing = sb.kubectl(&["rollout", "undo", "deploy/web", "--to-revision=9"]);
+    assert!(!missing.ok);
+    assert!(
+        missing
+            .stderr
+            .contains("unable to find specified revision 9 in history"),
+        "{}",
+        missing.stderr
+    );
+    sb.stop().await;
+}

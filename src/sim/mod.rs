@@ -205,14 +205,30 @@ impl Sim {
         let (pods, _) = store.list(kinds::pods(), None);
         for d in deploys.iter().filter(|d| live(d)) {
             let hash = workloads::template_hash(&d["spec"]["template"]);
-            let new_name = format!("{}-{hash}", meta::name(d));
             let ns = meta::namespace(d);
+            // The current ReplicaSet is the one whose template is the Deployment's (so a
+            // rollback revives the old one), else a new one named by the template's hash.
+            let new_name = sets
+                .iter()
+                .find(|r| {
+                    live(r)
+                        && workloads::owned_by(r, meta::uid(d))
+                        && workloads::template_matches(r, d)
+                })
+                .map(|r| meta::name(r).to_string())
+                .unwrap_or_else(|| format!("{}-{hash}", meta::name(d)));
             if !sets
                 .iter()
                 .any(|r| meta::namespace(r) == ns && meta::name(r) == new_name)
             {
                 // Start at 0 (or the full count when nothing ran before); the rollout sizes it.
                 let has_old = sets.iter().any(|r| workloads::owned_by(r, meta::uid(d)));
+                let max_old = sets
+                    .iter()
+                    .filter(|r| workloads::owned_by(r, meta::uid(d)))
+                    .map(|r| workloads::revision(r))
+                    .max()
+                    .unwrap_or(0);
                 let replicas = if has_old {
                     0
                 } else {
@@ -222,7 +238,7 @@ impl Sim {
                 };
                 match store.create(
                     kinds::replicasets(),
-                    workloads::desired_replicaset(d, &hash, replicas),
+                    workloads::desired_replicaset(d, &hash, replicas, max_old),
                     false,
                 ) {
                     Ok(rs) => sets.push(rs),
@@ -236,6 +252,7 @@ impl Sim {
                 .iter()
                 .filter(|r| workloads::owned_by(r, meta::uid(d)))
                 .collect();
+            self.sync_revisions(d, &owned, &new_name);
             let counts = |rs: &Value| {
                 let ps = Self::pods_owned_by(&pods, meta::uid(rs));
                 let ready = ps.iter().filter(|p| workloads::pod_ready(p)).count() as i64;
@@ -291,6 +308,57 @@ impl Sim {
                     Subresource::Status,
                     |o| o["status"] = status,
                 );
+            }
+        }
+    }
+
+    /// Keeps the revision annotations as kube-controller-manager does: the current ReplicaSet
+    /// one above its predecessors (so `kubectl rollout history` lists them and `rollout undo`
+    /// finds them), and the Deployment carrying its current ReplicaSet's revision.
+    fn sync_revisions(&self, d: &Value, owned: &[&Arc<Value>], new_name: &str) {
+        let ns = meta::namespace(d);
+        let Some(new_rs) = owned.iter().find(|r| meta::name(r) == new_name) else {
+            return;
+        };
+        let max_old = owned
+            .iter()
+            .filter(|r| meta::name(r) != new_name)
+            .map(|r| workloads::revision(r))
+            .max()
+            .unwrap_or(0);
+        let want = workloads::replicaset_annotations(d, Some(new_rs), max_old);
+        let revision = want
+            .get(workloads::REVISION)
+            .cloned()
+            .unwrap_or_else(|| json!("1"));
+        if new_rs
+            .pointer("/metadata/annotations")
+            .and_then(Value::as_object)
+            != Some(&want)
+        {
+            if let Err(e) =
+                self.store
+                    .modify(kinds::replicasets(), ns, new_name, Subresource::Main, |o| {
+                        o["metadata"]["annotations"] = Value::Object(want)
+                    })
+            {
+                tracing::warn!(replicaset = %new_name, cause = %e, "failed to set its revision");
+            }
+        }
+        if d.pointer("/metadata/annotations/deployment.kubernetes.io~1revision") != Some(&revision)
+        {
+            if let Err(e) = self.store.modify(
+                kinds::deployments(),
+                ns,
+                meta::name(d),
+                Subresource::Main,
+                |o| {
+                    let m = meta::metadata_mut(o);
+                    meta::child_map(m, "annotations")
+                        .insert(workloads::REVISION.into(), revision.clone());
+                },
+            ) {
+                tracing::warn!(deployment = %meta::name(d), cause = %e, "failed to set its revision");
             }
         }
     }

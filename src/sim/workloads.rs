@@ -13,16 +13,66 @@ use serde_json::{json, Map, Value};
 const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 /// FNV-1a of the pod template, encoded like `rand.SafeEncodeString`: the pod-template-hash.
+/// Object keys are hashed in sorted order, as `hashutil.DeepHashObject` prints maps, so a
+/// template that comes back with its fields in another order (`rollout undo` patches it) has
+/// the same hash.
 pub fn template_hash(template: &Value) -> String {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in serde_json::to_vec(template).unwrap_or_default() {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
+    fn bytes(h: &mut u32, bs: &[u8]) {
+        for b in bs {
+            *h ^= u32::from(*b);
+            *h = h.wrapping_mul(0x0100_0193);
+        }
     }
+    fn feed(v: &Value, h: &mut u32) {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                bytes(h, b"{");
+                for k in keys {
+                    bytes(h, k.as_bytes());
+                    bytes(h, b":");
+                    feed(&m[k], h);
+                    bytes(h, b",");
+                }
+                bytes(h, b"}");
+            }
+            Value::Array(a) => {
+                bytes(h, b"[");
+                for x in a {
+                    feed(x, h);
+                    bytes(h, b",");
+                }
+                bytes(h, b"]");
+            }
+            other => bytes(h, other.to_string().as_bytes()),
+        }
+    }
+    let mut h: u32 = 0x811c_9dc5;
+    feed(template, &mut h);
     h.to_string()
         .bytes()
         .map(|d| ALPHANUMS[usize::from(d) % ALPHANUMS.len()] as char)
         .collect()
+}
+
+/// Whether a ReplicaSet's pod template is the Deployment's, ignoring the `pod-template-hash`
+/// label (deployment/util `EqualIgnoreHash`).
+pub fn template_matches(rs: &Value, deploy: &Value) -> bool {
+    let mut t = rs.pointer("/spec/template").cloned().unwrap_or(Value::Null);
+    if let Some(labels) = t
+        .pointer_mut("/metadata/labels")
+        .and_then(Value::as_object_mut)
+    {
+        labels.remove("pod-template-hash");
+        if labels.is_empty() {
+            if let Some(m) = t.pointer_mut("/metadata").and_then(Value::as_object_mut) {
+                m.remove("labels");
+            }
+        }
+    }
+    let d = deploy.pointer("/spec/template").unwrap_or(&Value::Null);
+    t == *d
 }
 
 /// Owner reference to `owner` (controller=true), as the controllers write it.
@@ -68,7 +118,13 @@ pub fn scaled(v: Option<&Value>, total: i64, round_up: bool, default: i64) -> i6
 }
 
 /// The ReplicaSet a Deployment wants for its current template.
-pub fn desired_replicaset(deploy: &Value, hash: &str, replicas: i64) -> Value {
+/// `max_old_revision` is the highest revision of the Deployment's other ReplicaSets.
+pub fn desired_replicaset(
+    deploy: &Value,
+    hash: &str,
+    replicas: i64,
+    max_old_revision: i64,
+) -> Value {
     let name = format!("{}-{hash}", meta::name(deploy));
     let mut template = deploy
         .pointer("/spec/template")
@@ -90,10 +146,7 @@ pub fn desired_replicaset(deploy: &Value, hash: &str, replicas: i64) -> Value {
     if !labels.is_object() {
         labels = json!({});
     }
-    let annotations = json!({
-        "deployment.kubernetes.io/desired-replicas": deploy.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1).to_string(),
-        "deployment.kubernetes.io/revision": "1",
-    });
+    let annotations = Value::Object(replicaset_annotations(deploy, None, max_old_revision));
     json!({
         "apiVersion": "apps/v1",
         "kind": "ReplicaSet",
@@ -110,6 +163,91 @@ pub fn desired_replicaset(deploy: &Value, hash: &str, replicas: i64) -> Value {
             "template": template,
         },
     })
+}
+
+/// The revision annotation kube-controller-manager keeps on Deployments and ReplicaSets.
+pub const REVISION: &str = "deployment.kubernetes.io/revision";
+const REVISION_HISTORY: &str = "deployment.kubernetes.io/revision-history";
+const DESIRED_REPLICAS: &str = "deployment.kubernetes.io/desired-replicas";
+const MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas";
+
+/// Deployment annotations never copied to ReplicaSets (deployment/util `skipCopyAnnotation`).
+fn skip_copy(key: &str) -> bool {
+    matches!(
+        key,
+        "kubectl.kubernetes.io/last-applied-configuration"
+            | REVISION
+            | REVISION_HISTORY
+            | DESIRED_REPLICAS
+            | MAX_REPLICAS
+            | "deprecated.deployment.rollback.to"
+    )
+}
+
+/// An object's revision annotation (0 when absent or not a number).
+pub fn revision(obj: &Value) -> i64 {
+    meta::annotation(obj, REVISION)
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The annotations the Deployment's current ReplicaSet should carry, as
+/// pkg/controller/deployment/util `SetNewReplicaSetAnnotations` writes them: the Deployment's
+/// own annotations (less the skipped ones), the desired and max replica counts, and a revision
+/// one above every older ReplicaSet's (`max_old_revision`). A ReplicaSet that already has a
+/// higher revision keeps it; one brought back by a rollback gets the new revision and its old
+/// one appended to `revision-history`.
+pub fn replicaset_annotations(
+    deploy: &Value,
+    existing: Option<&Value>,
+    max_old_revision: i64,
+) -> Map<String, Value> {
+    let mut out: Map<String, Value> = existing
+        .and_then(|rs| rs.pointer("/metadata/annotations"))
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    if let Some(own) = deploy
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+    {
+        for (k, v) in own.iter().filter(|(k, _)| !skip_copy(k)) {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    let replicas = deploy
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    let surge = if deploy
+        .pointer("/spec/strategy/type")
+        .and_then(Value::as_str)
+        == Some("Recreate")
+    {
+        0
+    } else {
+        scaled(
+            deploy.pointer("/spec/strategy/rollingUpdate/maxSurge"),
+            replicas,
+            true,
+            scaled(Some(&json!("25%")), replicas, true, 1),
+        )
+    };
+    out.insert(DESIRED_REPLICAS.into(), json!(replicas.to_string()));
+    out.insert(MAX_REPLICAS.into(), json!((replicas + surge).to_string()));
+    let new_revision = max_old_revision + 1;
+    let old = existing.map(revision).unwrap_or(0);
+    if old < new_revision {
+        out.insert(REVISION.into(), json!(new_revision.to_string()));
+        if old > 0 {
+            let history = match out.get(REVISION_HISTORY).and_then(Value::as_str) {
+                Some(h) if !h.is_empty() => format!("{h},{old}"),
+                _ => old.to_string(),
+            };
+            out.insert(REVISION_HISTORY.into(), json!(history));
+        }
+    }
+    out
 }
 
 /// A new Pod for a ReplicaSet, named `<rs>-<suffix>`.
@@ -407,7 +545,7 @@ mod tests {
             template_hash(&d["spec"]["template"]),
             "hash is deterministic"
         );
-        let r = desired_replicaset(&d, &hash, 2);
+        let r = desired_replicaset(&d, &hash, 2, 0);
         assert_eq!(r["metadata"]["name"], format!("web-{hash}"));
         assert_eq!(
             r["spec"]["selector"]["matchLabels"]["pod-template-hash"],
@@ -421,6 +559,32 @@ mod tests {
             &json!({"metadata": {"ownerReferences": r["metadata"]["ownerReferences"]}}),
             "d1"
         ));
+    }
+
+    #[test]
+    fn revisions_count_up_and_a_rolled_back_replicaset_takes_the_next() {
+        let mut d = deploy(
+            4,
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}}),
+        );
+        d["metadata"]["annotations"] = json!({
+            "kubernetes.io/change-cause": "v2",
+            "kubectl.kubernetes.io/last-applied-configuration": "{}",
+        });
+        let first = replicaset_annotations(&d, None, 0);
+        assert_eq!(first[REVISION], "1");
+        assert_eq!(first[DESIRED_REPLICAS], "4");
+        assert_eq!(first[MAX_REPLICAS], "5");
+        assert_eq!(first["kubernetes.io/change-cause"], "v2");
+        assert!(!first.contains_key("kubectl.kubernetes.io/last-applied-configuration"));
+        // Rolled back to: revision 1 becomes 3 (olds reach 2), remembering 1.
+        let rs = json!({"metadata": {"annotations": first}});
+        let again = replicaset_annotations(&d, Some(&rs), 2);
+        assert_eq!(again[REVISION], "3");
+        assert_eq!(again[REVISION_HISTORY], "1");
+        // Level-based: the same inputs give the same annotations.
+        let rs = json!({"metadata": {"annotations": again.clone()}});
+        assert_eq!(replicaset_annotations(&d, Some(&rs), 2), again);
     }
 
     #[test]
