@@ -42,7 +42,14 @@ struct Flusher {
     requested: Mutex<Request>,
     wake: Condvar,
     durable: watch::Sender<Durable>,
+    /// Bytes of objects dropped since the allocator was last asked to return free memory.
+    freed: std::sync::atomic::AtomicUsize,
 }
+
+/// After this many bytes of objects were dropped, the flush thread returns free heap pages to
+/// the OS (glibc keeps them otherwise: large objects come from its arenas once its dynamic
+/// mmap threshold has grown).
+const TRIM_AFTER: usize = 16 << 20;
 
 fn key(res: &ResourceDef, ns: &str, name: &str) -> Vec<u8> {
     format!("{}/{}/{}/{}", res.group, res.plural, ns, name).into_bytes()
@@ -70,6 +77,7 @@ impl Disk {
                 error: None,
             })
             .0,
+            freed: std::sync::atomic::AtomicUsize::new(0),
         });
         let (thread_db, thread_flusher) = (db.clone(), flusher.clone());
         let thread = std::thread::Builder::new()
@@ -120,11 +128,24 @@ impl Disk {
         name: &str,
         obj: &Value,
         rv: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<usize, StoreError> {
         let bytes = serde_json::to_vec(obj).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let size = bytes.len();
         self.objects.insert(key(res, ns, name), bytes)?;
         self.db.insert(RV_KEY, &rv.to_be_bytes())?;
-        Ok(())
+        Ok(size)
+    }
+
+    /// Records that objects of about `bytes` were let go; past [`TRIM_AFTER`] the flush thread
+    /// trims the heap.
+    pub(super) fn note_freed(&self, bytes: usize) {
+        let before = self
+            .flusher
+            .freed
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+        if before < TRIM_AFTER && before + bytes >= TRIM_AFTER {
+            self.flusher.wake.notify_one();
+        }
     }
 
     pub(super) fn remove(
@@ -184,6 +205,15 @@ impl Drop for Disk {
     }
 }
 
+/// Returns free heap memory to the OS (glibc's `malloc_trim`; a no-op elsewhere).
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Flushes whenever a writer asks, covering every write made before the flush started.
 fn flush_loop(db: sled::Db, f: Arc<Flusher>) {
     loop {
@@ -193,12 +223,25 @@ fn flush_loop(db: sled::Db, f: Arc<Flusher>) {
                 if req.closed {
                     return;
                 }
+                if f.freed.load(std::sync::atomic::Ordering::Relaxed) >= TRIM_AFTER {
+                    break 0;
+                }
                 if req.upto > f.durable.borrow().upto {
                     break req.upto;
                 }
                 req = f.wake.wait(req).unwrap_or_else(|e| e.into_inner());
             }
         };
+        if f.freed.load(std::sync::atomic::Ordering::Relaxed) >= TRIM_AFTER {
+            // The objects may still be referenced for a moment (a watch sending them); waiting
+            // a little lets more of them go before the trim.
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            f.freed.store(0, std::sync::atomic::Ordering::Relaxed);
+            trim_heap();
+            if target == 0 {
+                continue;
+            }
+        }
         // Writes are inserted in resourceVersion order under the store lock before anyone asks
         // for them to be flushed, so this flush covers every rv up to `target`.
         match db.flush() {

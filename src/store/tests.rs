@@ -229,3 +229,38 @@ fn dry_run_changes_nothing() {
     assert!(store.get(kinds::gateways(), "default", "gw").is_none());
     assert_eq!(store.resource_version(), rv);
 }
+
+/// The watch history is bounded in bytes as well as in events: every version of a large object
+/// written often is not kept, and a watch from before what is kept gets 410 Expired.
+#[test]
+fn watch_history_is_bounded_in_bytes() {
+    let (_d, store) = open();
+    let big = "x".repeat(1 << 20);
+    let secret = json!({"apiVersion": "v1", "kind": "Secret",
+                    "metadata": {"name": "big", "namespace": "default"}, "stringData": {"a": big}});
+    let first = store.create(kinds::secrets(), secret, false).unwrap();
+    let first_rv = meta::resource_version(&first).unwrap();
+    for i in 0..(2 * (HISTORY_BYTES >> 20)) {
+        store
+            .modify(kinds::secrets(), "default", "big", Subresource::Main, |o| {
+                o["metadata"]["labels"] = json!({"i": i.to_string()})
+            })
+            .unwrap();
+    }
+    let state = store.read();
+    assert!(
+        state.history_bytes <= HISTORY_BYTES,
+        "{}",
+        state.history_bytes
+    );
+    assert_eq!(
+        state.history_bytes,
+        state.history_sizes.iter().sum::<usize>()
+    );
+    assert!(state.history.len() < HISTORY_BYTES >> 20);
+    drop(state);
+    let err = store.watch(None, Some(first_rv)).err().expect("expired");
+    assert!(matches!(err, StoreError::Expired { .. }), "{err}");
+    let latest = store.resource_version();
+    assert!(store.watch(None, Some(latest - 1)).is_ok());
+}
