@@ -498,3 +498,41 @@ async fn acknowledged_writes_survive_kill_9() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// `default`, `kube-system` and `kube-public` cannot be deleted (NamespaceLifecycle), and
+/// namespaces have no deletecollection; nothing changes either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builtin_namespaces_may_not_be_deleted() {
+    let sb = Sandbox::start().await;
+    for ns in ["default", "kube-system", "kube-public"] {
+        let r = http(
+            "DELETE",
+            &sb.url(&format!("/api/v1/namespaces/{ns}")),
+            "application/json",
+            "",
+        )
+        .await;
+        assert_eq!(r.status, 403, "{}", r.text());
+        assert_eq!(
+            r.json()["message"],
+            format!("namespaces \"{ns}\" is forbidden: this namespace may not be deleted")
+        );
+    }
+    let r = http(
+        "DELETE",
+        &sb.url("/api/v1/namespaces"),
+        "application/json",
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 405);
+    let out = sb.kubectl(&["delete", "ns", "default"]);
+    assert!(
+        out.stderr.contains("this namespace may not be deleted"),
+        "{}",
+        out.stderr
+    );
+    let list = get(&sb.url("/api/v1/namespaces")).await.json();
+    assert_eq!(list["items"].as_array().unwrap().len(), 4);
+    sb.stop().await;
+}

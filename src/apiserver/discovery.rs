@@ -70,12 +70,18 @@ const VERBS: [&str; 8] = [
 ];
 
 fn resource_entry(r: &ResourceDef) -> Value {
+    // Namespaces have no deletecollection (pkg/registry/core/namespace/storage).
+    let verbs: Vec<&str> = VERBS
+        .iter()
+        .copied()
+        .filter(|v| !(*v == "deletecollection" && r.group.is_empty() && r.plural == "namespaces"))
+        .collect();
     let mut e = json!({
         "name": r.plural,
         "singularName": r.kind.to_lowercase(),
         "namespaced": r.namespaced,
         "kind": r.kind,
-        "verbs": VERBS,
+        "verbs": verbs,
     });
     if !r.short_names.is_empty() {
         e["shortNames"] = json!(r.short_names);

@@ -56,6 +56,16 @@ impl Target {
             // Namespaced objects are only addressable inside their namespace.
             return Err(ApiError::NoRoute);
         }
+        // Only the subresources a kind has are routes (kube-apiserver registers no others).
+        let scalable =
+            std::ptr::eq(res, kinds::deployments()) || std::ptr::eq(res, kinds::replicasets());
+        match sub.as_deref() {
+            None => {}
+            Some("status") if res.has_status => {}
+            Some("scale") if scalable => {}
+            Some("log") if std::ptr::eq(res, kinds::pods()) => {}
+            Some(_) => return Err(ApiError::NoRoute),
+        }
         Ok(Target {
             res,
             version: version.to_string(),
@@ -85,6 +95,20 @@ pub async fn dispatch(
     let as_table = table::wants_table(&accept);
     let method = req.method().clone();
     let sub = t.sub.clone();
+    if method == Method::DELETE && std::ptr::eq(t.res, kinds::namespaces()) {
+        match t.name.as_deref() {
+            // Namespaces have no deletecollection (pkg/registry/core/namespace/storage).
+            None => return Err(ApiError::MethodNotAllowed),
+            // The NamespaceLifecycle admission plugin keeps these
+            // (plugin/pkg/admission/namespace/lifecycle/admission.go).
+            Some(ns @ ("default" | "kube-system" | "kube-public")) => {
+                return Err(ApiError::Forbidden(format!(
+                    "namespaces \"{ns}\" is forbidden: this namespace may not be deleted"
+                )))
+            }
+            Some(_) => {}
+        }
+    }
     match (method, t.name.is_some(), sub.as_deref()) {
         (Method::GET, false, None) if q.flag("watch") => watch(api, &t, &q, as_table),
         (Method::GET, false, None) => list(api, &t, &q, as_table),
@@ -582,7 +606,11 @@ async fn patch(
             .store
             .get(t.res, t.ns(), &name)
             .ok_or_else(|| not_found(t, &name))?;
-        let patched = patch::apply_patch(t.res, &scale_of(t, &current), body, pt)?;
+        let patched = match pt {
+            // An apply configuration of the Scale: its replicas win.
+            PatchType::Apply => decode(body, "application/yaml")?,
+            _ => patch::apply_patch(t.res, &scale_of(t, &current), body, pt)?,
+        };
         let replicas = patched
             .pointer("/spec/replicas")
             .cloned()
