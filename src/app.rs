@@ -42,8 +42,8 @@ fn load_token(args: &UpArgs) -> anyhow::Result<Option<String>> {
     Ok(Some(t))
 }
 
-/// The API port's limits: an eighth of the open-files limit for its connections (at least 64,
-/// at most 1024), so the gateway's listeners, the pods and the health checker keep the rest.
+/// The API port's limits: a quarter of the open-files limit for its connections (at least 64,
+/// at most 4096), so the gateway's listeners, the pods and the health checker keep the rest.
 fn api_limits() -> crate::apiserver::Limits {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -56,7 +56,7 @@ fn api_limits() -> crate::apiserver::Limits {
         1024
     };
     crate::apiserver::Limits {
-        max_connections: (nofile / 8).clamp(64, 1024),
+        max_connections: (nofile / 4).clamp(64, 4096),
         ..Default::default()
     }
 }

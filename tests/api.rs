@@ -536,3 +536,53 @@ async fn builtin_namespaces_may_not_be_deleted() {
     assert_eq!(list["items"].as_array().unwrap().len(), 4);
     sb.stop().await;
 }
+
+/// The API port caps its open connections (more are closed at once, cheaply) and closes a
+/// connection that sends no request head in time, so idle sockets cannot pile up.
+#[tokio::test]
+async fn api_connections_are_capped_and_idle_ones_closed() {
+    use agc_sandbox::apiserver::{ApiServer, Limits};
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let store = agc_sandbox::store::Store::open(dir.path()).unwrap();
+    let limits = Limits {
+        max_connections: 4,
+        handshake_timeout: Duration::from_millis(300),
+        header_timeout: Duration::from_millis(300),
+    };
+    let api = std::sync::Arc::new(ApiServer::new(store, None).with_limits(limits));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(api.serve(listener, None, async {
+        let _ = stopped.await;
+    }));
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The fifth is closed without an answer.
+    let mut extra = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _ = extra
+        .write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let mut buf = Vec::new();
+    let n = within("refused connection closes", extra.read_to_end(&mut buf)).await;
+    assert!(
+        n.is_err() || buf.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&buf)
+    );
+    // The idle ones are closed after the header timeout, and then a client is served.
+    for mut s in idle {
+        let mut b = [0u8; 1];
+        let r = within("idle connection closes", s.read(&mut b)).await;
+        assert!(matches!(r, Ok(0) | Err(_)), "{r:?}");
+    }
+    let r = get(&format!("http://{addr}/readyz")).await;
+    assert_eq!(r.status, 200);
+    let _ = stop.send(());
+    within("api stops", task).await.unwrap();
+}

@@ -200,6 +200,7 @@ impl ApiServer {
         let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
         let slots = Arc::new(tokio::sync::Semaphore::new(self.limits.max_connections));
         let conns = tokio_util_tracker::Tracker::default();
+        let (mut refused, mut last_warned) = (0u64, None);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -214,8 +215,13 @@ impl ApiServer {
                         }
                     };
                     let Ok(slot) = slots.clone().try_acquire_owned() else {
-                        tracing::warn!(%peer, max = self.limits.max_connections, "API connection refused: too many open connections");
                         drop(stream);
+                        refused += 1;
+                        // One line per burst, not one per refused socket.
+                        if last_warned.is_none_or(|t: std::time::Instant| t.elapsed() > std::time::Duration::from_secs(10)) {
+                            tracing::warn!(%peer, max = self.limits.max_connections, refused, "API connections refused: too many open connections");
+                            last_warned = Some(std::time::Instant::now());
+                        }
                         continue;
                     };
                     let _ = stream.set_nodelay(true);
