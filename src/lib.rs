@@ -14,6 +14,8 @@
 //!
 //! State flows one way: store → watch events → controllers → routing table → proxy.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod apiserver;
 pub mod app;
 pub mod cli;

@@ -183,6 +183,22 @@ pub fn condition_status<'a>(obj: &'a Value, type_: &str) -> &'a str {
         .unwrap_or("Unknown")
 }
 
+/// About how many bytes `v` takes as JSON (strings and keys by length, a few bytes for the
+/// rest), without serialising it.
+pub fn approx_size(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.len() + 2,
+        Value::Array(a) => 2 + a.iter().map(|x| approx_size(x) + 1).sum::<usize>(),
+        Value::Object(m) => {
+            2 + m
+                .iter()
+                .map(|(k, x)| k.len() + 4 + approx_size(x))
+                .sum::<usize>()
+        }
+        _ => 8,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,21 +228,5 @@ mod tests {
         let now = now_rfc3339();
         assert!(now.ends_with('Z'));
         assert!(parse_rfc3339(&now).is_some());
-    }
-}
-
-/// About how many bytes `v` takes as JSON (strings and keys by length, a few bytes for the
-/// rest), without serialising it.
-pub fn approx_size(v: &Value) -> usize {
-    match v {
-        Value::String(s) => s.len() + 2,
-        Value::Array(a) => 2 + a.iter().map(|x| approx_size(x) + 1).sum::<usize>(),
-        Value::Object(m) => {
-            2 + m
-                .iter()
-                .map(|(k, x)| k.len() + 4 + approx_size(x))
-                .sum::<usize>()
-        }
-        _ => 8,
     }
 }

@@ -148,7 +148,8 @@ impl Gen {
                 }
                 _ => {
                     let tail = ["/-", "/0", "/new", "/~2", "", "/metadata", "/999"];
-                    path.push_str(*self.pick(&tail[..]));
+                    let t: &&str = self.pick(&tail);
+                    path.push_str(t);
                     return path;
                 }
             }
