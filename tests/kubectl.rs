@@ -476,3 +476,45 @@ async fn kubectl_create_commands_send_protobuf() {
     assert_eq!(replicas, "2 gcr.io/k8s-staging-gateway-api/echo-basic:v1");
     sb.stop().await;
 }
+
+/// `--sort-by` works: kubectl asks for Table rows with `includeObject=Object` and sorts on the
+/// objects' fields.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sort_by_sorts_on_the_objects() {
+    let sb = Sandbox::start().await;
+    for name in ["b-cm", "c-cm", "a-cm"] {
+        sb.kubectl(&["create", "configmap", name]).success();
+    }
+    let out = sb
+        .kubectl(&["get", "cm", "--sort-by=.metadata.name", "-o", "name"])
+        .success();
+    let names: Vec<&str> = out.lines().filter(|l| l.contains("-cm")).collect();
+    assert_eq!(
+        names,
+        ["configmap/a-cm", "configmap/b-cm", "configmap/c-cm"],
+        "{out}"
+    );
+    let table = sb
+        .kubectl(&["get", "cm", "--sort-by=.metadata.name"])
+        .success();
+    let rows: Vec<&str> = table
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.ends_with("-cm"))
+        .collect();
+    assert_eq!(rows, ["a-cm", "b-cm", "c-cm"], "{table}");
+    sb.kubectl(&["create", "deployment", "web", "--image=nginx"])
+        .success();
+    let mut events = String::new();
+    for _ in 0..50 {
+        events = sb
+            .kubectl(&["get", "events", "-A", "--sort-by=.lastTimestamp"])
+            .success();
+        if events.contains("Scheduled") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(events.contains("Scheduled"), "{events}");
+    sb.stop().await;
+}

@@ -227,6 +227,28 @@ fn object_response(t: &Target, status: StatusCode, obj: &Value, as_table: bool) 
     json_response(status, &present(t, obj))
 }
 
+/// A Table of `items`; with `includeObject=Object` (what `kubectl get --sort-by` asks for) each
+/// row carries the whole object instead of its metadata, with `None` no object
+/// (metav1.IncludeObjectPolicy).
+fn tabled(t: &Target, q: &Query, items: &[&Value], rv: u64) -> Value {
+    let mut tbl = table::table(t.res, items, rv);
+    let policy = q.get("includeObject").unwrap_or("Metadata");
+    if policy == "Object" || policy == "None" {
+        if let Some(rows) = tbl.get_mut("rows").and_then(Value::as_array_mut) {
+            for (row, obj) in rows.iter_mut().zip(items) {
+                if let Some(r) = row.as_object_mut() {
+                    if policy == "Object" {
+                        r.insert("object".into(), present(t, obj));
+                    } else {
+                        r.remove("object");
+                    }
+                }
+            }
+        }
+    }
+    tbl
+}
+
 fn table_response(v: &Value) -> Response<Body> {
     let mut r = json_response(StatusCode::OK, v);
     r.headers_mut().insert(
@@ -291,7 +313,7 @@ fn list(
         .filter(|o| filter.matches(o))
         .collect();
     if as_table {
-        return Ok(table_response(&table::table(t.res, &items, rv)));
+        return Ok(table_response(&tabled(t, q, &items, rv)));
     }
     let list = json!({
         "kind": format!("{}List", t.res.kind),
