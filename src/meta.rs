@@ -64,17 +64,16 @@ pub fn labels(obj: &Value) -> Map<String, Value> {
         .unwrap_or_default()
 }
 
-/// Mutable `metadata`, created when missing. Panics only if `obj` is not an object, which the API
-/// server rules out before calling.
+/// Mutable `metadata`, created when missing. The API server refuses bodies that are not objects
+/// before calling; should one get here anyway it becomes an empty object rather than a panic.
 pub fn metadata_mut(obj: &mut Value) -> &mut Map<String, Value> {
-    let root = obj.as_object_mut().expect("object checked by caller");
-    let md = root
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !md.is_object() {
-        *md = Value::Object(Map::new());
+    if !obj.is_object() {
+        *obj = Value::Object(Map::new());
     }
-    md.as_object_mut().expect("just made an object")
+    let Value::Object(root) = obj else {
+        unreachable!("made an object above")
+    };
+    child_map(root, "metadata")
 }
 
 /// Mutable map at `obj[key]`, created when missing or not a map.

@@ -586,3 +586,36 @@ async fn api_connections_are_capped_and_idle_ones_closed() {
     let _ = stop.send(());
     within("api stops", task).await.unwrap();
 }
+
+/// A JSON patch that turns the object (or its metadata) into something else is a 422 naming
+/// the field `patch`, not a dropped connection, and nothing changes.
+#[tokio::test]
+async fn json_patch_to_a_non_object_is_invalid() {
+    let sb = Sandbox::start().await;
+    let url = sb.url("/api/v1/namespaces/default/configmaps");
+    let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "p"}, "data": {"a": "1"}});
+    assert_eq!(post_json(&url, &cm).await.status, 201);
+    for ops in [
+        r#"[{"op":"replace","path":"","value":5}]"#,
+        r#"[{"op":"replace","path":"","value":["x"]}]"#,
+        r#"[{"op":"replace","path":"/metadata","value":"x"}]"#,
+    ] {
+        let r = http(
+            "PATCH",
+            &format!("{url}/p"),
+            "application/json-patch+json",
+            ops,
+        )
+        .await;
+        assert_eq!(r.status, 422, "{ops}: {}", r.text());
+        assert_eq!(
+            r.json()["details"]["causes"][0]["field"],
+            "patch",
+            "{}",
+            r.text()
+        );
+    }
+    let got = get(&format!("{url}/p")).await.json();
+    assert_eq!(got["data"], serde_json::json!({"a": "1"}));
+    sb.stop().await;
+}

@@ -46,8 +46,70 @@ impl PatchType {
     }
 }
 
-/// Applies a JSON, merge or strategic patch to `current`.
+/// Applies a JSON, merge or strategic patch to `current`. A result that is not an object (a
+/// JSON patch can replace the root, or `metadata`, with anything) is refused as
+/// kube-apiserver refuses what it cannot decode into the kind: 422 on the field `patch`
+/// (staging/src/k8s.io/apiserver/pkg/endpoints/handlers/patch.go, applyPatchToCurrentObject).
 pub fn apply_patch(
+    res: &'static ResourceDef,
+    current: &Value,
+    body: &[u8],
+    pt: PatchType,
+) -> Result<Value, ApiError> {
+    let patched = apply_patch_unchecked(res, current, body, pt)?;
+    let bad_shape = if !patched.is_object() {
+        Some(format!(
+            "json: cannot unmarshal {} into Go value of type {}",
+            go_kind(&patched),
+            res.kind
+        ))
+    } else {
+        patched
+            .get("metadata")
+            .filter(|m| !m.is_object() && !m.is_null())
+            .map(|m| {
+                format!(
+                    "json: cannot unmarshal {} into Go struct field {}.metadata of type v1.ObjectMeta",
+                    go_kind(m),
+                    res.kind
+                )
+            })
+    };
+    match bad_shape {
+        None => Ok(patched),
+        Some(detail) => {
+            let shown = serde_json::to_string(&patched).unwrap_or_default();
+            let cause = super::validation::Cause {
+                reason: "FieldValueInvalid",
+                field: "patch".into(),
+                message: format!("Invalid value: {shown:?}: {detail}"),
+            };
+            Err(ApiError::Invalid {
+                res,
+                name: meta::name(current).to_string(),
+                message: format!(
+                    " {:?} is invalid: patch: Invalid value: {shown:?}: {detail}",
+                    ""
+                ),
+                causes: vec![cause],
+            })
+        }
+    }
+}
+
+/// The JSON type name Go's decoder uses in its errors.
+fn go_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn apply_patch_unchecked(
     res: &'static ResourceDef,
     current: &Value,
     body: &[u8],
