@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::compute::{Outcome, StatusWrite};
+use super::model::{Outcome, StatusWrite};
 use super::snapshot::{Index, Snapshot};
 use super::util::{
     condition, grant_allows, merge_conditions, parse_go_duration, str_of, RefFrom, GW_GROUP,
@@ -69,7 +69,7 @@ pub fn resolve_ref(
         kind: route_kind,
         namespace: route_ns,
     };
-    if !grant_allows(snap, &from, "", "Service", ns, name) {
+    if !grant_allows(&snap.reference_grants, &from, "", "Service", ns, name) {
         return Err(RefError {
             reason: "RefNotPermitted",
             message: format!(
@@ -433,7 +433,7 @@ fn check_service_target(
         kind,
         namespace: meta::namespace(p),
     };
-    if !grant_allows(snap, &from, "", "Service", ns, name) {
+    if !grant_allows(&snap.reference_grants, &from, "", "Service", ns, name) {
         return Err((
             "RefNotPermitted",
             format!("targetRef to Service {ns}/{name} not permitted by any ReferenceGrant"),

@@ -12,117 +12,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::backends::{self, BackendSet};
+use super::model::*;
+use super::model::{CONTROLLER_NAME, PROGRAMMED_MESSAGE};
 use super::routes::{self, RouteMemo};
 use super::snapshot::{Index, Snapshot};
 use super::util::{condition, merge_conditions, str_of, GW_GROUP};
-use super::{CONTROLLER_NAME, PROGRAMMED_MESSAGE};
 use crate::meta;
-use crate::resources::{kinds, ResourceDef};
+use crate::resources::kinds;
 use crate::routing::{
-    CertificatePem, GatewayRuntime, ListenerProtocol, ListenerRuntime, RouteIndex, RouteRuntime,
-    RoutingTable, TlsSettings,
+    CertificatePem, GatewayRuntime, ListenerProtocol, ListenerRuntime, RouteIndex, RoutingTable,
+    TlsSettings,
 };
 use crate::store::LabelSelector;
-
-/// The desired `status` of one object.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StatusWrite {
-    pub res: &'static ResourceDef,
-    pub ns: String,
-    pub name: String,
-    /// The whole `status` (foreign conditions and route parents included); shared with the
-    /// controller's per-route memo.
-    pub status: Arc<Value>,
-    /// `Some(rv)` when `status` is exactly the status the object had in the snapshot, at
-    /// resourceVersion `rv`: nothing to write while the stored object still has that version.
-    pub unchanged_at: Option<u64>,
-}
-
-/// A v1 Event to record (an object just stopped being Accepted).
-#[derive(Debug, Clone, PartialEq)]
-pub struct EventNote {
-    pub res: &'static ResourceDef,
-    pub ns: String,
-    pub name: String,
-    pub uid: String,
-    pub reason: String,
-    pub message: String,
-}
-
-/// What one reconcile decided.
-#[derive(Debug, Clone, Default)]
-pub struct Outcome {
-    pub table: RoutingTable,
-    pub statuses: Vec<StatusWrite>,
-    pub events: Vec<EventNote>,
-    /// Recompute after this long even without events (ALB provisioning).
-    pub requeue_after: Option<Duration>,
-}
-
-/// Maximum listeners per Gateway (Gateway API cap, AGC limit).
-pub const MAX_LISTENERS: usize = 64;
-/// Maximum certificateRefs per listener (AGC: one RSA + one ECDSA).
-pub const MAX_CERTIFICATE_REFS: usize = 2;
-/// Address range of Gateway frontends (interfaces.md).
-pub const GATEWAY_NET: [u8; 2] = [127, 20];
-
-/// `Err((reason, message))` when something is rejected.
-type Verdict = Result<(), (&'static str, String)>;
-
-/// How routes may come from namespaces (`allowedRoutes.namespaces`).
-#[derive(Debug)]
-pub(super) enum FromNs {
-    Same,
-    All,
-    Selector(Option<LabelSelector>),
-}
-
-/// A validated listener.
-#[derive(Debug)]
-pub(super) struct ListenerInfo {
-    pub name: String,
-    pub port: i64,
-    pub protocol: Option<ListenerProtocol>,
-    pub hostname: Option<String>,
-    /// Route kinds (`HTTPRoute`, `GRPCRoute`) this listener supports.
-    pub kinds: Vec<&'static str>,
-    pub from: FromNs,
-    /// `Err((reason, message))` when not accepted.
-    pub accepted: Result<(), (&'static str, String)>,
-    pub conflicted: Option<&'static str>,
-    pub resolved: Result<(), (&'static str, String)>,
-    pub tls: Option<TlsSettings>,
-    pub attached: usize,
-    pub routes: Vec<Arc<RouteRuntime>>,
-}
-
-impl ListenerInfo {
-    /// Whether the listener goes into the routing table.
-    pub fn usable(&self) -> bool {
-        self.accepted.is_ok() && self.resolved.is_ok()
-    }
-}
-
-/// A Gateway of one of our classes.
-#[derive(Debug)]
-pub(super) struct GatewayInfo<'a> {
-    pub obj: &'a Value,
-    pub ns: &'a str,
-    pub name: &'a str,
-    /// `Err((reason, message))` when the Gateway itself is rejected.
-    pub accepted: Result<(), (&'static str, String)>,
-    /// `Err(message)` while the backing ALB is still provisioning.
-    pub deployable: Result<(), String>,
-    pub address: Option<Ipv4Addr>,
-    pub listeners: Vec<ListenerInfo>,
-}
-
-impl GatewayInfo<'_> {
-    /// Accepted at the Gateway level and at least one listener accepted.
-    pub fn is_accepted(&self) -> bool {
-        self.accepted.is_ok() && self.listeners.iter().any(|l| l.accepted.is_ok())
-    }
-}
 
 /// Computes the routing table and every status from a snapshot.
 pub fn compute(snap: &Snapshot) -> Outcome {
@@ -675,7 +576,7 @@ fn certificates(
             kind: "Gateway",
             namespace: gw_ns,
         };
-        if !super::util::grant_allows(snap, &from, "", "Secret", ns, name) {
+        if !super::util::grant_allows(&snap.reference_grants, &from, "", "Secret", ns, name) {
             return Err((
                 "RefNotPermitted",
                 format!(

@@ -28,6 +28,7 @@
 
 mod backends;
 pub mod compute;
+pub mod model;
 mod routes;
 pub mod snapshot;
 mod util;
@@ -35,7 +36,10 @@ mod util;
 #[cfg(test)]
 mod tests;
 
-pub use compute::{compute, compute_with, EventNote, Outcome, StatusWrite};
+pub use compute::{compute, compute_with};
+pub use model::{
+    EventNote, Outcome, StatusWrite, CONTROLLER_NAME, DEFAULT_CLASS, PROGRAMMED_MESSAGE,
+};
 pub use routes::RouteMemo;
 pub use snapshot::Snapshot;
 
@@ -51,13 +55,6 @@ use crate::resources::kinds;
 use crate::routing::{Bindings, RoutingTable};
 use crate::store::{Store, StoreError, Subresource};
 
-/// AGC's controller name, in GatewayClasses and route `status.parents[].controllerName`.
-pub const CONTROLLER_NAME: &str = "alb.networking.azure.io/alb-controller";
-/// The GatewayClass AGC installs.
-pub const DEFAULT_CLASS: &str = "azure-alb-external";
-/// AGC's Programmed message (Gateway, listeners and routes).
-pub const PROGRAMMED_MESSAGE: &str =
-    "Application Gateway For Containers resource has been successfully updated.";
 /// How long events are gathered before a recompute.
 pub const COALESCE: Duration = Duration::from_millis(5);
 

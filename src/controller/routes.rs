@@ -8,12 +8,12 @@ use std::sync::Arc;
 use http::{HeaderName, HeaderValue, Method};
 
 use super::backends::{self, BackendSet, RoutePolicyEffect};
-use super::compute::{EventNote, FromNs, GatewayInfo, Outcome, StatusWrite};
+use super::model::{EventNote, FromNs, GatewayInfo, Outcome, StatusWrite};
+use super::model::{CONTROLLER_NAME, PROGRAMMED_MESSAGE};
 use super::snapshot::{Index, Snapshot};
 use super::util::{
     condition, intersection, meta_rv, meta_str, parse_go_duration, str_of, GW_GROUP,
 };
-use super::{CONTROLLER_NAME, PROGRAMMED_MESSAGE};
 use crate::meta;
 use crate::resources::kinds;
 use crate::routing::{

@@ -4,8 +4,6 @@
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 
-use super::snapshot::Snapshot;
-
 /// Gateway API group.
 pub const GW_GROUP: &str = "gateway.networking.k8s.io";
 
@@ -195,7 +193,7 @@ pub struct RefFrom<'a> {
 /// Whether a ReferenceGrant in `to_ns` allows the reference (same-namespace references always
 /// are). The `from` and `to` entries must come from the same grant.
 pub fn grant_allows(
-    snap: &Snapshot,
+    reference_grants: &[std::sync::Arc<Value>],
     from: &RefFrom<'_>,
     to_group: &str,
     to_kind: &str,
@@ -206,7 +204,7 @@ pub fn grant_allows(
         return true;
     }
     let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-    snap.reference_grants
+    reference_grants
         .iter()
         .filter(|g| crate::meta::namespace(g) == to_ns)
         .any(|g| {
