@@ -518,3 +518,68 @@ async fn sort_by_sorts_on_the_objects() {
     assert!(events.contains("Scheduled"), "{events}");
     sb.stop().await;
 }
+
+/// A malformed label or field selector is a 400 with kube-apiserver's text and deletes
+/// nothing; a field a kind does not support is refused too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_selectors_are_refused_and_delete_nothing() {
+    let sb = Sandbox::start().await;
+    for name in ["one", "two"] {
+        sb.kubectl(&["create", "configmap", name, "-n", "default"])
+            .success();
+    }
+    for (selector, message) in [
+        (
+            "!!",
+            "unable to parse requirement: found '!', expected: identifier",
+        ),
+        (
+            ",",
+            "found ',', expected: !, identifier, or 'end of string'",
+        ),
+        (
+            "a in (",
+            "unable to parse requirement: found '', expected: ',', ')' or identifier",
+        ),
+        ("a=b=c", "found '=', expected: ',' or 'end of string'"),
+    ] {
+        let out = sb.kubectl(&["delete", "cm", "-n", "default", "-l", selector]);
+        assert!(!out.ok, "{selector}: {}", out.stdout);
+        assert!(
+            out.stderr.contains("(BadRequest)"),
+            "{selector}: {}",
+            out.stderr
+        );
+        assert!(out.stderr.contains(message), "{selector}: {}", out.stderr);
+    }
+    let out = sb.kubectl(&["get", "pods", "--field-selector", "spec.foo=bar"]);
+    assert!(
+        out.stderr.contains("field label not supported: spec.foo"),
+        "{}",
+        out.stderr
+    );
+    let out = sb.kubectl(&["get", "cm", "--field-selector", "data.a=b"]);
+    assert!(
+        out.stderr.contains(
+            r#""data.a" is not a known field selector: only "metadata.name", "metadata.namespace""#
+        ),
+        "{}",
+        out.stderr
+    );
+    sb.kubectl(&[
+        "get",
+        "pods",
+        "-A",
+        "--field-selector",
+        "status.phase=Running",
+    ])
+    .success();
+    let left = sb
+        .kubectl(&["get", "cm", "-n", "default", "-o", "name"])
+        .success();
+    assert!(
+        left.contains("configmap/one") && left.contains("configmap/two"),
+        "{left}"
+    );
+    sb.stop().await;
+}

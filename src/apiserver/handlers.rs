@@ -286,7 +286,11 @@ impl Filter {
         Ok(Filter {
             ns: t.namespace.clone().filter(|_| t.res.namespaced),
             labels: LabelSelector::parse(q.get("labelSelector").unwrap_or("")).map_err(bad)?,
-            fields: FieldSelector::parse(q.get("fieldSelector").unwrap_or("")).map_err(bad)?,
+            fields: {
+                let f = FieldSelector::parse(q.get("fieldSelector").unwrap_or("")).map_err(bad)?;
+                f.check_labels(t.res.group, t.res.kind).map_err(bad)?;
+                f
+            },
         })
     }
 
