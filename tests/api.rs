@@ -619,3 +619,64 @@ async fn json_patch_to_a_non_object_is_invalid() {
     assert_eq!(got["data"], serde_json::json!({"a": "1"}));
     sb.stop().await;
 }
+
+/// Write options are checked before anything is written: `dryRun` other than `All`, apply
+/// without a field manager, `force` on a non-apply patch.
+#[tokio::test]
+async fn bad_write_options_are_refused_and_write_nothing() {
+    let sb = Sandbox::start().await;
+    let url = sb.url("/api/v1/namespaces/default/configmaps");
+    let cm =
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "o"}});
+    let r = post_json(&format!("{url}?dryRun=bogus"), &cm).await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(
+        r.json()["message"],
+        r#"CreateOptions.meta.k8s.io "" is invalid: dryRun: Unsupported value: []string{"bogus"}: supported values: "All""#
+    );
+    assert_eq!(
+        get(&format!("{url}/o")).await.status,
+        404,
+        "nothing was created"
+    );
+    assert_eq!(
+        post_json(&format!("{url}?dryRun=All"), &cm).await.status,
+        201
+    );
+    assert_eq!(
+        get(&format!("{url}/o")).await.status,
+        404,
+        "a dry run stores nothing"
+    );
+    assert_eq!(post_json(&url, &cm).await.status, 201);
+    let apply = http(
+        "PATCH",
+        &format!("{url}/o"),
+        "application/apply-patch+yaml",
+        "data: {a: b}",
+    )
+    .await;
+    assert_eq!(apply.status, 422, "{}", apply.text());
+    assert!(apply
+        .text()
+        .contains("fieldManager: Required value: is required for apply patch"));
+    let forced = http(
+        "PATCH",
+        &format!("{url}/o?force=true"),
+        "application/merge-patch+json",
+        r#"{"data":{"a":"b"}}"#,
+    )
+    .await;
+    assert_eq!(forced.status, 422);
+    let del = http_with(
+        "DELETE",
+        &format!("{url}/o"),
+        &[("content-type", "application/json")],
+        r#"{"dryRun":["Nope"]}"#,
+    )
+    .await;
+    assert_eq!(del.status, 422, "{}", del.text());
+    let got = get(&format!("{url}/o")).await.json();
+    assert!(got.get("data").is_none(), "{got}");
+    sb.stop().await;
+}

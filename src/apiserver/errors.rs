@@ -18,6 +18,13 @@ pub enum ApiError {
         causes: Vec<Cause>,
         message: String,
     },
+    /// Bad request options (`dryRun`, `fieldManager`, ...): 422 on `<Kind>.meta.k8s.io`.
+    #[error("{message}")]
+    InvalidOptions {
+        kind: &'static str,
+        causes: Vec<Cause>,
+        message: String,
+    },
     #[error("{source}")]
     Store {
         res: &'static ResourceDef,
@@ -52,7 +59,7 @@ impl ApiError {
     pub fn code_reason(&self) -> (u16, &'static str) {
         match self {
             ApiError::BadRequest(_) => (400, "BadRequest"),
-            ApiError::Invalid { .. } => (422, "Invalid"),
+            ApiError::Invalid { .. } | ApiError::InvalidOptions { .. } => (422, "Invalid"),
             ApiError::Store { source, .. } => match source {
                 StoreError::NotFound { .. } | StoreError::NamespaceNotFound(_) => (404, "NotFound"),
                 StoreError::AlreadyExists { .. } => (409, "AlreadyExists"),
@@ -90,6 +97,13 @@ impl ApiError {
                 "name": name,
                 "group": res.group,
                 "kind": res.kind,
+                "causes": causes.iter().map(|c| json!({
+                    "reason": c.reason, "message": c.message, "field": c.field,
+                })).collect::<Vec<_>>(),
+            })),
+            ApiError::InvalidOptions { kind, causes, .. } => Some(json!({
+                "group": "meta.k8s.io",
+                "kind": kind,
                 "causes": causes.iter().map(|c| json!({
                     "reason": c.reason, "message": c.message, "field": c.field,
                 })).collect::<Vec<_>>(),

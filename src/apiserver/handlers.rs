@@ -1,6 +1,7 @@
 //! The verbs on resources: get, list, watch, create, update, patch, delete, deletecollection,
 //! plus the `status`, `scale` and `log` subresources.
 
+use super::options;
 use super::patch::{self, PatchType};
 use super::{
     defaults, full, json_response, table, validation, ApiError, ApiServer, Body, Query, MAX_BODY,
@@ -116,10 +117,12 @@ pub async fn dispatch(
         (Method::GET, true, Some("scale")) => get_scale(api, &t),
         (Method::GET, true, Some("log")) if std::ptr::eq(t.res, kinds::pods()) => logs(api, &t, &q),
         (Method::POST, false, None) => {
+            options::check(options::Verb::Create, &q, None)?;
             let (ct, body) = read_body(req).await?;
             create(api, &t, &q, &ct, &body).await
         }
         (Method::PUT, true, None) | (Method::PUT, true, Some("status")) => {
+            options::check(options::Verb::Update, &q, None)?;
             let (ct, body) = read_body(req).await?;
             update(api, &t, &q, &ct, &body).await
         }
@@ -127,9 +130,12 @@ pub async fn dispatch(
         | (Method::PATCH, true, Some("status"))
         | (Method::PATCH, true, Some("scale")) => {
             let (ct, body) = read_body(req).await?;
+            let apply = PatchType::from_content_type(&ct, t.res)? == PatchType::Apply;
+            options::check(options::Verb::Patch { apply }, &q, None)?;
             patch(api, &t, &q, &ct, &body).await
         }
         (Method::PUT, true, Some("scale")) => {
+            options::check(options::Verb::Update, &q, None)?;
             let (_, body) = read_body(req).await?;
             let scale: Value = decode(&body, "application/json")?;
             let replicas = scale.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
@@ -139,7 +145,10 @@ pub async fn dispatch(
             let (_, body) = read_body(req).await?;
             delete(api, &t, &q, &body).await
         }
-        (Method::DELETE, false, None) => delete_collection(api, &t, &q).await,
+        (Method::DELETE, false, None) => {
+            options::check(options::Verb::Delete, &q, None)?;
+            delete_collection(api, &t, &q).await
+        }
         _ => Err(ApiError::MethodNotAllowed),
     }
 }
@@ -785,6 +794,20 @@ async fn delete(
     } else {
         serde_json::from_slice(body).unwrap_or_else(|_| json!({}))
     };
+    let body_dry: Vec<String> = opts
+        .get("dryRun")
+        .and_then(Value::as_array)
+        .map(|d| {
+            d.iter()
+                .map(|x| {
+                    x.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| x.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    options::check(options::Verb::Delete, q, Some(&body_dry))?;
     let dry = dry_run(q)
         || opts
             .get("dryRun")

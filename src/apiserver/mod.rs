@@ -16,6 +16,7 @@ mod discovery;
 mod errors;
 mod gate;
 mod handlers;
+mod options;
 mod patch;
 mod protobuf;
 mod smp;
