@@ -35,6 +35,13 @@ pub fn generation(obj: &Value) -> i64 {
         .unwrap_or(0)
 }
 
+/// `metadata.resourceVersion` as written ("" when absent).
+pub fn resource_version_str(obj: &Value) -> &str {
+    obj.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
 /// `metadata.resourceVersion` parsed as a number (the sandbox only ever writes numbers).
 pub fn resource_version(obj: &Value) -> Option<u64> {
     obj.pointer("/metadata/resourceVersion")
@@ -85,6 +92,20 @@ pub fn child_map<'a>(obj: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<
         *v = Value::Object(Map::new());
     }
     v.as_object_mut().expect("just made an object")
+}
+
+/// Mutable list at `obj[key]`, created when missing or not a list.
+pub fn child_list<'a>(obj: &'a mut Map<String, Value>, key: &str) -> &'a mut Vec<Value> {
+    let v = obj
+        .entry(key.to_string())
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if !v.is_array() {
+        *v = Value::Array(Vec::new());
+    }
+    match v {
+        Value::Array(a) => a,
+        _ => unreachable!("made a list above"),
+    }
 }
 
 /// Current time as Kubernetes writes it: RFC 3339, UTC, whole seconds (`2024-10-29T16:40:34Z`).

@@ -583,3 +583,78 @@ async fn malformed_selectors_are_refused_and_delete_nothing() {
     );
     sb.stop().await;
 }
+
+/// `--cascade=orphan` keeps the ReplicaSet and its pods (without the owner reference),
+/// `--cascade=foreground` deletes dependents first, and DELETE answers a `Success` Status once
+/// the object is gone; a failed precondition is a 409 and deletes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_cascade_orphan_foreground_and_preconditions() {
+    let sb = Sandbox::start().await;
+    let k = |args: &[&str]| sb.kubectl(args).success();
+    k(&[
+        "create",
+        "deployment",
+        "keep",
+        "--image=nginx",
+        "--replicas=2",
+    ]);
+    k(&["rollout", "status", "deploy/keep", "--timeout=20s"]);
+    let out = k(&["delete", "deploy", "keep", "--cascade=orphan"]);
+    assert!(out.contains("deployment.apps \"keep\" deleted"), "{out}");
+    let rs: serde_json::Value = serde_json::from_str(&k(&["get", "rs", "-o", "json"])).unwrap();
+    let items = rs["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{rs}");
+    assert!(
+        items[0]["metadata"].get("ownerReferences").is_none(),
+        "{rs}"
+    );
+    let pods: serde_json::Value = serde_json::from_str(&k(&["get", "pods", "-o", "json"])).unwrap();
+    assert_eq!(
+        pods["items"].as_array().unwrap().len(),
+        2,
+        "the orphaned pods stay"
+    );
+
+    k(&["create", "deployment", "fg", "--image=nginx"]);
+    k(&["rollout", "status", "deploy/fg", "--timeout=20s"]);
+    k(&["delete", "deploy", "fg", "--cascade=foreground"]);
+    let names = k(&["get", "rs", "-o", "name"]);
+    assert!(!names.contains("fg-"), "{names}");
+
+    k(&["create", "configmap", "pre"]);
+    let url = sb.url("/api/v1/namespaces/default/configmaps/pre");
+    let r = http(
+        "DELETE",
+        &url,
+        "application/json",
+        r#"{"preconditions":{"uid":"nope"}}"#,
+    )
+    .await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Operation cannot be fulfilled on configmaps \"pre\": Precondition failed: UID in precondition: nope"));
+    let r = http(
+        "DELETE",
+        &url,
+        "application/json",
+        r#"{"preconditions":{"resourceVersion":"1"}}"#,
+    )
+    .await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    let r = http(
+        "DELETE",
+        &url,
+        "application/json",
+        r#"{"propagationPolicy":"Sideways"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    let r = http("DELETE", &url, "application/json", "").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["kind"], "Status");
+    assert_eq!(r.json()["status"], "Success");
+    assert_eq!(r.json()["details"]["kind"], "configmaps");
+    sb.stop().await;
+}

@@ -121,7 +121,13 @@ impl ApiError {
             },
             _ => None,
         };
-        if let Some(d) = details {
+        if let Some(mut d) = details {
+            // StatusDetails.group is omitempty: the core group leaves it out.
+            if d.get("group").is_some_and(|g| g == "") {
+                if let Some(m) = d.as_object_mut() {
+                    m.remove("group");
+                }
+            }
             status["details"] = d;
         }
         status

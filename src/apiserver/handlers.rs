@@ -146,8 +146,11 @@ pub async fn dispatch(
             delete(api, &t, &q, &body).await
         }
         (Method::DELETE, false, None) => {
+            let (_, body) = read_body(req).await?;
+            let opts: Value = serde_json::from_slice(&body).unwrap_or_else(|_| json!({}));
             options::check(options::Verb::Delete, &q, None)?;
-            delete_collection(api, &t, &q).await
+            let propagation = options::propagation(&q, &opts)?;
+            delete_collection(api, &t, &q, propagation).await
         }
         _ => Err(ApiError::MethodNotAllowed),
     }
@@ -813,48 +816,89 @@ async fn delete(
             .get("dryRun")
             .and_then(Value::as_array)
             .is_some_and(|d| d.iter().any(|x| x == "All"));
-    if let Some(want) = opts.pointer("/preconditions/uid").and_then(Value::as_str) {
+    let propagation = options::propagation(q, &opts)?;
+    let precondition = |field: &str| {
+        opts.pointer(&format!("/preconditions/{field}"))
+            .and_then(Value::as_str)
+    };
+    if precondition("uid").is_some() || precondition("resourceVersion").is_some() {
         let cur = api
             .store
             .get(t.res, t.ns(), &name)
             .ok_or_else(|| not_found(t, &name))?;
-        if meta::uid(&cur) != want {
+        // storage.Preconditions.Check (staging/src/k8s.io/apiserver/pkg/storage/interfaces.go).
+        let failed = match (precondition("uid"), precondition("resourceVersion")) {
+            (Some(want), _) if meta::uid(&cur) != want => Some(format!(
+                "Precondition failed: UID in precondition: {want}, UID in object meta: {}",
+                meta::uid(&cur)
+            )),
+            (_, Some(want)) if meta::resource_version_str(&cur) != want => Some(format!(
+                "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {}",
+                meta::resource_version_str(&cur)
+            )),
+            _ => None,
+        };
+        if let Some(reason) = failed {
             return Err(ApiError::store(t.res)(StoreError::Conflict {
                 resource: t.res.qualified_plural(),
                 name,
-                reason: format!(
-                    "Precondition failed: UID in precondition: {want}, UID in object meta: {}",
-                    meta::uid(&cur)
-                ),
+                reason,
             }));
         }
     }
     let outcome = api
         .store
-        .delete(t.res, t.ns(), &name, dry)
+        .delete_with(t.res, t.ns(), &name, dry, propagation)
         .map_err(ApiError::store(t.res))?;
     if !dry {
         persisted(api, t).await?;
     }
-    let obj = match outcome {
-        Deleted::Gone(o) | Deleted::Terminating(o) => o,
-    };
-    Ok(object_response(t, StatusCode::OK, &obj, false))
+    Ok(deleted_response(t, outcome))
+}
+
+/// What DELETE answers (registry/generic/registry/store.go `Delete`/`finalizeDelete`): the
+/// object while it is still there (finalizers, a terminating namespace), and once gone a
+/// `Success` Status naming it, except for the kinds whose storage returns the deleted object
+/// (pods, services, namespaces).
+fn deleted_response(t: &Target, outcome: Deleted) -> Response<Body> {
+    match outcome {
+        Deleted::Terminating(o) => object_response(t, StatusCode::OK, &o, false),
+        Deleted::Gone(o) => {
+            let returns_object = t.res.group.is_empty()
+                && matches!(t.res.plural, "pods" | "services" | "namespaces");
+            if returns_object {
+                return object_response(t, StatusCode::OK, &o, false);
+            }
+            let mut details =
+                json!({"name": meta::name(&o), "kind": t.res.plural, "uid": meta::uid(&o)});
+            if !t.res.group.is_empty() {
+                details["group"] = json!(t.res.group);
+            }
+            json_response(
+                StatusCode::OK,
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}),
+            )
+        }
+    }
 }
 
 async fn delete_collection(
     api: &ApiServer,
     t: &Target,
     q: &Query,
+    propagation: crate::store::Propagation,
 ) -> Result<Response<Body>, ApiError> {
     let filter = Filter::new(t, q)?;
     let (items, _) = api.store.list(t.res, filter.ns.as_deref());
     let mut deleted = Vec::new();
     for obj in items.iter().filter(|o| filter.matches(o)) {
-        match api
-            .store
-            .delete(t.res, meta::namespace(obj), meta::name(obj), dry_run(q))
-        {
+        match api.store.delete_with(
+            t.res,
+            meta::namespace(obj),
+            meta::name(obj),
+            dry_run(q),
+            propagation,
+        ) {
             Ok(Deleted::Gone(o)) | Ok(Deleted::Terminating(o)) => deleted.push(present(t, &o)),
             Err(StoreError::NotFound { .. }) => {}
             Err(e) => return Err(ApiError::store(t.res)(e)),

@@ -7,6 +7,7 @@
 use super::errors::ApiError;
 use super::validation::Cause;
 use super::Query;
+use crate::store::Propagation;
 
 /// Which request the options belong to.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -124,6 +125,48 @@ pub fn check(verb: Verb, q: &Query, dry_run_body: Option<&[String]>) -> Result<(
         message: format!("{}.meta.k8s.io \"\" is invalid: {list}", verb.kind()),
         causes,
     })
+}
+
+/// The delete's propagation policy, from DeleteOptions (`propagationPolicy`, or the deprecated
+/// `orphanDependents`) or the query; Background when unset, as for every kind served here
+/// (`ValidateDeleteOptions` for the refusals).
+pub fn propagation(q: &Query, opts: &serde_json::Value) -> Result<Propagation, ApiError> {
+    let policy = opts
+        .get("propagationPolicy")
+        .and_then(serde_json::Value::as_str)
+        .or_else(|| q.get("propagationPolicy"));
+    let orphan = opts
+        .get("orphanDependents")
+        .and_then(serde_json::Value::as_bool)
+        .or_else(|| q.get("orphanDependents").map(|v| v == "true"));
+    let invalid = |c: Cause| {
+        let message = format!(
+            "DeleteOptions.meta.k8s.io \"\" is invalid: {}: {}",
+            c.field, c.message
+        );
+        Err(ApiError::InvalidOptions {
+            kind: "DeleteOptions",
+            causes: vec![c],
+            message,
+        })
+    };
+    match (policy, orphan) {
+        (Some(_), Some(o)) => invalid(Cause {
+            reason: "FieldValueInvalid",
+            field: "orphanDependents".into(),
+            message: format!("Invalid value: {o}: Cannot both set OrphanDependents and PropagationPolicy"),
+        }),
+        (Some("Background"), None) | (None, Some(false)) | (None, None) => Ok(Propagation::Background),
+        (Some("Foreground"), None) => Ok(Propagation::Foreground),
+        (Some("Orphan"), None) | (None, Some(true)) => Ok(Propagation::Orphan),
+        (Some(other), None) => invalid(Cause {
+            reason: "FieldValueNotSupported",
+            field: "propagationPolicy".into(),
+            message: format!(
+                "Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+            ),
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -104,6 +104,17 @@ pub enum Deleted {
     Terminating(Arc<Value>),
 }
 
+/// How a delete treats the object's dependents (metav1.DeletionPropagation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Propagation {
+    Background,
+    Foreground,
+    Orphan,
+}
+
+/// The finalizer a foreground delete holds while dependents go.
+pub const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
+
 /// A cheap, cloneable handle on the store.
 #[derive(Clone)]
 pub struct Store {
@@ -432,6 +443,92 @@ impl Store {
         name: &str,
         dry_run: bool,
     ) -> Result<Deleted, StoreError> {
+        self.delete_with(res, ns, name, dry_run, Propagation::Background)
+    }
+
+    /// Deletes an object with a propagation policy, as the garbage collector carries it out
+    /// (pkg/controller/garbagecollector), only at once: `Background` deletes the object, then
+    /// its dependents; `Foreground` marks it (deletionTimestamp and the `foregroundDeletion`
+    /// finalizer), deletes its dependents, then the object; `Orphan` removes its
+    /// ownerReferences from the dependents, which stay, then deletes the object.
+    pub fn delete_with(
+        &self,
+        res: &'static ResourceDef,
+        ns: &str,
+        name: &str,
+        dry_run: bool,
+        propagation: Propagation,
+    ) -> Result<Deleted, StoreError> {
+        if !dry_run && propagation != Propagation::Background {
+            let owner = self
+                .get(res, ns, name)
+                .ok_or_else(|| StoreError::NotFound {
+                    resource: res.qualified_plural(),
+                    name: name.to_string(),
+                })?;
+            let uid = meta::uid(&owner).to_string();
+            match propagation {
+                Propagation::Orphan => self.orphan_dependents(ns, &uid),
+                Propagation::Foreground => {
+                    // The finalizer first, so the delete below only marks the object.
+                    self.modify(res, ns, name, Subresource::Main, |o| {
+                        let fins = meta::child_list(meta::metadata_mut(o), "finalizers");
+                        if !fins.iter().any(|f| f == FOREGROUND_FINALIZER) {
+                            fins.push(json!(FOREGROUND_FINALIZER));
+                        }
+                    })?;
+                    let marked = match self.delete_now(res, ns, name, false, false)? {
+                        Deleted::Gone(o) | Deleted::Terminating(o) => o,
+                    };
+                    self.collect_dependents(ns, &uid);
+                    // Dependents are gone: dropping the finalizer completes the delete unless
+                    // other finalizers still hold the object.
+                    let _ = self.modify(res, ns, name, Subresource::Main, |o| {
+                        if let Some(list) = o
+                            .pointer_mut("/metadata/finalizers")
+                            .and_then(Value::as_array_mut)
+                        {
+                            list.retain(|f| f != FOREGROUND_FINALIZER);
+                        }
+                    });
+                    return Ok(Deleted::Terminating(marked));
+                }
+                Propagation::Background => {}
+            }
+        }
+        self.delete_now(res, ns, name, dry_run, propagation != Propagation::Orphan)
+    }
+
+    /// Removes the owner reference to `owner_uid` from every object in `ns` that has one.
+    fn orphan_dependents(&self, ns: &str, owner_uid: &str) {
+        for (r, name) in self.dependents_of(ns, owner_uid) {
+            let _ = self.modify(r, ns, &name, Subresource::Main, |o| {
+                if let Some(refs) = o
+                    .pointer_mut("/metadata/ownerReferences")
+                    .and_then(Value::as_array_mut)
+                {
+                    refs.retain(|x| x.get("uid").and_then(Value::as_str) != Some(owner_uid));
+                }
+                if o.pointer("/metadata/ownerReferences")
+                    .and_then(Value::as_array)
+                    .is_some_and(|r| r.is_empty())
+                {
+                    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+                        m.remove("ownerReferences");
+                    }
+                }
+            });
+        }
+    }
+
+    fn delete_now(
+        &self,
+        res: &'static ResourceDef,
+        ns: &str,
+        name: &str,
+        dry_run: bool,
+        cascade: bool,
+    ) -> Result<Deleted, StoreError> {
         let mut state = self.write();
         let key = key_of(res, ns, name);
         let old = existing(&state, res, &key)?;
@@ -472,7 +569,9 @@ impl Store {
         let gone = self.remove_locked(&mut state, res, key)?;
         let owner_uid = meta::uid(&old).to_string();
         drop(state);
-        self.collect_dependents(ns, &owner_uid);
+        if cascade {
+            self.collect_dependents(ns, &owner_uid);
+        }
         Ok(Deleted::Gone(gone))
     }
 
@@ -590,10 +689,18 @@ impl Store {
 
     /// Deletes every object whose ownerReferences name `owner_uid` (recursively).
     fn collect_dependents(&self, ns: &str, owner_uid: &str) {
-        if owner_uid.is_empty() {
-            return;
+        for (r, name) in self.dependents_of(ns, owner_uid) {
+            // Already gone (a concurrent delete) is fine.
+            let _ = self.delete(r, ns, &name, false);
         }
+    }
+
+    /// The objects in `ns` whose ownerReferences name `owner_uid`.
+    fn dependents_of(&self, ns: &str, owner_uid: &str) -> Vec<(&'static ResourceDef, String)> {
         let mut dependents = Vec::new();
+        if owner_uid.is_empty() {
+            return dependents;
+        }
         {
             let state = self.read();
             for (i, map) in state.objects.iter().enumerate() {
@@ -615,10 +722,7 @@ impl Store {
                 }
             }
         }
-        for (r, name) in dependents {
-            // Already gone (a concurrent delete) is fine.
-            let _ = self.delete(r, ns, &name, false);
-        }
+        dependents
     }
 
     /// Removes a terminating namespace's contents, then the namespace, shortly after the
