@@ -9,6 +9,7 @@ mod defaults;
 mod discovery;
 mod errors;
 mod handlers;
+pub mod openapi;
 mod patch;
 mod protobuf;
 mod smp;
@@ -241,6 +242,7 @@ impl ApiServer {
                 .header(header::CONTENT_TYPE, "application/octet-stream")
                 .body(full(Bytes::new()))
                 .expect("static response")),
+            ["openapi", "v3", rest @ ..] => openapi_v3(rest),
             ["api", v, rest @ ..] => {
                 let target = handlers::Target::parse("", v, rest)?;
                 handlers::dispatch(self, target, query, req).await
@@ -252,6 +254,16 @@ impl ApiServer {
             _ => Err(ApiError::NoRoute),
         }
     }
+}
+
+/// `/openapi/v3` and its group-version documents (see [`openapi`]).
+fn openapi_v3(rest: &[&str]) -> Result<Response<Body>, ApiError> {
+    let doc = match rest {
+        [] => Some(openapi::root()),
+        _ => openapi::group_version_doc(rest),
+    };
+    doc.map(|d| json_response(StatusCode::OK, &d))
+        .ok_or(ApiError::NoRoute)
 }
 
 /// Minimal connection tracker so shutdown can wait (bounded) for open connections.
