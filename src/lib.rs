@@ -25,7 +25,7 @@ pub mod meta;
 pub mod proxy;
 pub mod resources;
 pub mod routing;
-pub mod schema;
 pub mod scenario;
+pub mod schema;
 pub mod sim;
 pub mod store;

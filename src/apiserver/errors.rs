@@ -38,6 +38,11 @@ pub enum ApiError {
     Unauthorized,
     #[error("{0}")]
     Internal(String),
+    /// A failure kube-apiserver reports without a reason (a plain Go error): 500 with an empty
+    /// `reason`, which kubectl prints as `Error from server: <message>`. Server-side apply's
+    /// "failed to create typed patch object" is one (kubernetes/kubernetes#139253).
+    #[error("{0}")]
+    Unknown(String),
 }
 
 impl ApiError {
@@ -65,6 +70,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => (405, "MethodNotAllowed"),
             ApiError::Unauthorized => (401, "Unauthorized"),
             ApiError::Internal(_) => (500, "InternalError"),
+            ApiError::Unknown(_) => (500, ""),
         }
     }
 
@@ -106,6 +112,12 @@ impl ApiError {
         };
         if let Some(d) = details {
             status["details"] = d;
+        }
+        if reason.is_empty() {
+            // metav1.Status.Reason is omitempty.
+            if let Some(m) = status.as_object_mut() {
+                m.remove("reason");
+            }
         }
         status
     }

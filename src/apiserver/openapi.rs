@@ -82,7 +82,11 @@ const BUILTIN_KINDS: &[(&str, &str, &str)] = &[
     ("", "Event", "io.k8s.api.core.v1.Event"),
     ("apps", "Deployment", "io.k8s.api.apps.v1.Deployment"),
     ("apps", "ReplicaSet", "io.k8s.api.apps.v1.ReplicaSet"),
-    ("discovery.k8s.io", "EndpointSlice", "io.k8s.api.discovery.v1.EndpointSlice"),
+    (
+        "discovery.k8s.io",
+        "EndpointSlice",
+        "io.k8s.api.discovery.v1.EndpointSlice",
+    ),
 ];
 
 const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
@@ -171,7 +175,10 @@ fn load() -> Registry {
                 continue;
             }
         };
-        let group = crd.pointer("/spec/group").and_then(Value::as_str).unwrap_or("");
+        let group = crd
+            .pointer("/spec/group")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let kind = crd
             .pointer("/spec/names/kind")
             .and_then(Value::as_str)
@@ -327,7 +334,10 @@ pub fn group_version_doc(rest: &[&str]) -> Option<Value> {
                         .cloned()
                         .unwrap_or_else(|| json!({"type": "object"}))
                 } else {
-                    schemas.get(&name).cloned().unwrap_or_else(|| json!({"type": "object"}))
+                    schemas
+                        .get(&name)
+                        .cloned()
+                        .unwrap_or_else(|| json!({"type": "object"}))
                 };
                 s["x-kubernetes-group-version-kind"] = json!([gvk]);
                 schemas.insert(name.clone(), s);
@@ -392,7 +402,12 @@ fn add_paths(
     };
     let kind = r.kind;
     let mut patch = op("patch", &format!("patch{kind}"), false);
-    patch["parameters"] = json!([q("dryRun"), q("fieldManager"), q("fieldValidation"), q("force")]);
+    patch["parameters"] = json!([
+        q("dryRun"),
+        q("fieldManager"),
+        q("fieldValidation"),
+        q("force")
+    ]);
     patch["requestBody"] = json!({"content": {
         "application/apply-patch+yaml": {"schema": {"type": "object"}},
         "application/json-patch+json": {"schema": {"type": "object"}},
@@ -422,7 +437,11 @@ mod tests {
     fn every_kind_has_a_schema() {
         assert_eq!(load_errors(), Vec::<String>::new());
         for r in resources::RESOURCES {
-            assert!(schema(r.group, r.kind).is_some(), "no schema for {}", r.kind);
+            assert!(
+                schema(r.group, r.kind).is_some(),
+                "no schema for {}",
+                r.kind
+            );
         }
     }
 
@@ -435,7 +454,8 @@ mod tests {
             .unwrap_or_default();
         assert!(url.starts_with("/openapi/v3/apis/gateway.networking.k8s.io/v1?hash="));
         let doc = group_version_doc(&["apis", "gateway.networking.k8s.io", "v1"]).expect("doc");
-        let p = &doc["paths"]["/apis/gateway.networking.k8s.io/v1/namespaces/{namespace}/gateways/{name}"]["patch"];
+        let p = &doc["paths"]
+            ["/apis/gateway.networking.k8s.io/v1/namespaces/{namespace}/gateways/{name}"]["patch"];
         assert_eq!(p["x-kubernetes-group-version-kind"]["kind"], "Gateway");
         assert!(p["parameters"]
             .as_array()

@@ -352,7 +352,10 @@ impl<'a> Builder<'a> {
         n.nullable = b("nullable") || nullable_by_type;
         n.preserve_unknown = b("x-kubernetes-preserve-unknown-fields");
         n.int_or_string = b("x-kubernetes-int-or-string")
-            || matches!(n.format.as_deref(), Some("int-or-string") | Some("quantity"));
+            || matches!(
+                n.format.as_deref(),
+                Some("int-or-string") | Some("quantity")
+            );
         if n.int_or_string {
             n.ty = Ty::Any;
         }
@@ -360,7 +363,12 @@ impl<'a> Builder<'a> {
         n.required = m
             .get("required")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect()
+            })
             .unwrap_or_default();
         n.enum_values = m
             .get("enum")
@@ -376,8 +384,7 @@ impl<'a> Builder<'a> {
         }
         (n.min_length, n.max_length) = (u("minLength"), u("maxLength"));
         (n.minimum, n.maximum) = (f("minimum"), f("maximum"));
-        (n.exclusive_minimum, n.exclusive_maximum) =
-            (b("exclusiveMinimum"), b("exclusiveMaximum"));
+        (n.exclusive_minimum, n.exclusive_maximum) = (b("exclusiveMinimum"), b("exclusiveMaximum"));
         (n.min_items, n.max_items) = (u("minItems"), u("maxItems"));
         (n.min_properties, n.max_properties) = (u("minProperties"), u("maxProperties"));
         n.list_type = m
@@ -387,7 +394,12 @@ impl<'a> Builder<'a> {
         n.list_map_keys = m
             .get("x-kubernetes-list-map-keys")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect()
+            })
             .unwrap_or_default();
         n.default = m.get("default").cloned();
         n.validations = m
@@ -721,7 +733,10 @@ impl Schema {
         let s = self.node(id);
         let shown = show(v);
         if s.int_or_string {
-            if !(v.is_string() || is_integer(v) || (s.format.as_deref() == Some("quantity") && v.is_number())) {
+            if !(v.is_string()
+                || is_integer(v)
+                || (s.format.as_deref() == Some("quantity") && v.is_number()))
+            {
                 let got = go_quote(json_type(v));
                 let m = format!(
                     "Invalid value: {got}: {path} in body must be of type integer,string: {got}"
@@ -806,7 +821,10 @@ impl Schema {
                     out.push(Cause::new(TOO_MANY, path, m));
                 }
                 if let Some(lo) = s.min_items.filter(|lo| n < *lo) {
-                    out.push(body(&n.to_string(), format!("should have at least {lo} items")));
+                    out.push(body(
+                        &n.to_string(),
+                        format!("should have at least {lo} items"),
+                    ));
                 }
                 self.list_type_dups(s, a, path, dups);
                 if let Some(items) = s.items {
@@ -822,14 +840,21 @@ impl Schema {
                     out.push(Cause::new(TOO_MANY, path, msg));
                 }
                 if let Some(lo) = s.min_properties.filter(|lo| n < *lo) {
-                    out.push(body(&n.to_string(), format!("should have at least {lo} properties")));
+                    out.push(body(
+                        &n.to_string(),
+                        format!("should have at least {lo} properties"),
+                    ));
                 }
                 for r in s
                     .required
                     .iter()
                     .filter(|r| m.get(r.as_str()).is_none_or(Value::is_null))
                 {
-                    out.push(Cause::new(REQUIRED, &join(path, r), "Required value".into()));
+                    out.push(Cause::new(
+                        REQUIRED,
+                        &join(path, r),
+                        "Required value".into(),
+                    ));
                 }
                 for (k, e) in m.iter().filter(|e| !e.1.is_null()) {
                     match self.child(id, k) {
@@ -969,7 +994,9 @@ impl Schema {
                     Some("int32") => "int32",
                     _ => "int64",
                 };
-                let fits = v.as_i64().is_some_and(|n| go == "int64" || i32::try_from(n).is_ok());
+                let fits = v
+                    .as_i64()
+                    .is_some_and(|n| go == "int64" || i32::try_from(n).is_ok());
                 match v {
                     Value::Number(n) if !fits => err(go, &format!("number {n}")),
                     Value::Number(_) => None,
@@ -980,7 +1007,8 @@ impl Schema {
             Ty::Array => match v {
                 Value::Array(a) => {
                     let items = s.items?;
-                    a.iter().find_map(|x| self.decode_at(items, x, path, strukt))
+                    a.iter()
+                        .find_map(|x| self.decode_at(items, x, path, strukt))
                 }
                 _ => {
                     let el = s.items.map(|i| self.go_name(i)).unwrap_or_default();
@@ -1067,7 +1095,9 @@ pub fn json_type(v: &Value) -> &'static str {
 
 fn is_integer(v: &Value) -> bool {
     match v {
-        Value::Number(n) => n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0),
+        Value::Number(n) => {
+            n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0)
+        }
         _ => false,
     }
 }

@@ -52,21 +52,35 @@ fn unknown_fields_paths() {
     let mut o = gw();
     o["spec"]["listners"] = json!([]);
     o["spec"]["listeners"][0]["alowedRoutes"] = json!({});
-    o["spec"]["listeners"][0]["allowedRoutes"] = json!({"namespaces": {"selector": {"anything": 1}}});
+    o["spec"]["listeners"][0]["allowedRoutes"] =
+        json!({"namespaces": {"selector": {"anything": 1}}});
     o["metadata"]["lables"] = json!({});
     o["status"] = json!({});
     assert_eq!(
         s.unknown_fields(&o),
-        ["metadata.lables", "spec.listeners[0].alowedRoutes", "spec.listners", "status"]
+        [
+            "metadata.lables",
+            "spec.listeners[0].alowedRoutes",
+            "spec.listners",
+            "status"
+        ]
     );
     assert_eq!(
         s.apply_unknown_fields(&o),
-        [".metadata.lables", ".spec.listeners[name=\"http\"].alowedRoutes", ".spec.listners", ".status"]
+        [
+            ".metadata.lables",
+            ".spec.listeners[name=\"http\"].alowedRoutes",
+            ".spec.listners",
+            ".status"
+        ]
     );
     let pruned = s.prune(&mut o);
     assert_eq!(pruned.len(), 4);
     assert!(s.unknown_fields(&o).is_empty());
-    assert_eq!(o["spec"]["listeners"][0]["allowedRoutes"]["namespaces"]["selector"]["anything"], 1);
+    assert_eq!(
+        o["spec"]["listeners"][0]["allowedRoutes"]["namespaces"]["selector"]["anything"],
+        1
+    );
 }
 
 /// Defaults go top-down and into what was defaulted.
@@ -76,11 +90,17 @@ fn defaults_top_down() {
     let mut o = gw();
     s.apply_defaults(&mut o);
     assert_eq!(o["spec"]["listeners"][0]["protocol"], "HTTP");
-    assert_eq!(o["spec"]["listeners"][0]["allowedRoutes"], json!({"namespaces": {"from": "Same"}}));
+    assert_eq!(
+        o["spec"]["listeners"][0]["allowedRoutes"],
+        json!({"namespaces": {"from": "Same"}})
+    );
     let mut o = gw();
     o["spec"]["listeners"][0]["protocol"] = Value::Null;
     s.apply_defaults(&mut o);
-    assert_eq!(o["spec"]["listeners"][0]["protocol"], "HTTP", "null and not nullable is defaulted");
+    assert_eq!(
+        o["spec"]["listeners"][0]["protocol"], "HTTP",
+        "null and not nullable is defaulted"
+    );
 }
 
 /// kube-openapi's messages, duplicates after schema errors.
@@ -97,7 +117,11 @@ fn validate_messages() {
     o["spec"]["weight"] = json!(0);
     o["spec"]["port"] = json!(true);
     o["spec"]["tags"] = json!(["a", "a"]);
-    let got: Vec<String> = s.validate(&o).iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
+    let got: Vec<String> = s
+        .validate(&o)
+        .iter()
+        .map(|c| format!("{}: {}", c.field, c.message))
+        .collect();
     assert_eq!(got, [
         "spec.listeners: Too many: 3: must have at most 2 items",
         "spec.listeners[0].port: Invalid value: 0: spec.listeners[0].port in body should be greater than or equal to 1",
@@ -112,7 +136,11 @@ fn validate_messages() {
     ]);
     let mut missing = gw();
     missing["spec"] = json!({});
-    let got: Vec<String> = s.validate(&missing).iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
+    let got: Vec<String> = s
+        .validate(&missing)
+        .iter()
+        .map(|c| format!("{}: {}", c.field, c.message))
+        .collect();
     assert_eq!(got, ["spec.listeners: Required value"]);
 }
 
@@ -122,8 +150,21 @@ fn validations_visited() {
     let s = gateway_like();
     assert!(s.has_validations());
     let mut seen = Vec::new();
-    s.visit_validations(&gw(), &mut |r| seen.push((r.field.to_string(), r.type_name.to_string(), r.message.to_string())));
-    assert_eq!(seen, [("spec.listeners".to_string(), "array".to_string(), "listeners ok".to_string())]);
+    s.visit_validations(&gw(), &mut |r| {
+        seen.push((
+            r.field.to_string(),
+            r.type_name.to_string(),
+            r.message.to_string(),
+        ))
+    });
+    assert_eq!(
+        seen,
+        [(
+            "spec.listeners".to_string(),
+            "array".to_string(),
+            "listeners ok".to_string()
+        )]
+    );
 }
 
 /// `$ref`s into components, recursion, Go decode errors with struct names.
@@ -140,8 +181,16 @@ fn components_and_decode_errors() {
         "io.k8s.api.core.v1.ServicePort": {"type": "object", "properties": {
             "name": {"type": "string"}, "port": {"type": "integer", "format": "int32"}}}
     });
-    let opts = Options { resource_root: false, empty_object_is_free_form: true };
-    let s = Schema::from_components(defs.as_object().unwrap(), "io.k8s.api.core.v1.Service", opts).unwrap();
+    let opts = Options {
+        resource_root: false,
+        empty_object_is_free_form: true,
+    };
+    let s = Schema::from_components(
+        defs.as_object().unwrap(),
+        "io.k8s.api.core.v1.Service",
+        opts,
+    )
+    .unwrap();
     let o = json!({"metadata": {"name": "s", "namez": 1}, "spec": {"raw": {"x": 1}, "self": {"portz": 1}, "ports": [{"name": 12345, "port": 80}]}});
     assert_eq!(s.unknown_fields(&o), ["metadata.namez", "spec.self.portz"]);
     assert_eq!(
@@ -170,7 +219,10 @@ fn messages_render_like_kube() {
         render::strict_decoding_error(&["spec.a".into(), "spec.b".into()]),
         r#"strict decoding error: unknown field "spec.a", unknown field "spec.b""#
     );
-    assert_eq!(render::smd_errors(&[".spec.a".into()]), ".spec.a: field not declared in schema");
+    assert_eq!(
+        render::smd_errors(&[".spec.a".into()]),
+        ".spec.a: field not declared in schema"
+    );
     assert_eq!(
         render::smd_errors(&[".a".into(), ".b".into()]),
         "errors:\n  .a: field not declared in schema\n  .b: field not declared in schema"
