@@ -1,7 +1,8 @@
 //! A Kubernetes-compatible API server that real kubectl (1.27–1.33) drives.
 //!
 //! What kubectl sends and needs was observed on the wire (`../shared/reference/kubectl-contract.md`):
-//! legacy discovery, an empty `/openapi/v2` (client-side validation finds no schema and skips),
+//! legacy discovery, `/openapi/v3` documents (kubectl 1.29+ then lets the server validate) and an
+//! empty `/openapi/v2` (1.27/1.28 find no schema and skip client-side validation),
 //! JSON objects, Status errors, chunked watch streams, and Table responses for `kubectl get`.
 //! Every request is answered from the [`Store`]; nothing here holds state of its own.
 

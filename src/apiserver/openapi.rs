@@ -408,12 +408,18 @@ fn add_paths(
         q("fieldValidation"),
         q("force")
     ]);
-    patch["requestBody"] = json!({"content": {
+    // kubectl's client-side apply sends a strategic merge patch when the kind's patch operation
+    // accepts one (apply/patcher.go gvkSupportsPatchOpenAPIV3): built-ins only, as on a real
+    // server, which answers 415 to a strategic merge patch on a custom resource.
+    let mut content = json!({
         "application/apply-patch+yaml": {"schema": {"type": "object"}},
         "application/json-patch+json": {"schema": {"type": "object"}},
         "application/merge-patch+json": {"schema": {"type": "object"}},
-        "application/strategic-merge-patch+json": {"schema": {"type": "object"}},
-    }});
+    });
+    if r.builtin {
+        content["application/strategic-merge-patch+json"] = json!({"schema": {"type": "object"}});
+    }
+    patch["requestBody"] = json!({ "content": content });
     paths.insert(
         coll,
         json!({"get": op("list", &format!("list{kind}"), false),
@@ -460,6 +466,11 @@ mod tests {
         assert!(p["parameters"]
             .as_array()
             .is_some_and(|ps| ps.iter().any(|x| x["name"] == "fieldValidation")));
+        let smp = "application/strategic-merge-patch+json";
+        assert!(
+            p["requestBody"]["content"].get(smp).is_none(),
+            "no SMP for a CRD"
+        );
         let gw = &doc["components"]["schemas"]["io.k8s.networking.gateway.v1.Gateway"];
         assert_eq!(gw["x-kubernetes-group-version-kind"][0]["kind"], "Gateway");
         let core = group_version_doc(&["api", "v1"]).expect("core doc");

@@ -7,18 +7,19 @@
 //!   `k8s.io/kubernetes/pkg/apis/{core,apps,discovery}/validation`, messages
 //!   from `k8s.io/apimachinery/pkg/util/validation`. Only what a user of the AGC
 //!   tutorials could plausibly get wrong, not all of Kubernetes.
-//! - **Gateway API v1 CRDs** (`sigs.k8s.io/gateway-api/apis/v1/*_types.go`
-//!   kubebuilder markers): a structural schema checked the way the
+//! - **Gateway API and AGC CRDs**: the embedded CRD schemas (`schemas/*.yaml`, see
+//!   [`super::openapi`]) checked by the [`crate::schema`] engine the way
 //!   apiextensions-apiserver runs kube-openapi (type, required, enum, bounds,
-//!   pattern, `listType=map` keys), then the CRDs' CEL rules as Rust closures.
-//! - **AGC `alb.networking.azure.io/v1` CRDs** (markers in
-//!   `Azure/Application-Gateway-for-Containers-Migration-Utility` `crds/v1`):
-//!   schema only, as they declare no CEL. Semantic checks (`override`,
-//!   intervals, ports) are the controller's, reported as status conditions.
+//!   pattern, list types), then the CRDs' CEL rules as Rust predicates keyed by
+//!   the rule messages the schemas carry. The AGC CRDs declare no CEL; their
+//!   semantic checks (`override`, intervals, ports) are the controller's,
+//!   reported as status conditions.
 //!
 //! # Not 422s
 //! Wrong JSON types in built-in kinds fail decoding with a 400 before any
-//! validation; [`decode_error`] gives that message. In CRDs they are causes.
+//! validation; [`decode_error`] gives that message (from the Kubernetes v1.33
+//! definitions). Undeclared fields are the handlers' (`fieldValidation`). In
+//! CRDs wrong types are causes.
 
 use super::openapi::{self, KindSchema};
 use crate::schema::{go_json, go_quote};
@@ -927,6 +928,8 @@ fn http_rules() -> Vec<Rule> {
     for bad in ["/..", "/."] {
         rules.push(rule(at, format!("must not end with '{bad}'{when}"), move |p| !core(p) || !val(p).ends_with(bad)));
     }
+    rules.push(rule(at, "type must be one of ['Exact', 'PathPrefix', 'RegularExpression']",
+        |p| matches!(sor(p, "type", "PathPrefix"), "Exact" | "PathPrefix" | "RegularExpression")));
     rules.push(rule(at, format!("must only contain valid characters (matching {chars}) for types ['Exact', 'PathPrefix']"),
         move |p| !core(p) || re(chars).is_match(val(p))));
     rules.push(rule("spec.rules[].timeouts", "backendRequest timeout cannot be longer than request timeout", |t| {
@@ -1045,13 +1048,21 @@ fn infrastructure_rules() -> Vec<Rule> {
     ]
 }
 
-/// HTTPCORSFilter.allowMethods.
+/// HTTPCORSFilter.allowMethods and allowOrigins: `!('*' in self && self.size() > 1)`.
 fn cors_rules() -> Vec<Rule> {
-    vec![rule(
-        "",
-        "AllowMethods cannot contain '*' alongside other methods",
-        |ms| !(list(ms).iter().any(|m| m == "*") && list(ms).len() > 1),
-    )]
+    let lone_star = |xs: &Value| !(list(xs).iter().any(|m| m == "*") && list(xs).len() > 1);
+    vec![
+        rule(
+            "",
+            "AllowMethods cannot contain '*' alongside other methods",
+            lone_star,
+        ),
+        rule(
+            "",
+            "AllowOrigins cannot contain '*' alongside other origins",
+            lone_star,
+        ),
+    ]
 }
 
 #[cfg(test)]

@@ -285,10 +285,12 @@ impl<'a> Builder<'a> {
     }
 
     fn object_meta(&mut self) -> Result<usize, SchemaError> {
-        // Always from the embedded definitions, whatever the components hold.
-        let saved = self.defs.take();
+        // Always from the embedded definitions, whatever the components hold; these are Go
+        // types, so an empty object (`FieldsV1` in managedFields) holds anything.
+        let (saved, opts) = (self.defs.take(), self.opts);
+        self.opts.empty_object_is_free_form = true;
         let r = self.resolve(OBJECT_META, "metadata");
-        self.defs = saved;
+        (self.defs, self.opts) = (saved, opts);
         r
     }
 

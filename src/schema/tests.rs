@@ -55,6 +55,7 @@ fn unknown_fields_paths() {
     o["spec"]["listeners"][0]["allowedRoutes"] =
         json!({"namespaces": {"selector": {"anything": 1}}});
     o["metadata"]["lables"] = json!({});
+    o["metadata"]["managedFields"] = json!([{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]);
     o["status"] = json!({});
     assert_eq!(
         s.unknown_fields(&o),
