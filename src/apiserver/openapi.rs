@@ -15,7 +15,8 @@ use crate::schema::{Options, Schema, SchemaError};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, RwLock};
 
 const BUILTIN_JSON: &str = include_str!("schemas/builtin.json");
 
@@ -99,6 +100,32 @@ pub struct KindSchema {
     pub crd: bool,
     /// The component name in the OpenAPI v3 documents.
     pub component: String,
+    /// A CRD's schema as served (`metadata` pointing at ObjectMeta); `None` for built-ins,
+    /// which are served from the definitions.
+    pub served: Option<Value>,
+}
+
+impl KindSchema {
+    /// A CRD version's schema: `open_api_v3` is its `openAPIV3Schema`.
+    pub fn crd(group: &str, kind: &str, open_api_v3: &Value) -> Result<KindSchema, SchemaError> {
+        let schema = Schema::from_openapi(open_api_v3)?;
+        let mut served = open_api_v3.clone();
+        if let Some(props) = served.get_mut("properties").and_then(Value::as_object_mut) {
+            props.insert(
+                "metadata".into(),
+                json!({
+                    "allOf": [{"$ref": format!("#/components/schemas/{OBJECT_META}")}],
+                    "description": "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
+                }),
+            );
+        }
+        Ok(KindSchema {
+            schema,
+            crd: true,
+            component: component_name(group, kind),
+            served: Some(served),
+        })
+    }
 }
 
 /// A schema that failed to load; the kind then has no schema (and a test fails).
@@ -115,17 +142,24 @@ pub enum LoadError {
 }
 
 struct Registry {
-    kinds: HashMap<(String, String), KindSchema>,
+    kinds: HashMap<(String, String), Arc<KindSchema>>,
     /// Built-in definitions in OpenAPI v3 form, by name.
     builtin: Map<String, Value>,
-    /// Each CRD kind's served schema (`metadata` pointing at ObjectMeta), by (group, kind).
-    crd_docs: HashMap<(String, String), Value>,
     errors: Vec<LoadError>,
     /// A hash of everything embedded, for `serverRelativeURL`.
     hash: u64,
 }
 
 static REGISTRY: LazyLock<Registry> = LazyLock::new(load);
+
+/// Schemas registered at run time (user-defined CustomResourceDefinitions), by (group, kind).
+/// Looked up after the embedded ones.
+static DYNAMIC: LazyLock<RwLock<HashMap<(String, String), Arc<KindSchema>>>> =
+    LazyLock::new(Default::default);
+
+/// Bumped by every [`register`]/[`unregister`], so `serverRelativeURL` hashes change and kubectl
+/// refetches (it caches documents by URL).
+static GENERATION: AtomicU64 = AtomicU64::new(0);
 
 fn load() -> Registry {
     let mut errors = Vec::new();
@@ -154,8 +188,9 @@ fn load() -> Registry {
                     schema,
                     crd: false,
                     component: def.to_string(),
+                    served: None,
                 };
-                kinds.insert((group.to_string(), kind.to_string()), ks);
+                kinds.insert((group.to_string(), kind.to_string()), Arc::new(ks));
             }
             Err(source) => errors.push(LoadError::Compile {
                 kind: kind.to_string(),
@@ -163,7 +198,6 @@ fn load() -> Registry {
             }),
         }
     }
-    let mut crd_docs = HashMap::new();
     for (file, text) in CRDS {
         let crd: Value = match serde_yaml::from_str(text) {
             Ok(v) => v,
@@ -197,23 +231,9 @@ fn load() -> Registry {
             });
             continue;
         };
-        match Schema::from_openapi(open_api) {
-            Ok(schema) => {
-                let component = component_name(group, kind);
-                kinds.insert(
-                    (group.to_string(), kind.to_string()),
-                    KindSchema {
-                        schema,
-                        crd: true,
-                        component,
-                    },
-                );
-                let mut served = open_api.clone();
-                served["properties"]["metadata"] = json!({
-                    "allOf": [{"$ref": format!("#/components/schemas/{OBJECT_META}")}],
-                    "description": "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
-                });
-                crd_docs.insert((group.to_string(), kind.to_string()), served);
+        match KindSchema::crd(group, kind, open_api) {
+            Ok(ks) => {
+                kinds.insert((group.to_string(), kind.to_string()), Arc::new(ks));
             }
             Err(source) => errors.push(LoadError::Compile {
                 kind: kind.to_string(),
@@ -229,7 +249,6 @@ fn load() -> Registry {
     Registry {
         kinds,
         builtin,
-        crd_docs,
         errors,
         hash: h.finish(),
     }
@@ -242,9 +261,31 @@ fn component_name(group: &str, kind: &str) -> String {
     format!("{}.v1.{kind}", rev.join("."))
 }
 
-/// The schema of a served kind (group "" for core), if one is embedded.
-pub fn schema(group: &str, kind: &str) -> Option<&'static KindSchema> {
-    REGISTRY.kinds.get(&(group.to_string(), kind.to_string()))
+/// The schema of a served kind (group "" for core): an embedded one, else one registered with
+/// [`register`].
+pub fn schema(group: &str, kind: &str) -> Option<Arc<KindSchema>> {
+    let key = (group.to_string(), kind.to_string());
+    if let Some(ks) = REGISTRY.kinds.get(&key) {
+        return Some(ks.clone());
+    }
+    let dynamic = DYNAMIC.read().unwrap_or_else(|e| e.into_inner());
+    dynamic.get(&key).cloned()
+}
+
+/// Registers (or replaces) the schema of a kind defined at run time, e.g. from a
+/// CustomResourceDefinition's `openAPIV3Schema` via [`KindSchema::crd`]. Writes of that kind are
+/// then checked against it and `/openapi/v3` serves it. Embedded kinds cannot be replaced.
+pub fn register(group: &str, kind: &str, schema: KindSchema) {
+    let mut dynamic = DYNAMIC.write().unwrap_or_else(|e| e.into_inner());
+    dynamic.insert((group.to_string(), kind.to_string()), Arc::new(schema));
+    GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Forgets a schema registered with [`register`].
+pub fn unregister(group: &str, kind: &str) {
+    let mut dynamic = DYNAMIC.write().unwrap_or_else(|e| e.into_inner());
+    dynamic.remove(&(group.to_string(), kind.to_string()));
+    GENERATION.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Schemas that failed to load (empty unless an embedded file is broken).
@@ -273,6 +314,7 @@ fn all_group_versions() -> Vec<(&'static str, &'static str)> {
 fn gv_hash(group: &str, version: &str) -> String {
     let mut h = fnv::FnvHasher::default();
     REGISTRY.hash.hash(&mut h);
+    GENERATION.load(Ordering::Relaxed).hash(&mut h);
     group.hash(&mut h);
     version.hash(&mut h);
     for r in resources::in_group_version(group, version) {
@@ -329,9 +371,8 @@ pub fn group_version_doc(rest: &[&str]) -> Option<Value> {
                     ks.component.clone()
                 };
                 let mut s = if ks.crd {
-                    reg.crd_docs
-                        .get(&(r.group.to_string(), r.kind.to_string()))
-                        .cloned()
+                    ks.served
+                        .clone()
                         .unwrap_or_else(|| json!({"type": "object"}))
                 } else {
                     schemas
@@ -449,6 +490,21 @@ mod tests {
                 r.kind
             );
         }
+    }
+
+    /// A kind registered at run time is checked and served like an embedded one.
+    #[test]
+    fn runtime_registration() {
+        let open_api = json!({"type": "object", "properties": {
+            "spec": {"type": "object", "properties": {"size": {"type": "integer", "default": 1}}}}});
+        let ks = KindSchema::crd("example.com", "Widget", &open_api).expect("compiles");
+        register("example.com", "Widget", ks);
+        let ks = schema("example.com", "Widget").expect("registered");
+        let obj = json!({"spec": {"sise": 2}});
+        assert_eq!(ks.schema.unknown_fields(&obj), ["spec.sise"]);
+        assert_eq!(ks.component, "com.example.v1.Widget");
+        unregister("example.com", "Widget");
+        assert!(schema("example.com", "Widget").is_none());
     }
 
     /// kubectl's check: a patch operation with the GVK and a fieldValidation parameter.

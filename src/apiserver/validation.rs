@@ -57,7 +57,7 @@ pub fn validate(group: &str, kind: &str, obj: &Value) -> Vec<Cause> {
         ("discovery.k8s.io", "EndpointSlice") => endpoint_slice(obj, &mut out),
         _ => {
             if let Some(ks) = openapi::schema(group, kind).filter(|ks| ks.crd) {
-                validate_crd(ks, kind, obj, &mut out);
+                validate_crd(&ks, kind, obj, &mut out);
             }
         }
     }
