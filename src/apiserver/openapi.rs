@@ -142,7 +142,7 @@ pub enum LoadError {
 }
 
 struct Registry {
-    kinds: HashMap<(String, String), Arc<KindSchema>>,
+    kinds: KindMap,
     /// Built-in definitions in OpenAPI v3 form, by name.
     builtin: Map<String, Value>,
     errors: Vec<LoadError>,
@@ -154,8 +154,10 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(load);
 
 /// Schemas registered at run time (user-defined CustomResourceDefinitions), by (group, kind).
 /// Looked up after the embedded ones.
-static DYNAMIC: LazyLock<RwLock<HashMap<(String, String), Arc<KindSchema>>>> =
-    LazyLock::new(Default::default);
+static DYNAMIC: LazyLock<RwLock<KindMap>> = LazyLock::new(Default::default);
+
+/// Schemas by (group, kind).
+type KindMap = HashMap<(String, String), Arc<KindSchema>>;
 
 /// Bumped by every [`register`]/[`unregister`], so `serverRelativeURL` hashes change and kubectl
 /// refetches (it caches documents by URL).
