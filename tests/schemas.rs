@@ -212,7 +212,7 @@ async fn update_and_patch_field_validation() {
         "PUT",
         &format!("{item}?fieldValidation=Strict"),
         "application/json",
-        body.clone(),
+        body,
     )
     .await;
     assert_eq!(r.status, 400);
@@ -220,13 +220,25 @@ async fn update_and_patch_field_validation() {
         r.json()["message"],
         r#"Gateway in version "v1" cannot be handled as a Gateway: strict decoding error: unknown field "spec.bogus""#
     );
-    let r = http(
-        "PUT",
-        &format!("{item}?fieldValidation=Ignore"),
-        "application/json",
-        body,
-    )
-    .await;
+    // The controller writes status meanwhile: re-read and retry on a resourceVersion conflict.
+    let mut r = None;
+    for _ in 0..10 {
+        let mut obj = get(&item).await.json();
+        obj["spec"]["bogus"] = json!(true);
+        let body = serde_json::to_vec(&obj).unwrap();
+        let put = http(
+            "PUT",
+            &format!("{item}?fieldValidation=Ignore"),
+            "application/json",
+            body,
+        )
+        .await;
+        if put.status != 409 {
+            r = Some(put);
+            break;
+        }
+    }
+    let r = r.expect("PUT kept conflicting");
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.headers.get("warning").is_none());
     assert!(r.json()["spec"].get("bogus").is_none());
