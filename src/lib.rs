@@ -7,7 +7,7 @@
 //! - [`routing`]: the routing table the controller publishes to the proxy and health checker.
 //! - [`controller`]: reconciles Gateway API and AGC objects into status and the routing table.
 //! - [`proxy`]: the gateway data plane; [`sim`]: simulated workloads.
-//! - [`meta`]: helpers over objects held as JSON.
+//! - [`meta`]: helpers over objects held as JSON; [`schema`]: the OpenAPI v3 schema engine.
 //! - [`dirwatch`]: the drop-in manifests folder (`up --watch DIR`); [`scenario`]: scripted
 //!   sessions (`scenario run`).
 //! - [`app`]: wires the parts and owns shutdown; [`cli`]: the command line.
@@ -30,6 +30,7 @@ pub mod proxy;
 pub mod resources;
 pub mod routing;
 pub mod scenario;
+pub mod schema;
 pub mod sim;
 pub mod store;
 

@@ -47,6 +47,11 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     Internal(String),
+    /// A failure kube-apiserver reports without a reason (a plain Go error): 500 with an empty
+    /// `reason`, which kubectl prints as `Error from server: <message>`. Server-side apply's
+    /// "failed to create typed patch object" is one (kubernetes/kubernetes#139253).
+    #[error("{0}")]
+    Unknown(String),
 }
 
 impl ApiError {
@@ -75,6 +80,7 @@ impl ApiError {
             ApiError::Unauthorized => (401, "Unauthorized"),
             ApiError::Forbidden(_) => (403, "Forbidden"),
             ApiError::Internal(_) => (500, "InternalError"),
+            ApiError::Unknown(_) => (500, ""),
         }
     }
 
@@ -129,6 +135,12 @@ impl ApiError {
                 }
             }
             status["details"] = d;
+        }
+        if reason.is_empty() {
+            // metav1.Status.Reason is omitempty.
+            if let Some(m) = status.as_object_mut() {
+                m.remove("reason");
+            }
         }
         status
     }

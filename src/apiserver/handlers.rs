@@ -4,10 +4,12 @@
 use super::options;
 use super::patch::{self, PatchType};
 use super::{
-    defaults, full, json_response, table, validation, ApiError, ApiServer, Body, Query, MAX_BODY,
+    defaults, full, json_response, openapi, table, validation, ApiError, ApiServer, Body, Query,
+    MAX_BODY,
 };
 use crate::meta;
 use crate::resources::{self, kinds, ResourceDef};
+use crate::schema::render;
 use crate::store::{Deleted, FieldSelector, LabelSelector, StoreError, Subresource, WatchEvent};
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
@@ -544,6 +546,118 @@ fn name_from_url(obj: &mut Value, url_name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// kube-apiserver's `fieldValidation` directive (endpoints/handlers/rest.go `fieldValidation`):
+/// what to do with fields the schema does not declare. Absent means Warn; kubectl sends Strict
+/// (`--validate=false`: Ignore).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FieldValidation {
+    Ignore,
+    Warn,
+    Strict,
+}
+
+fn field_validation(q: &Query) -> Result<FieldValidation, ApiError> {
+    match q.get("fieldValidation").unwrap_or("") {
+        "" | "Warn" => Ok(FieldValidation::Warn),
+        "Strict" => Ok(FieldValidation::Strict),
+        "Ignore" => Ok(FieldValidation::Ignore),
+        // ValidateFieldValidation: field.NotSupported over sets.NewString("", Ignore, Warn, Strict).
+        other => Err(ApiError::BadRequest(format!(
+            "fieldValidation: Unsupported value: \"{other}\": supported values: \"\", \"Ignore\", \"Strict\", \"Warn\""
+        ))),
+    }
+}
+
+/// How an object reached admission, which decides how an unknown field is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Write {
+    /// POST or PUT: the body is decoded (create.go/update.go transformDecodeError).
+    Decode,
+    /// A patch, applied to the stored object first (patch.go: a bare strict decoding error).
+    Patch,
+}
+
+/// Checks a body's fields against the kind's schema as the decoder does: a built-in's wrong JSON
+/// type is a 400 (Go's decoder), an undeclared field a 400 in Strict mode or a warning in Warn
+/// mode, and dropped in every mode (Go structs, and CRD pruning, keep only declared fields).
+/// CRDs then get their schema's defaults. Returns the warnings.
+fn decode_checks(
+    t: &Target,
+    obj: &mut Value,
+    fv: FieldValidation,
+    write: Write,
+) -> Result<Vec<String>, ApiError> {
+    // Wrong JSON types in built-in kinds are decode errors (400) on a real server.
+    if let Some(msg) = validation::decode_error(t.res.group, t.res.kind, obj) {
+        return Err(ApiError::BadRequest(msg));
+    }
+    let Some(ks) = openapi::schema(t.res.group, t.res.kind) else {
+        return Ok(Vec::new());
+    };
+    let mut unknown = ks.schema.unknown_fields(obj);
+    if ks.crd {
+        unknown.sort(); // pruning sorts its paths; Go's decoder reports in document order
+    }
+    let mut warnings = Vec::new();
+    if !unknown.is_empty() {
+        match fv {
+            FieldValidation::Strict => {
+                let err = render::strict_decoding_error(&unknown);
+                let kind = t.res.kind;
+                return Err(ApiError::BadRequest(match write {
+                    Write::Patch => err,
+                    Write::Decode => format!(
+                        "{kind} in version \"{}\" cannot be handled as a {kind}: {err}",
+                        t.version
+                    ),
+                }));
+            }
+            FieldValidation::Warn => {
+                warnings = unknown.iter().map(|p| render::unknown_field(p)).collect()
+            }
+            FieldValidation::Ignore => {}
+        }
+        ks.schema.prune(obj);
+    }
+    if ks.crd {
+        ks.schema.apply_defaults(obj);
+    }
+    Ok(warnings)
+}
+
+/// Server-side apply converts the apply configuration to a typed object first, which fails on
+/// any undeclared field whatever `fieldValidation` says (managedfields structuredmerge.go).
+fn check_apply_configuration(t: &Target, applied: &Value) -> Result<(), ApiError> {
+    let Some(ks) = openapi::schema(t.res.group, t.res.kind) else {
+        return Ok(());
+    };
+    let unknown = ks.schema.apply_unknown_fields(applied);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    // objectGVKNN: "<namespace>/<name>; <group>/<version>, Kind=<kind>".
+    Err(ApiError::Unknown(format!(
+        "failed to create typed patch object ({}/{}; {}/{}, Kind={}): {}",
+        meta::namespace(applied),
+        meta::name(applied),
+        t.res.group,
+        t.version,
+        t.res.kind,
+        render::smd_errors(&unknown)
+    )))
+}
+
+/// Adds `Warning: 299 - "<text>"` headers (k8s.io/apiserver pkg/warning, RFC 7234 §5.5).
+fn with_warnings(mut resp: Response<Body>, warnings: &[String]) -> Response<Body> {
+    for w in warnings {
+        let text = w.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(v) = header::HeaderValue::from_str(&format!("299 - \"{text}\"")) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
+    resp
+}
+
 /// Defaults and validates an object about to be written.
 fn admit(api: &ApiServer, t: &Target, obj: &mut Value) -> Result<(), ApiError> {
     let store = api.store.clone();
@@ -559,10 +673,6 @@ fn admit(api: &ApiServer, t: &Target, obj: &mut Value) -> Result<(), ApiError> {
             })
             .collect()
     };
-    // Wrong JSON types in built-in kinds are decode errors (400) on a real server.
-    if let Some(msg) = validation::decode_error(t.res.group, t.res.kind, obj) {
-        return Err(ApiError::BadRequest(msg));
-    }
     defaults::apply(t.res, obj, &used_ips);
     let causes = validation::validate(t.res.group, t.res.kind, obj);
     if !causes.is_empty() {
@@ -588,8 +698,10 @@ async fn create(
     ct: &str,
     body: &[u8],
 ) -> Result<Response<Body>, ApiError> {
+    let fv = field_validation(q)?;
     let mut obj = decode(body, ct)?;
     prepare(t, &mut obj)?;
+    let warnings = decode_checks(t, &mut obj, fv, Write::Decode)?;
     admit(api, t, &mut obj)?;
     let created = api
         .store
@@ -598,7 +710,8 @@ async fn create(
     if !dry_run(q) {
         persisted(api, t).await?;
     }
-    Ok(object_response(t, StatusCode::CREATED, &created, false))
+    let resp = object_response(t, StatusCode::CREATED, &created, false);
+    Ok(with_warnings(resp, &warnings))
 }
 
 fn subresource(t: &Target) -> Subresource {
@@ -616,9 +729,11 @@ async fn update(
     ct: &str,
     body: &[u8],
 ) -> Result<Response<Body>, ApiError> {
+    let fv = field_validation(q)?;
     let mut obj = decode(body, ct)?;
     name_from_url(&mut obj, t.name.as_deref().unwrap_or(""))?;
     prepare(t, &mut obj)?;
+    let warnings = decode_checks(t, &mut obj, fv, Write::Decode)?;
     admit(api, t, &mut obj)?;
     let updated = api
         .store
@@ -627,7 +742,8 @@ async fn update(
     if !dry_run(q) {
         persisted(api, t).await?;
     }
-    Ok(object_response(t, StatusCode::OK, &updated, false))
+    let resp = object_response(t, StatusCode::OK, &updated, false);
+    Ok(with_warnings(resp, &warnings))
 }
 
 async fn patch(
@@ -638,6 +754,7 @@ async fn patch(
     body: &[u8],
 ) -> Result<Response<Body>, ApiError> {
     let pt = PatchType::from_content_type(ct, t.res)?;
+    let fv = field_validation(q)?;
     let name = t.name.clone().unwrap_or_default();
     if t.sub.as_deref() == Some("scale") {
         let current = api
@@ -663,6 +780,7 @@ async fn patch(
                 let mut applied = decode(body, "application/yaml")?;
                 name_from_url(&mut applied, &name)?;
                 prepare(t, &mut applied)?;
+                check_apply_configuration(t, &applied)?;
                 let manager = q.get("fieldManager").unwrap_or("unknown");
                 let creating = current.is_none();
                 (
@@ -674,6 +792,7 @@ async fn patch(
             (_, Some(current)) => (patch::apply_patch(t.res, &current, body, pt)?, false),
         };
         prepare(t, &mut obj)?;
+        let warnings = decode_checks(t, &mut obj, fv, Write::Patch)?;
         admit(api, t, &mut obj)?;
         let result = if creating {
             api.store.create(t.res, obj, dry_run(q))
@@ -690,7 +809,8 @@ async fn patch(
                 } else {
                     StatusCode::OK
                 };
-                return Ok(object_response(t, status, &done, false));
+                let resp = object_response(t, status, &done, false);
+                return Ok(with_warnings(resp, &warnings));
             }
             Err(StoreError::Conflict { .. }) | Err(StoreError::AlreadyExists { .. }) => continue,
             Err(e) => return Err(ApiError::store(t.res)(e)),

@@ -1,7 +1,8 @@
 //! A Kubernetes-compatible API server that real kubectl (1.27–1.33) drives.
 //!
 //! What kubectl sends and needs was observed on the wire (`../shared/reference/kubectl-contract.md`):
-//! legacy discovery, an empty `/openapi/v2` (client-side validation finds no schema and skips),
+//! legacy discovery, `/openapi/v3` documents (kubectl 1.29+ then lets the server validate) and an
+//! empty `/openapi/v2` (1.27/1.28 find no schema and skip client-side validation),
 //! JSON objects, Status errors, chunked watch streams, and Table responses for `kubectl get`.
 //! Every request is answered from the [`Store`]; nothing here holds state of its own.
 //!
@@ -16,6 +17,7 @@ mod discovery;
 mod errors;
 mod gate;
 mod handlers;
+pub mod openapi;
 mod options;
 mod patch;
 mod protobuf;
@@ -325,6 +327,7 @@ impl ApiServer {
                 .header(header::CONTENT_TYPE, "application/octet-stream")
                 .body(full(Bytes::new()))
                 .expect("static response")),
+            ["openapi", "v3", rest @ ..] => openapi_v3(rest),
             ["api", v, rest @ ..] => {
                 let target = handlers::Target::parse("", v, rest)?;
                 handlers::dispatch(self, target, query, req).await
@@ -336,6 +339,16 @@ impl ApiServer {
             _ => Err(ApiError::NoRoute),
         }
     }
+}
+
+/// `/openapi/v3` and its group-version documents (see [`openapi`]).
+fn openapi_v3(rest: &[&str]) -> Result<Response<Body>, ApiError> {
+    let doc = match rest {
+        [] => Some(openapi::root()),
+        _ => openapi::group_version_doc(rest),
+    };
+    doc.map(|d| json_response(StatusCode::OK, &d))
+        .ok_or(ApiError::NoRoute)
 }
 
 /// Minimal connection tracker so shutdown can wait (bounded) for open connections.
