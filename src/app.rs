@@ -197,9 +197,18 @@ pub async fn run(
         let client = crate::client::ApiClient::new(&access)?;
         let report: crate::dirwatch::Reporter = Arc::new(|r| match r {
             crate::dirwatch::Report::Changed(line) => println!("{line}"),
-            crate::dirwatch::Report::Rejected(line) => eprintln!("{line}"),
+            crate::dirwatch::Report::Rejected(line) | crate::dirwatch::Report::Warning(line) => {
+                eprintln!("{line}")
+            }
         });
-        match crate::dirwatch::DirWatch::start(client, &args.watch, report).await {
+        match crate::dirwatch::DirWatch::start_with(
+            client,
+            &args.watch,
+            report,
+            args.watch_follow_symlinks,
+        )
+        .await
+        {
             Ok(dw) => Some(tokio::spawn(dw.run(stopped(stop_rx.clone())))),
             Err(err) => {
                 let _ = stop_tx_err.send(true);

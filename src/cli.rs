@@ -71,6 +71,10 @@ pub struct UpArgs {
     /// Folder of manifests to apply and follow (repeatable).
     #[arg(long = "watch", value_name = "DIR")]
     pub watch: Vec<PathBuf>,
+    /// Follow symlinks in watched folders that point outside them (by default they are
+    /// skipped with a warning; loops are never followed).
+    #[arg(long)]
+    pub watch_follow_symlinks: bool,
     /// Added to every Gateway listener port, so port 80 is served on 80+N without privileges.
     #[arg(long, default_value_t = 0)]
     pub port_offset: u16,
@@ -100,6 +104,7 @@ impl Default for UpArgs {
             data_dir: PathBuf::from(".agc-sandbox"),
             api_addr: SocketAddr::from(([127, 0, 0, 1], 6443)),
             watch: Vec::new(),
+            watch_follow_symlinks: false,
             port_offset: 0,
             token_file: None,
             insecure_http: false,

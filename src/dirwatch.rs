@@ -62,12 +62,14 @@ pub enum Report {
     Changed(String),
     /// `manifests/websocket/route.yaml:7:3: error: ...`
     Rejected(String),
+    /// `manifests/loop: warning: symlink loop ...`, once per path.
+    Warning(String),
 }
 
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Report::Changed(s) | Report::Rejected(s) => f.write_str(s),
+            Report::Changed(s) | Report::Rejected(s) | Report::Warning(s) => f.write_str(s),
         }
     }
 }
@@ -108,6 +110,10 @@ pub struct DirWatch {
     client: ApiClient,
     folders: Vec<Folder>,
     report: Reporter,
+    /// Follow symlinks whose target is outside the watched folder (`--watch-follow-symlinks`).
+    follow_symlinks: bool,
+    /// Walk warnings already printed (each is printed once).
+    warned: HashSet<String>,
     events: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
     /// Kept alive for as long as the folders are watched.
     _watcher: notify::RecommendedWatcher,
@@ -171,10 +177,26 @@ impl DirWatch {
         dirs: &[PathBuf],
         report: Reporter,
     ) -> Result<DirWatch, DirWatchError> {
+        DirWatch::start_with(client, dirs, report, false).await
+    }
+
+    /// [`DirWatch::start`], following symlinks out of the folders when `follow_symlinks`.
+    pub async fn start_with(
+        client: ApiClient,
+        dirs: &[PathBuf],
+        report: Reporter,
+        follow_symlinks: bool,
+    ) -> Result<DirWatch, DirWatchError> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let mut watcher = notify::recommended_watcher(move |ev| {
-            let _ = tx.send(ev);
-        })
+        // notify's recursive inotify watch walks the tree itself; it must not follow links
+        // either, or a link to `..` makes it watch everything above the folder.
+        let config = notify::Config::default().with_follow_symlinks(follow_symlinks);
+        let mut watcher = notify::RecommendedWatcher::new(
+            move |ev| {
+                let _ = tx.send(ev);
+            },
+            config,
+        )
         .map_err(|e| DirWatchError::Folder {
             dir: String::new(),
             reason: e.to_string(),
@@ -203,6 +225,8 @@ impl DirWatch {
             client,
             folders,
             report,
+            follow_symlinks,
+            warned: HashSet::new(),
             events: rx,
             _watcher: watcher,
         };
@@ -328,7 +352,19 @@ impl DirWatch {
         let mut parsed: Vec<(usize, PathBuf, u64, Vec<manifest::Doc>)> = Vec::new();
         let mut gone: Vec<(usize, PathBuf)> = Vec::new();
         for &fi in folders {
-            let on_disk = manifest::scan_dir(&self.folders[fi].root);
+            // The walk touches the disk and may be large: off the async runtime.
+            let root = self.folders[fi].root.clone();
+            let follow = self.follow_symlinks;
+            let scan = tokio::task::spawn_blocking(move || manifest::scan_tree(&root, follow))
+                .await
+                .unwrap_or_default();
+            for w in scan.warnings {
+                let line = format!("{}/{w}", self.folders[fi].display);
+                if self.warned.insert(line.clone()) {
+                    (self.report)(Report::Warning(format!("warning: {line}")));
+                }
+            }
+            let on_disk = scan.files;
             let present: HashSet<&PathBuf> = on_disk.iter().collect();
             for rel in self.folders[fi].files.keys() {
                 if !present.contains(rel) {

@@ -292,3 +292,87 @@ async fn ownership_survives_a_restart() {
     wait_gone(&sb.client, &route_ref("gone")).await;
     sb.stop().await;
 }
+
+/// Two symlinks to `..` and one to a folder outside: the watcher keeps serving, the API keeps
+/// answering, each link is reported once (not on every rescan), and the files inside are
+/// still applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn symlink_loops_are_reported_once_and_never_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(
+        outside.join("secret.yaml"),
+        route("nope", "outside.example"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("z-namespace.yaml"), NS).unwrap();
+    std::os::unix::fs::symlink("..", dir.join("up")).unwrap();
+    std::os::unix::fs::symlink("..", dir.join("sub/up")).unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join("out")).unwrap();
+    let sb = Sandbox::start(&tmp.path().join("data"), vec![]).await;
+    let (report, lines) = collector();
+    let dw = timeout(
+        STEP,
+        DirWatch::start(sb.client.clone(), std::slice::from_ref(&dir), report),
+    )
+    .await
+    .expect("start timed out: the walk followed a loop")
+    .expect("start");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(dw.run(async move {
+        let _ = stop_rx.await;
+    }));
+    // A rescan (a new file) must not repeat the warnings.
+    std::fs::write(dir.join("sub/gw.yaml"), GW).unwrap();
+    let ns_ref = ObjRef {
+        res: kinds::namespaces(),
+        namespace: String::new(),
+        name: "test-infra".into(),
+    };
+    let gw_ref = ObjRef {
+        res: kinds::gateways(),
+        namespace: "test-infra".into(),
+        name: "gateway-01".into(),
+    };
+    timeout(STEP, async {
+        while sb.client.get(&gw_ref).await.unwrap().is_none() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the gateway from sub/gw.yaml was applied");
+    assert!(sb.client.get(&ns_ref).await.unwrap().is_some());
+    let route_ref = ObjRef {
+        res: kinds::httproutes(),
+        namespace: "test-infra".into(),
+        name: "nope".into(),
+    };
+    assert!(
+        sb.client.get(&route_ref).await.unwrap().is_none(),
+        "the link out was not followed"
+    );
+    let warnings: Vec<String> = lines
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| matches!(r, Report::Warning(_)))
+        .map(|r| r.to_string())
+        .collect();
+    assert_eq!(warnings.len(), 3, "{warnings:#?}");
+    for link in ["up", "sub/up", "out"] {
+        assert_eq!(
+            warnings
+                .iter()
+                .filter(|w| w.contains(&format!("/m/{link}: ")))
+                .count(),
+            1,
+            "{link}: {warnings:#?}"
+        );
+    }
+    let _ = stop_tx.send(());
+    let _ = timeout(STEP, task).await;
+    sb.stop().await;
+}

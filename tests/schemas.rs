@@ -267,7 +267,14 @@ async fn update_and_patch_field_validation() {
         merge,
     )
     .await;
-    assert_eq!(r.status, 400);
+    // ValidatePatchOptions: 422 on PatchOptions.meta.k8s.io.
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(
+        r.text()
+            .contains(r#"fieldValidation: Unsupported value: \"Sometimes\""#),
+        "{}",
+        r.text()
+    );
     sb.stop().await;
 }
 

@@ -45,13 +45,63 @@ pub fn is_manifest(rel: &Path) -> bool {
     lower.ends_with(".yaml") || lower.ends_with(".yml") || lower.ends_with(".json")
 }
 
-/// Lists the manifest files below `root` (relative paths, sorted), skipping hidden directories.
+/// Lists the manifest files below `root` (relative paths, sorted), skipping hidden
+/// directories; symlinks are followed only inside `root` (see [`scan_tree`]).
 pub fn scan_dir(root: &Path) -> Vec<std::path::PathBuf> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
+    scan_tree(root, false).files
+}
+
+/// What a walk of a folder found.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Manifest files, relative to the root, sorted.
+    pub files: Vec<std::path::PathBuf>,
+    /// Links not followed (loops, targets outside the folder) and limits hit, one line each,
+    /// naming the path (relative to the root).
+    pub warnings: Vec<String>,
+}
+
+/// Deepest folder nesting walked, and most entries looked at, before the walk stops.
+pub const MAX_DEPTH: usize = 64;
+pub const MAX_ENTRIES: usize = 100_000;
+
+/// Walks `root` without ever looping: each directory is entered once (by device and inode, so
+/// a symlink back to an ancestor is a loop, reported and skipped), a symlink whose target is
+/// outside `root` is skipped unless `follow_outside`, and the walk stops at [`MAX_DEPTH`] and
+/// [`MAX_ENTRIES`]. Blocking: call it off the async runtime.
+pub fn scan_tree(root: &Path, follow_outside: bool) -> Scan {
+    use std::collections::HashSet;
+    #[cfg(unix)]
+    fn id(m: &std::fs::Metadata) -> (u64, u64) {
+        use std::os::unix::fs::MetadataExt;
+        (m.dev(), m.ino())
+    }
+    #[cfg(not(unix))]
+    fn id(_: &std::fs::Metadata) -> (u64, u64) {
+        (0, 0)
+    }
+    let mut scan = Scan::default();
+    let canon_root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let mut visited: HashSet<(u64, u64)> = HashSet::new();
+    if let Ok(m) = std::fs::metadata(root) {
+        visited.insert(id(&m));
+    }
+    // (directory as reached through the tree, depth)
+    let mut stack = vec![(root.to_path_buf(), 0usize)];
+    let mut entries = 0usize;
+    while let Some((dir, depth)) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
         };
         for entry in rd.flatten() {
+            entries += 1;
+            if entries > MAX_ENTRIES {
+                scan.warnings.push(format!(
+                    "more than {MAX_ENTRIES} entries: the rest of the folder is not read"
+                ));
+                scan.files.sort();
+                return scan;
+            }
             let path = entry.path();
             let Ok(rel) = path.strip_prefix(root) else {
                 continue;
@@ -59,17 +109,46 @@ pub fn scan_dir(root: &Path) -> Vec<std::path::PathBuf> {
             if entry.file_name().to_string_lossy().starts_with('.') {
                 continue;
             }
-            if std::fs::metadata(&path).is_ok_and(|m| m.is_dir()) {
-                walk(root, &path, out);
+            let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
+            if is_link {
+                let Ok(target) = std::fs::canonicalize(&path) else {
+                    continue; // dangling
+                };
+                if !follow_outside && !target.starts_with(&canon_root) {
+                    scan.warnings.push(format!(
+                        "{}: symlink to {} outside the watched folder, not followed (--watch-follow-symlinks follows it)",
+                        rel.display(),
+                        target.display()
+                    ));
+                    continue;
+                }
+            }
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                if !visited.insert(id(&meta)) {
+                    scan.warnings.push(format!(
+                        "{}: symlink loop (the folder is already part of the walk), not followed",
+                        rel.display()
+                    ));
+                    continue;
+                }
+                if depth + 1 > MAX_DEPTH {
+                    scan.warnings.push(format!(
+                        "{}: nested deeper than {MAX_DEPTH} folders, not read",
+                        rel.display()
+                    ));
+                    continue;
+                }
+                stack.push((path, depth + 1));
             } else if is_manifest(rel) {
-                out.push(rel.to_path_buf());
+                scan.files.push(rel.to_path_buf());
             }
         }
     }
-    let mut out = Vec::new();
-    walk(root, root, &mut out);
-    out.sort();
-    out
+    scan.files.sort();
+    scan
 }
 
 /// Lines (1-based) where each YAML document starts: line 1, and the line after each `---`.
