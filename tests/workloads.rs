@@ -508,3 +508,91 @@ async fn rollout_history_and_undo() {
     );
     sb.stop().await;
 }
+
+/// `kill -9` of `up` leaves no process of `agc-sandbox.dev/command` running, children of the
+/// command included; scaling down kills a pod's whole process tree.
+#[test]
+fn user_commands_die_with_the_sandbox_even_by_kill_9() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("{}.25", 7000 + std::process::id() % 1000);
+    let mut child = std::process::Command::new(binary())
+        .args([
+            "up",
+            "--api-addr",
+            "127.0.0.1:0",
+            "--port-offset",
+            "25000",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    /// Kills `up` if an assertion fails, so no sandbox outlives the test.
+    struct Reap(u32);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &self.0.to_string()])
+                .status();
+        }
+    }
+    let _reap = Reap(child.id());
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let kubeconfig = loop {
+        let line = lines.next().expect("up printed its kubeconfig").unwrap();
+        if let Some(p) = line.trim().strip_prefix("kubeconfig:") {
+            break std::path::PathBuf::from(p.trim());
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let manifest = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: cmd}}\nspec:\n  replicas: 2\n  selector: {{matchLabels: {{app: cmd}}}}\n  template:\n    metadata:\n      labels: {{app: cmd}}\n      annotations:\n        agc-sandbox.dev/command: 'sleep {marker} & cd / && python3 -m http.server \"$PORT\" --bind \"$POD_IP\"'\n    spec:\n      containers: [{{name: c, image: x, ports: [{{containerPort: 8080}}]}}]\n"
+    );
+    let cache = dir.path().join("kube-cache");
+    kubectl(&kubeconfig, &cache, &["apply", "-f", "-"], Some(&manifest)).success();
+    let running = || {
+        let out = std::process::Command::new("pgrep")
+            .args(["-f", &format!("^sleep {marker}")])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while running() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the commands did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    kubectl(
+        &kubeconfig,
+        &cache,
+        &["scale", "deploy/cmd", "--replicas=1"],
+        None,
+    )
+    .success();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while running() != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "scaling down left {} behind",
+            running()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while running() != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} command processes outlived kill -9",
+            running()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -37,15 +37,23 @@ pub fn spawn(
         let mut backoff = Duration::from_secs(1);
         loop {
             let began = Instant::now();
-            let child = tokio::process::Command::new("sh")
+            let mut command = tokio::process::Command::new("sh");
+            command
                 .arg("-c")
                 .arg(&cmd)
                 .envs(&env)
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
-                .kill_on_drop(true)
-                .spawn();
+                .kill_on_drop(true);
+            lifeline::attach(&mut command);
+            let child = command.spawn();
+            // Stopping the pod (this task aborted) kills the command's whole process group.
+            let _group = child
+                .as_ref()
+                .ok()
+                .and_then(|c| c.id())
+                .map(lifeline::GroupGuard);
             let code = match child {
                 Err(e) => {
                     logs.append(
@@ -169,4 +177,110 @@ pub async fn http_probe(
     tokio::time::timeout(timeout, attempt)
         .await
         .map_err(|_| format!("Get \"http://{addr}{path}\": context deadline exceeded"))?
+}
+
+/// User commands die with the sandbox, however it ends (issue: after `kill -9` of `up` they
+/// kept running and held their pods' ports).
+///
+/// Each command runs in a process group of its own, so stopping a pod kills everything it
+/// started ([`GroupGuard`]). For the sandbox dying without cleanup, each command's group holds
+/// a watchdog forked before the `exec`: it blocks reading a pipe whose write end only the
+/// sandbox holds, and when the kernel closes that end (the sandbox is gone, even by SIGKILL)
+/// it kills the group. The watchdog also dies with the command (`PR_SET_PDEATHSIG`), so
+/// restarts leave none behind.
+mod lifeline {
+    use std::sync::OnceLock;
+
+    /// The pipe (read end, write end), both close-on-exec; the write end is never used.
+    fn pipe() -> Option<(i32, i32)> {
+        static PIPE: OnceLock<Option<(i32, i32)>> = OnceLock::new();
+        *PIPE.get_or_init(|| {
+            let mut fds = [0i32; 2];
+            // SAFETY: pipe2 writes two descriptors into the array it is given.
+            let ok = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } == 0;
+            ok.then_some((fds[0], fds[1]))
+        })
+    }
+
+    /// Sets up the group and the watchdog in the child before it execs.
+    pub fn attach(command: &mut tokio::process::Command) {
+        let Some((read_fd, _write_fd)) = pipe() else {
+            return;
+        };
+        // The watchdog is `sh` reading the pipe on stdin: `read` returns at EOF, and `kill 0`
+        // signals its own process group, the command's. Built here, before the fork: the
+        // child may not allocate.
+        let (Ok(path), Ok(arg0), Ok(arg1), Ok(arg2)) = (
+            std::ffi::CString::new("/bin/sh"),
+            // No "agc-sandbox" in its name: `pkill -f agc-sandbox` must not take it along.
+            std::ffi::CString::new("pod-lifeline"),
+            std::ffi::CString::new("-c"),
+            std::ffi::CString::new("read _; kill -9 0"),
+        ) else {
+            return;
+        };
+        // SAFETY: the closure runs in the forked child and calls only async-signal-safe
+        // functions (setpgid, getpid, fork, dup2, close, prctl, getppid, execv, _exit).
+        unsafe {
+            command.pre_exec(move || {
+                libc::setpgid(0, 0);
+                let group = libc::getpid();
+                if libc::fork() == 0 {
+                    // The watchdog: never returns into the exec path, and keeps only the read
+                    // end (as stdin): holding anything else (spawn's error pipe, the command's
+                    // output pipes, the write end) would keep those open.
+                    libc::dup2(read_fd, 0);
+                    close_all_but(0);
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    if libc::getppid() != group {
+                        libc::_exit(0);
+                    }
+                    let argv = [
+                        arg0.as_ptr(),
+                        arg1.as_ptr(),
+                        arg2.as_ptr(),
+                        std::ptr::null(),
+                    ];
+                    libc::execv(path.as_ptr(), argv.as_ptr());
+                    libc::_exit(0);
+                }
+                // No death signal for the command itself: it must outlive the sandbox until
+                // the watchdog kills the group (a command killed first would take the
+                // watchdog with it, and its children would survive).
+                Ok(())
+            });
+        }
+    }
+
+    /// Closes every descriptor but `keep` (async-signal-safe: close_range, else close).
+    unsafe fn close_all_but(keep: i32) {
+        let upto = u32::MAX;
+        let keep_u = keep as u32;
+        let ok_low =
+            keep_u == 0 || libc::syscall(libc::SYS_close_range, 0u32, keep_u - 1, 0u32) == 0;
+        let ok_high = libc::syscall(libc::SYS_close_range, keep_u + 1, upto, 0u32) == 0;
+        if !(ok_low && ok_high) {
+            for fd in 0..65_536 {
+                if fd != keep {
+                    libc::close(fd);
+                }
+            }
+        }
+    }
+
+    /// Kills a command's process group when dropped.
+    pub struct GroupGuard(pub u32);
+
+    impl Drop for GroupGuard {
+        fn drop(&mut self) {
+            if let Ok(pgid) = i32::try_from(self.0) {
+                if pgid > 1 {
+                    // SAFETY: kill only sends a signal; the group is the command's own.
+                    unsafe {
+                        libc::kill(-pgid, libc::SIGKILL);
+                    }
+                }
+            }
+        }
+    }
 }
