@@ -1042,10 +1042,22 @@ async fn body_echo_backend() -> SocketAddr {
                             (None, Some(cl)) => format!("cl={}", cl.to_str().unwrap()),
                             (None, None) => "none".into(),
                         };
+                        let path = req
+                            .uri()
+                            .path_and_query()
+                            .map(|p| p.to_string())
+                            .unwrap_or_default();
+                        let host = req
+                            .headers()
+                            .get("host")
+                            .map(|h| h.to_str().unwrap_or("?").to_string())
+                            .unwrap_or_default();
                         let body = req.into_body().collect().await.unwrap().to_bytes();
                         Ok::<_, std::convert::Infallible>(
                             http::Response::builder()
                                 .header("x-framing", framing)
+                                .header("x-path", path)
+                                .header("x-host", host)
                                 .body(http_body_util::Full::new(body))
                                 .unwrap(),
                         )
@@ -1679,18 +1691,35 @@ async fn client_http1_pipelining_http10_expect_continue_head_and_bad_framing() {
     assert_eq!(body, b"ok");
     assert!(c.closed().await);
 
+    // Paths are normalised before routing and forwarding (dot segments, unreserved escapes);
+    // the query is not touched; `Connection: host` does not strip Host.
+    let mut c = RawClient::connect(gw).await;
+    c.send(
+        b"GET /public/../admin/%7Ex/./y?q=/../%7E HTTP/1.1\r\nHost: x\r\nConnection: host\r\n\r\n",
+    )
+    .await;
+    let (head, _) = c.response(true).await;
+    // (The raw client lower-cases what it reads.)
+    assert!(head.contains("x-path: /admin/~x/y?q=/../%7e\r\n"), "{head}");
+    assert!(head.contains("x-host: x\r\n"), "{head}");
+
     // Bodies that cannot be delimited, and 1.1 requests without a Host, are
     // refused before any backend sees them, and the connection is closed.
-    for bad in [
-        &b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"[..],
-        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
-        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n+2\r\nok\r\n0\r\n\r\n",
-        b"GET / HTTP/1.1\r\n\r\n",
+    for (bad, status) in [
+        (&b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"[..], "400 bad request"),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", "501 not implemented"),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", "501 not implemented"),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n+2\r\nok\r\n0\r\n\r\n", "400 bad request"),
+        (b"GET / HTTP/1.1\r\n\r\n", "400 bad request"),
+        (b"GET / HTTP/1.1\r\nHost: evil.com/x?y\r\n\r\n", "400 bad request"),
+        (b"GET http://u@x/ HTTP/1.1\r\nHost: x\r\n\r\n", "400 bad request"),
+        (b"CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n", "405 method not allowed"),
+        (b"GET /%zz HTTP/1.1\r\nHost: x\r\n\r\n", "400 bad request"),
     ] {
         let mut c = RawClient::connect(gw).await;
         c.send(bad).await;
         let (head, _) = c.response(true).await;
-        assert!(head.starts_with("http/1.1 400 bad request\r\n"), "{head}");
+        assert!(head.starts_with(&format!("http/1.1 {status}\r\n")), "{head}");
         assert!(head.contains("connection: close\r\n"), "{head}");
         assert!(c.closed().await);
     }

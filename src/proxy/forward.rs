@@ -337,6 +337,61 @@ where
     B: Body<Data = Bytes> + Unpin,
     B::Error: std::fmt::Display,
 {
+    // Routed and forwarded as normalised (`proxy::normalize`): a path that climbs out of a
+    // prefix with `..` is matched where it lands.
+    match super::normalize::normalize_path(req.uri().path()) {
+        None => return local_reply(StatusCode::BAD_REQUEST, ""),
+        Some(std::borrow::Cow::Borrowed(_)) => {}
+        Some(std::borrow::Cow::Owned(path)) => {
+            let pq = match req.uri().query() {
+                Some(q) => format!("{path}?{q}"),
+                None => path,
+            };
+            let mut parts = req.uri().clone().into_parts();
+            match http::uri::PathAndQuery::from_maybe_shared(bytes::Bytes::from(pq)) {
+                Ok(p) => parts.path_and_query = Some(p),
+                Err(_) => return local_reply(StatusCode::BAD_REQUEST, ""),
+            }
+            match http::Uri::from_parts(parts) {
+                Ok(u) => *req.uri_mut() = u,
+                Err(_) => return local_reply(StatusCode::BAD_REQUEST, ""),
+            }
+        }
+    }
+    // h2's `:authority` (and an HTTP/1.1 Host, checked at parse time too) must be host[:port].
+    let authority_ok = match req.uri().authority() {
+        Some(a) => !a.as_str().contains('@') && super::normalize::valid_host(a.as_str().as_bytes()),
+        None => req
+            .headers()
+            .get(header::HOST)
+            .is_none_or(|h| super::normalize::valid_host(h.as_bytes())),
+    };
+    if !authority_ok {
+        return local_reply(StatusCode::BAD_REQUEST, "");
+    }
+    if req.version() == http::Version::HTTP_2 {
+        // h2 → HTTP/1.1: the backend's Host is `:authority` (the request was routed by it,
+        // RFC 9113 §8.3.1), and repeated cookie fields become one, joined with "; " (§8.2.3).
+        if let Some(host) = req
+            .uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            req.headers_mut().insert(header::HOST, host);
+        }
+        let cookies: Vec<&[u8]> = req
+            .headers()
+            .get_all(header::COOKIE)
+            .iter()
+            .map(HeaderValue::as_bytes)
+            .collect();
+        if cookies.len() > 1 {
+            let joined = cookies.join(&b"; "[..]);
+            if let Ok(v) = HeaderValue::from_bytes(&joined) {
+                req.headers_mut().insert(header::COOKIE, v);
+            }
+        }
+    }
     let table = shared.table.borrow().clone();
     let Some(gw) = table.gateway(&conn.gw_namespace, &conn.gw_name) else {
         return local_reply(StatusCode::NOT_FOUND, "");
@@ -788,9 +843,13 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
             .flat_map(|v| v.split(','))
             .map(str::trim)
             .filter(|t| {
+                // Host and the body's framing are end-to-end: `Connection: host` must not
+                // strip them from the backend request.
                 !(t.eq_ignore_ascii_case("close")
                     || t.eq_ignore_ascii_case("keep-alive")
                     || t.eq_ignore_ascii_case("upgrade")
+                    || t.eq_ignore_ascii_case("host")
+                    || t.eq_ignore_ascii_case("content-length")
                     || t.is_empty())
             })
     }

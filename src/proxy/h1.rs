@@ -51,6 +51,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::proxy::forward::{self, ConnCtx, ProxyBody, Shared};
+use crate::proxy::normalize;
 use crate::proxy::pool::{self, ChunkState, RawHead, Step};
 use crate::proxy::server::signalled;
 use crate::proxy::timeouts::{InFlight, TimedIo};
@@ -217,6 +218,7 @@ async fn read_head<I: AsyncRead + AsyncWrite + Unpin>(
 /// `buf`; `Ok(None)` (and `buf` untouched) if the head is not complete yet.
 /// Header values and the target are slices of the bytes read, not copies.
 fn parse_request(buf: &mut BytesMut, max_head: usize) -> Result<Option<Head>, StatusCode> {
+    normalize_version(buf)?;
     let data = buf.split().freeze();
     match parse_head(&data, max_head) {
         Ok(Some((len, head))) => {
@@ -235,6 +237,33 @@ fn parse_request(buf: &mut BytesMut, max_head: usize) -> Result<Option<Head>, St
             Ok(None)
         }
         Err(status) => Err(status),
+    }
+}
+
+/// RFC 9110 §2.5: a request line of `HTTP/1.x` with a minor version above 1 is handled as
+/// 1.1 (httparse only knows 1.0 and 1.1, so the digit is rewritten in place); a major version
+/// above 1 in an HTTP/1 request line is a 505.
+fn normalize_version(buf: &mut BytesMut) -> Result<(), StatusCode> {
+    let Some(eol) = buf.windows(2).position(|w| w == b"\r\n") else {
+        return Ok(());
+    };
+    let line = &buf[..eol];
+    if line.len() < 8 {
+        return Ok(());
+    }
+    let v = &line[line.len() - 8..];
+    if !(v.starts_with(b"HTTP/") && v[6] == b'.' && v[5].is_ascii_digit() && v[7].is_ascii_digit())
+    {
+        return Ok(());
+    }
+    match (v[5], v[7]) {
+        (b'1', b'0' | b'1') => Ok(()),
+        (b'1', _) => {
+            buf[eol - 1] = b'1';
+            Ok(())
+        }
+        (b'0', _) => Err(StatusCode::BAD_REQUEST),
+        _ => Err(StatusCode::HTTP_VERSION_NOT_SUPPORTED),
     }
 }
 
@@ -257,11 +286,19 @@ fn parse_head(data: &Bytes, max_head: usize) -> Result<Option<(usize, Head)>, St
     };
     let bad = StatusCode::BAD_REQUEST;
     let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes()).map_err(|_| bad)?;
+    // A gateway, not a forward proxy: CONNECT is not a method it serves.
+    if method == Method::CONNECT {
+        return Err(StatusCode::METHOD_NOT_ALLOWED);
+    }
     let target = req.path.unwrap_or_default();
     if target.len() > MAX_TARGET {
         return Err(StatusCode::URI_TOO_LONG);
     }
     let uri = Uri::from_maybe_shared(data.slice_ref(target.as_bytes())).map_err(|_| bad)?;
+    // A malformed escape in the path is a bad request line (the path is normalised later).
+    if normalize::normalize_path(uri.path()).is_none() {
+        return Err(bad);
+    }
     let http10 = req.version == Some(0);
     // Room for the forwarding headers the proxy adds (`x-forwarded-for`,
     // `-proto`, `x-request-id`) without growing the map.
@@ -273,6 +310,9 @@ fn parse_head(data: &Bytes, max_head: usize) -> Result<Option<(usize, Head)>, St
         let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| bad)?;
         if name == header::HOST {
             hosts += 1;
+            if !normalize::valid_host(h.value) {
+                return Err(bad);
+            }
         } else if name == header::CONTENT_LENGTH {
             // `5, 5` is one length (RFC 9110 §8.6); differing ones are a 400.
             for v in h.value.split(|b| *b == b',') {
@@ -290,12 +330,22 @@ fn parse_head(data: &Bytes, max_head: usize) -> Result<Option<(usize, Head)>, St
             // Forwarded as one normalised value, below.
             continue;
         } else if name == header::TRANSFER_ENCODING {
+            // Only `chunked` is implemented: any other coding is a 501, as nginx answers
+            // (RFC 9112 §6.1), and chunked twice cannot be undone once.
+            for coding in h.value.split(|b| *b == b',') {
+                let coding = coding.trim_ascii();
+                if coding.is_empty() {
+                    continue;
+                }
+                if !coding.eq_ignore_ascii_case(b"chunked") {
+                    return Err(StatusCode::NOT_IMPLEMENTED);
+                }
+                if chunked {
+                    return Err(bad);
+                }
+                chunked = true;
+            }
             te = true;
-            chunked = h
-                .value
-                .rsplit(|b| *b == b',')
-                .next()
-                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
         } else if name == header::CONNECTION {
             for t in h.value.split(|b| *b == b',') {
                 let t = t.trim_ascii();
@@ -318,6 +368,11 @@ fn parse_head(data: &Bytes, max_head: usize) -> Result<Option<(usize, Head)>, St
     // §3.2.2: with an absolute-form target, the target's authority is the
     // host (for routing and towards the backend).
     if let Some(authority) = uri.authority() {
+        // Userinfo has no place in a request target (RFC 9110 §4.2.4).
+        if authority.as_str().contains('@') || !normalize::valid_host(authority.as_str().as_bytes())
+        {
+            return Err(bad);
+        }
         let v = HeaderValue::from_str(authority.as_str()).map_err(|_| bad)?;
         headers.insert(header::HOST, v);
     }
@@ -920,7 +975,7 @@ mod tests {
         // Chunked wins over Content-Length, which is dropped, and the
         // connection closes after the answer (RFC 9112 §6.1).
         let h = parse(
-            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
         )
         .unwrap()
         .unwrap();
@@ -938,8 +993,18 @@ mod tests {
         let bad = Err(StatusCode::BAD_REQUEST);
         assert_eq!(body("POST / HTTP/1.1\r\nContent-Length: 5, 6\r\n\r\n"), bad);
         assert_eq!(body("POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n"), bad);
+        // Only chunked is implemented: any other coding is a 501 (nginx), chunked twice a 400.
+        let not_implemented = Err(StatusCode::NOT_IMPLEMENTED);
         assert_eq!(
             body("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n"),
+            not_implemented
+        );
+        assert_eq!(
+            body("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            not_implemented
+        );
+        assert_eq!(
+            body("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"),
             bad
         );
         assert_eq!(
@@ -974,6 +1039,36 @@ mod tests {
             parse_request(&mut buf, 128 * 1024).err(),
             Some(StatusCode::URI_TOO_LONG),
             "over the http crate's URI limit"
+        );
+    }
+
+    #[test]
+    fn hosts_versions_and_methods_are_checked() {
+        let bad = Some(StatusCode::BAD_REQUEST);
+        assert_eq!(
+            parse_raw("GET / HTTP/1.1\r\nHost: evil.com/x?y\r\n\r\n").err(),
+            bad
+        );
+        assert_eq!(parse_raw("GET / HTTP/1.1\r\nHost: a b\r\n\r\n").err(), bad);
+        assert_eq!(
+            parse_raw("GET http://user:pw@b.example/ HTTP/1.1\r\nHost: a\r\n\r\n").err(),
+            bad
+        );
+        assert_eq!(
+            parse_raw("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n").err(),
+            Some(StatusCode::METHOD_NOT_ALLOWED)
+        );
+        let mut buf = BytesMut::from(&b"GET / HTTP/1.2\r\nHost: a\r\n\r\n"[..]);
+        let h = parse_request(&mut buf, 64 * 1024).unwrap().unwrap();
+        assert_eq!(
+            h.req.version(),
+            Version::HTTP_11,
+            "HTTP/1.2 is handled as 1.1"
+        );
+        let mut buf = BytesMut::from(&b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"[..]);
+        assert_eq!(
+            parse_request(&mut buf, 64 * 1024).err(),
+            Some(StatusCode::HTTP_VERSION_NOT_SUPPORTED)
         );
     }
 

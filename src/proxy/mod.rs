@@ -21,6 +21,7 @@ pub mod forward;
 mod h1;
 pub mod metrics;
 pub mod mirror;
+pub mod normalize;
 pub mod pool;
 pub mod route;
 pub mod server;
