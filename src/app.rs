@@ -114,6 +114,7 @@ pub async fn run(
     let listener = TcpListener::bind(args.api_addr)
         .await
         .with_context(|| format!("failed to bind the API address {}; is another sandbox running? try --api-addr 127.0.0.1:0", args.api_addr))?;
+    crate::apiserver::start_crds(&store);
     crate::pki::restrict_tree(&args.data_dir.join("store")).with_context(|| {
         format!(
             "failed to make the store in {} private",

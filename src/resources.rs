@@ -91,6 +91,7 @@ pub const APPS: &str = "apps";
 pub const DISCOVERY: &str = "discovery.k8s.io";
 pub const GATEWAY: &str = "gateway.networking.k8s.io";
 pub const ALB: &str = "alb.networking.azure.io";
+pub const APIEXTENSIONS: &str = "apiextensions.k8s.io";
 
 /// Every served kind. Order is the order of discovery output.
 pub static RESOURCES: &[ResourceDef] = &[
@@ -336,13 +337,134 @@ pub static RESOURCES: &[ResourceDef] = &[
         builtin = false,
         cat = []
     ),
+    res!(
+        APIEXTENSIONS,
+        ["v1"],
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        false,
+        ["crd", "crds"],
+        status = true,
+        builtin = true,
+        cat = []
+    ),
 ];
+
+// === kinds defined at run time (CustomResourceDefinitions) ===
+
+/// Kinds added by CustomResourceDefinitions. Their definitions are leaked so that everything
+/// holding a `&'static ResourceDef` keeps working; a CRD re-applied unchanged reuses its entry,
+/// so only changed or new definitions allocate.
+static DYNAMIC: std::sync::RwLock<Vec<&'static ResourceDef>> = std::sync::RwLock::new(Vec::new());
+
+fn dynamic() -> std::sync::RwLockReadGuard<'static, Vec<&'static ResourceDef>> {
+    DYNAMIC.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Every served kind: the built-in table, then the kinds CRDs define.
+pub fn all() -> Vec<&'static ResourceDef> {
+    RESOURCES.iter().chain(dynamic().iter().copied()).collect()
+}
+
+/// Whether `res` comes from the built-in table (not from a CRD).
+pub fn is_static(res: &ResourceDef) -> bool {
+    RESOURCES.iter().any(|r| std::ptr::eq(r, res))
+}
+
+/// Serves `def` (replacing a kind of the same group and plural); returns the served entry.
+pub fn register(def: ResourceDef) -> &'static ResourceDef {
+    let mut list = DYNAMIC.write().unwrap_or_else(|e| e.into_inner());
+    if let Some(same) = list.iter().find(|r| ***r == def) {
+        return same;
+    }
+    let leaked: &'static ResourceDef = Box::leak(Box::new(def));
+    list.retain(|r| !(r.group == leaked.group && r.plural == leaked.plural));
+    list.push(leaked);
+    leaked
+}
+
+/// Stops serving the kind a CRD defined.
+pub fn unregister(group: &str, plural: &str) {
+    let mut list = DYNAMIC.write().unwrap_or_else(|e| e.into_inner());
+    list.retain(|r| !(r.group == group && r.plural == plural));
+}
+
+/// A `&'static str` for a CRD's names (leaked: CRDs are few and rarely change).
+pub fn leak_str(s: &str) -> &'static str {
+    Box::leak(s.to_string().into_boxed_str())
+}
+
+/// The kind a CustomResourceDefinition defines (apiextensions.k8s.io/v1): its group, served
+/// versions (the storage version first), names, scope and whether it has a status
+/// subresource.
+pub fn def_from_crd(crd: &serde_json::Value) -> Result<ResourceDef, String> {
+    let s = |p: &str| {
+        crd.pointer(p)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("")
+    };
+    let (group, plural, kind) = (
+        s("/spec/group"),
+        s("/spec/names/plural"),
+        s("/spec/names/kind"),
+    );
+    if group.is_empty() || plural.is_empty() || kind.is_empty() {
+        return Err("spec.group, spec.names.plural and spec.names.kind are required".into());
+    }
+    let versions: Vec<&serde_json::Value> = crd
+        .pointer("/spec/versions")
+        .and_then(serde_json::Value::as_array)
+        .map(|v| v.iter().filter(|v| v["served"] == true).collect())
+        .unwrap_or_default();
+    let mut names: Vec<&'static str> = Vec::new();
+    let mut has_status = false;
+    for v in versions
+        .iter()
+        .filter(|v| v["storage"] == true)
+        .chain(versions.iter().filter(|v| v["storage"] != true))
+    {
+        if let Some(n) = v["name"].as_str() {
+            names.push(leak_str(n));
+        }
+        if v["storage"] == true {
+            has_status = v.pointer("/subresources/status").is_some();
+        }
+    }
+    if names.is_empty() {
+        return Err("no served version".into());
+    }
+    let list = |p: &str| -> &'static [&'static str] {
+        let items: Vec<&'static str> = crd
+            .pointer(p)
+            .and_then(serde_json::Value::as_array)
+            .map(|a| a.iter().filter_map(|x| x.as_str()).map(leak_str).collect())
+            .unwrap_or_default();
+        Box::leak(items.into_boxed_slice())
+    };
+    Ok(ResourceDef {
+        group: leak_str(group),
+        versions: Box::leak(names.into_boxed_slice()),
+        kind: leak_str(kind),
+        plural: leak_str(plural),
+        namespaced: s("/spec/scope") != "Cluster",
+        short_names: list("/spec/names/shortNames"),
+        has_status,
+        builtin: false,
+        categories: list("/spec/names/categories"),
+    })
+}
 
 /// Looks a resource up by group and URL plural, for any version it serves.
 pub fn by_plural(group: &str, plural: &str) -> Option<&'static ResourceDef> {
     RESOURCES
         .iter()
         .find(|r| r.group == group && r.plural == plural)
+        .or_else(|| {
+            dynamic()
+                .iter()
+                .copied()
+                .find(|r| r.group == group && r.plural == plural)
+        })
 }
 
 /// Looks a resource up by `apiVersion` and `kind`, as written in a manifest.
@@ -351,11 +473,20 @@ pub fn by_api_version_kind(api_version: &str, kind: &str) -> Option<&'static Res
     RESOURCES
         .iter()
         .find(|r| r.group == group && r.kind == kind && r.serves_version(version))
+        .or_else(|| {
+            dynamic()
+                .iter()
+                .copied()
+                .find(|r| r.group == group && r.kind == kind && r.serves_version(version))
+        })
 }
 
 /// Looks a resource up by kind alone (first match), for callers that only know the kind.
 pub fn by_kind(kind: &str) -> Option<&'static ResourceDef> {
-    RESOURCES.iter().find(|r| r.kind == kind)
+    RESOURCES
+        .iter()
+        .find(|r| r.kind == kind)
+        .or_else(|| dynamic().iter().copied().find(|r| r.kind == kind))
 }
 
 /// Splits `apps/v1` into (`apps`, `v1`) and `v1` into (``, `v1`).
@@ -369,7 +500,7 @@ pub fn split_api_version(api_version: &str) -> (&str, &str) {
 /// The groups served, each with its versions, in discovery order.
 pub fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
     let mut out: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
-    for r in RESOURCES.iter().filter(|r| !r.group.is_empty()) {
+    for r in all().into_iter().filter(|r| !r.group.is_empty()) {
         let entry = match out.iter_mut().find(|(g, _)| *g == r.group) {
             Some(e) => e,
             None => {
@@ -391,8 +522,8 @@ pub fn in_group_version<'a>(
     group: &'a str,
     version: &'a str,
 ) -> impl Iterator<Item = &'static ResourceDef> + 'a {
-    RESOURCES
-        .iter()
+    all()
+        .into_iter()
         .filter(move |r| r.group == group && r.serves_version(version))
 }
 
@@ -426,6 +557,9 @@ pub mod kinds {
     }
     pub fn replicasets() -> &'static ResourceDef {
         get(APPS, "replicasets")
+    }
+    pub fn customresourcedefinitions() -> &'static ResourceDef {
+        get(super::APIEXTENSIONS, "customresourcedefinitions")
     }
     pub fn endpointslices() -> &'static ResourceDef {
         get(DISCOVERY, "endpointslices")

@@ -112,6 +112,35 @@ pub async fn dispatch(
             Some(_) => {}
         }
     }
+    let is_crd = std::ptr::eq(t.res, kinds::customresourcedefinitions());
+    if is_crd && method == Method::DELETE {
+        if let Some(name) = t.name.as_deref().filter(|n| super::crd::is_builtin(n)) {
+            return Err(ApiError::Forbidden(format!(
+                "customresourcedefinitions.apiextensions.k8s.io \"{name}\" is forbidden: agc-sandbox serves this kind itself; its CRD cannot be deleted"
+            )));
+        }
+    }
+    let writes = matches!(
+        method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
+    let result = dispatch_inner(api, t, q, req, as_table, method, sub).await;
+    if is_crd && writes && result.is_ok() {
+        super::crd::reconcile(&api.store);
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn dispatch_inner(
+    api: &Arc<ApiServer>,
+    t: Target,
+    q: Query,
+    req: Request<Incoming>,
+    as_table: bool,
+    method: Method,
+    sub: Option<String>,
+) -> Result<Response<Body>, ApiError> {
     match (method, t.name.is_some(), sub.as_deref()) {
         (Method::GET, false, None) if q.flag("watch") => watch(api, &t, &q, as_table),
         (Method::GET, false, None) => list(api, &t, &q, as_table),
@@ -674,7 +703,10 @@ fn admit(api: &ApiServer, t: &Target, obj: &mut Value) -> Result<(), ApiError> {
             .collect()
     };
     defaults::apply(t.res, obj, &used_ips);
-    let causes = validation::validate(t.res.group, t.res.kind, obj);
+    let mut causes = validation::validate(t.res.group, t.res.kind, obj);
+    if std::ptr::eq(t.res, kinds::customresourcedefinitions()) {
+        causes.extend(super::crd::validate(obj));
+    }
     if !causes.is_empty() {
         let name = meta::name(obj).to_string();
         return Err(ApiError::Invalid {

@@ -12,6 +12,7 @@
 //! address the server bound (DNS rebinding) is refused (403), and bodies must be JSON, YAML,
 //! protobuf or a patch type (415, as kube-apiserver answers).
 
+mod crd;
 mod defaults;
 mod discovery;
 mod errors;
@@ -389,6 +390,12 @@ mod tokio_util_tracker {
             self.0 .0 .1.notify_waiters();
         }
     }
+}
+
+/// Stores the CRDs of the sandbox's own kinds when missing and serves the kinds every stored
+/// CRD defines (call once after opening the store).
+pub fn start_crds(store: &Store) {
+    crd::seed_builtin(store);
 }
 
 /// A complete body.

@@ -72,6 +72,15 @@ const CRDS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The embedded CRDs of the sandbox's own kinds, as objects (stored at start so that
+/// `kubectl get crds` lists them).
+pub fn embedded_crds() -> Vec<Value> {
+    CRDS.iter()
+        .filter_map(|(_, text)| serde_yaml::from_str::<Value>(text).ok())
+        .filter(|v| v["kind"] == "CustomResourceDefinition")
+        .collect()
+}
+
 /// Built-in kinds and their definition names.
 const BUILTIN_KINDS: &[(&str, &str, &str)] = &[
     ("", "Namespace", "io.k8s.api.core.v1.Namespace"),

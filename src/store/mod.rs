@@ -128,11 +128,45 @@ struct Shared {
 }
 
 type Key = (String, String);
+type Objects = BTreeMap<Key, Arc<Value>>;
+
+impl State {
+    /// The objects of `res` (none yet for a kind nothing was written to).
+    fn map(&self, res: &'static ResourceDef) -> Option<&Objects> {
+        match index_of(res) {
+            Some(i) => self.objects.get(i),
+            None => self.custom.get(&(res.group, res.plural)),
+        }
+    }
+
+    fn map_mut(&mut self, res: &'static ResourceDef) -> &mut Objects {
+        match index_of(res) {
+            Some(i) => &mut self.objects[i],
+            None => self.custom.entry((res.group, res.plural)).or_default(),
+        }
+    }
+
+    /// Every kind's objects: the built-in table's, then those of kinds still served by CRDs.
+    fn maps(&self) -> Vec<(&'static ResourceDef, &Objects)> {
+        let mut out: Vec<(&'static ResourceDef, &Objects)> =
+            RESOURCES.iter().zip(self.objects.iter()).collect();
+        let mut custom: Vec<_> = self
+            .custom
+            .iter()
+            .filter_map(|((g, p), m)| crate::resources::by_plural(g, p).map(|r| (r, m)))
+            .collect();
+        custom.sort_by_key(|(r, _)| (r.group, r.plural));
+        out.extend(custom);
+        out
+    }
+}
 
 struct State {
     rv: u64,
     /// One map per entry of [`RESOURCES`], keyed by (namespace, name) so lists come out sorted.
-    objects: Vec<BTreeMap<Key, Arc<Value>>>,
+    objects: Vec<Objects>,
+    /// The same for kinds CRDs define, by (group, plural).
+    custom: std::collections::HashMap<(&'static str, &'static str), Objects>,
     history: VecDeque<Arc<WatchEvent>>,
     /// The stored size of each event's object in `history`, and their sum.
     history_sizes: VecDeque<usize>,
@@ -147,11 +181,9 @@ pub struct Watch {
     pub live: broadcast::Receiver<Arc<WatchEvent>>,
 }
 
-fn index_of(res: &'static ResourceDef) -> usize {
-    RESOURCES
-        .iter()
-        .position(|r| std::ptr::eq(r, res))
-        .expect("resource comes from the static table")
+/// The position of a built-in kind in [`RESOURCES`] (`None` for a kind a CRD defines).
+fn index_of(res: &'static ResourceDef) -> Option<usize> {
+    RESOURCES.iter().position(|r| std::ptr::eq(r, res))
 }
 
 fn key_of(res: &ResourceDef, ns: &str, name: &str) -> Key {
@@ -166,13 +198,50 @@ impl Store {
     /// Opens (or creates) the store under `dir` and loads every object into memory.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let disk = persist::Disk::open(dir)?;
-        let mut objects: Vec<BTreeMap<Key, Arc<Value>>> = vec![BTreeMap::new(); RESOURCES.len()];
+        let mut objects: Vec<Objects> = vec![BTreeMap::new(); RESOURCES.len()];
+        let mut custom: std::collections::HashMap<(&'static str, &'static str), Objects> =
+            Default::default();
         let mut rv = disk.last_rv()?;
+        // Custom resources load once the CRDs that define them are served again.
+        let mut pending = Vec::new();
         for item in disk.load()? {
-            let (res, obj) = item?;
+            let (kind, obj) = item?;
             rv = rv.max(meta::resource_version(&obj).unwrap_or(0));
-            let key = key_of(res, meta::namespace(&obj), meta::name(&obj));
-            objects[index_of(res)].insert(key, Arc::new(obj));
+            match kind {
+                persist::Kind::Known(res) => {
+                    if std::ptr::eq(res, kinds::customresourcedefinitions()) {
+                        if let Ok(def) = crate::resources::def_from_crd(&obj) {
+                            if crate::resources::by_plural(def.group, def.plural).is_none() {
+                                crate::resources::register(def);
+                            }
+                        }
+                    }
+                    let key = key_of(res, meta::namespace(&obj), meta::name(&obj));
+                    match index_of(res) {
+                        Some(i) => objects[i].insert(key, Arc::new(obj)),
+                        // A kind whose CRD was read earlier in this pass.
+                        None => custom
+                            .entry((res.group, res.plural))
+                            .or_default()
+                            .insert(key, Arc::new(obj)),
+                    };
+                }
+                persist::Kind::Unknown(group, plural) => pending.push((group, plural, obj)),
+            }
+        }
+        for (group, plural, obj) in pending {
+            match crate::resources::by_plural(&group, &plural) {
+                Some(res) => {
+                    let key = key_of(res, meta::namespace(&obj), meta::name(&obj));
+                    custom
+                        .entry((res.group, res.plural))
+                        .or_default()
+                        .insert(key, Arc::new(obj));
+                }
+                None => {
+                    tracing::warn!(%group, %plural, name = %meta::name(&obj), "no CRD serves this stored object any more; it is not loaded")
+                }
+            }
         }
         let (events, _) = broadcast::channel(CHANNEL);
         let store = Store {
@@ -180,6 +249,7 @@ impl Store {
                 state: RwLock::new(State {
                     rv,
                     objects,
+                    custom,
                     history: VecDeque::new(),
                     history_sizes: VecDeque::new(),
                     history_bytes: 0,
@@ -227,16 +297,16 @@ impl Store {
     }
 
     pub fn get(&self, res: &'static ResourceDef, ns: &str, name: &str) -> Option<Arc<Value>> {
-        self.read().objects[index_of(res)]
-            .get(&key_of(res, ns, name))
-            .cloned()
+        self.read().map(res)?.get(&key_of(res, ns, name)).cloned()
     }
 
     /// Objects of one kind, in one namespace or all (`None`), sorted by namespace and name,
     /// with the resourceVersion the list is consistent with.
     pub fn list(&self, res: &'static ResourceDef, ns: Option<&str>) -> (Vec<Arc<Value>>, u64) {
         let state = self.read();
-        let map = &state.objects[index_of(res)];
+        let Some(map) = state.map(res) else {
+            return (Vec::new(), state.rv);
+        };
         let items = match ns {
             Some(ns) if res.namespaced => map
                 .range((ns.to_string(), String::new())..)
@@ -262,8 +332,7 @@ impl Store {
         let initial = match since {
             None | Some(0) => {
                 let mut out = Vec::new();
-                for (i, map) in state.objects.iter().enumerate() {
-                    let r = &RESOURCES[i];
+                for (r, map) in state.maps() {
                     if res.is_some_and(|want| !std::ptr::eq(want, r)) {
                         continue;
                     }
@@ -308,8 +377,9 @@ impl Store {
         let mut state = self.write();
         let ns = meta::namespace(&obj).to_string();
         if res.namespaced {
-            let nsobj =
-                state.objects[index_of(kinds::namespaces())].get(&(String::new(), ns.clone()));
+            let nsobj = state
+                .map(kinds::namespaces())
+                .and_then(|m| m.get(&(String::new(), ns.clone())));
             match nsobj {
                 None => return Err(StoreError::NamespaceNotFound(ns)),
                 Some(n) if n.pointer("/metadata/deletionTimestamp").is_some() => {
@@ -318,7 +388,8 @@ impl Store {
                 Some(_) => {}
             }
         }
-        let map = &state.objects[index_of(res)];
+        let empty = Objects::new();
+        let map = state.map(res).unwrap_or(&empty);
         if meta::name(&obj).is_empty() {
             if let Some(prefix) = obj
                 .pointer("/metadata/generateName")
@@ -642,7 +713,7 @@ impl Store {
         type_: EventType,
         rv: u64,
     ) -> Result<Arc<Value>, StoreError> {
-        let map = &mut state.objects[index_of(res)];
+        let map = state.map_mut(res);
         let (event_obj, size) = match &obj {
             Some(o) => {
                 let size = self.shared.disk.put(res, &key.0, &key.1, o, rv)?;
@@ -703,8 +774,7 @@ impl Store {
         }
         {
             let state = self.read();
-            for (i, map) in state.objects.iter().enumerate() {
-                let r = &RESOURCES[i];
+            for (r, map) in state.maps() {
                 if !r.namespaced {
                     continue;
                 }
@@ -731,14 +801,17 @@ impl Store {
     fn finish_namespace(&self, ns: String) {
         let store = self.clone();
         let run = move || {
-            for r in RESOURCES.iter().filter(|r| r.namespaced) {
+            for r in crate::resources::all().into_iter().filter(|r| r.namespaced) {
                 for obj in store.list(r, Some(&ns)).0 {
                     let _ = store.delete(r, &ns, meta::name(&obj), false);
                 }
             }
             let mut state = store.write();
             let key = key_of(kinds::namespaces(), "", &ns);
-            if state.objects[index_of(kinds::namespaces())].contains_key(&key) {
+            if state
+                .map(kinds::namespaces())
+                .is_some_and(|m| m.contains_key(&key))
+            {
                 if let Err(err) = store.remove_locked(&mut state, kinds::namespaces(), key) {
                     tracing::error!(namespace = %ns, cause = %err, "failed to remove namespace");
                 }
@@ -758,8 +831,9 @@ impl Store {
 
 /// The stored object at `key`, or NotFound naming it as kube-apiserver does.
 fn existing(state: &State, res: &'static ResourceDef, key: &Key) -> Result<Arc<Value>, StoreError> {
-    state.objects[index_of(res)]
-        .get(key)
+    state
+        .map(res)
+        .and_then(|m| m.get(key))
         .cloned()
         .ok_or_else(|| StoreError::NotFound {
             resource: res.qualified_plural(),

@@ -14,6 +14,13 @@ use tokio::sync::watch;
 
 const RV_KEY: &[u8] = b"resourceVersion";
 
+/// The kind of a stored object.
+pub(super) enum Kind {
+    Known(&'static ResourceDef),
+    /// (group, plural) of a kind no CRD serves yet.
+    Unknown(String, String),
+}
+
 pub(super) struct Disk {
     db: sled::Db,
     objects: sled::Tree,
@@ -101,23 +108,23 @@ impl Disk {
             .unwrap_or(0))
     }
 
-    /// Every stored object with its resource type.
+    /// Every stored object with its resource type (known now, or a group and plural that a
+    /// CRD may define).
     pub(super) fn load(
         &self,
-    ) -> Result<
-        impl Iterator<Item = Result<(&'static ResourceDef, Value), StoreError>> + '_,
-        StoreError,
-    > {
+    ) -> Result<impl Iterator<Item = Result<(Kind, Value), StoreError>> + '_, StoreError> {
         Ok(self.objects.iter().map(|item| {
             let (k, v) = item?;
             let key = String::from_utf8_lossy(&k).into_owned();
             let mut parts = key.splitn(4, '/');
             let (group, plural) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-            let res = by_plural(group, plural)
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown resource in key {key}")))?;
+            let kind = match by_plural(group, plural) {
+                Some(res) => Kind::Known(res),
+                None => Kind::Unknown(group.to_string(), plural.to_string()),
+            };
             let obj: Value = serde_json::from_slice(&v)
                 .map_err(|e| StoreError::Corrupt(format!("{key}: {e}")))?;
-            Ok((res, obj))
+            Ok((kind, obj))
         }))
     }
 
