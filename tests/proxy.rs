@@ -1725,3 +1725,98 @@ async fn client_http1_pipelining_http10_expect_continue_head_and_bad_framing() {
     }
     sb.stop().await;
 }
+
+/// A client that asks for a large response and never reads it is cut by the route's request
+/// timeout (AGC's is strict, even while the response streams) although the write to it is
+/// blocked, and its backend connection is let go.
+#[tokio::test]
+async fn a_client_that_never_reads_is_cut_by_the_request_timeout() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let ip = Ipv4Addr::new(127, 20, 212, 1);
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let big = l.local_addr().unwrap();
+    // Backend connections that served /big and are still open: the proxy holds one for as
+    // long as it keeps the client's response going.
+    let open = Arc::new(AtomicUsize::new(0));
+    let open2 = open.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let open = open2.clone();
+            tokio::spawn(async move {
+                let served = Arc::new(AtomicBool::new(false));
+                let served2 = served.clone();
+                let open3 = open.clone();
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let (served, open) = (served2.clone(), open3.clone());
+                    async move {
+                        let body = if req.uri().path() == "/health" {
+                            Bytes::from_static(b"ok")
+                        } else {
+                            if !served.swap(true, Ordering::SeqCst) {
+                                open.fetch_add(1, Ordering::SeqCst);
+                            }
+                            Bytes::from(vec![b'x'; 50 << 20])
+                        };
+                        Ok::<_, std::convert::Infallible>(http::Response::new(
+                            http_body_util::Full::new(body),
+                        ))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+                if served.load(Ordering::SeqCst) {
+                    open.fetch_sub(1, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    let mut r = rule("/big", vec![to("big", 1)], vec![]);
+    r.timeouts.request = Some(Duration::from_millis(500));
+    let t = table(
+        1,
+        ip,
+        vec![http_listener("http", 80, vec![route("r", &[], vec![r])])],
+        vec![backend("big", &[big], fast_probe("/health"))],
+    );
+    let sb = Sandbox::start(t);
+    sb.wait_bound().await;
+    sb.wait_healthy("big", 1).await;
+    let mut s = timeout(T, TcpStream::connect(gw_addr(ip, 80)))
+        .await
+        .unwrap()
+        .unwrap();
+    s.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // Do not read while the request timeout passes: the proxy must give up the response (and
+    // the backend connection) although its write to the client is blocked.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while open.load(Ordering::SeqCst) == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        open.load(Ordering::SeqCst),
+        1,
+        "the backend was asked for /big"
+    );
+    while open.load(Ordering::SeqCst) > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the response to a client that does not read was still held after the request timeout"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut got = Vec::new();
+    let read = timeout(Duration::from_secs(10), s.read_to_end(&mut got)).await;
+    assert!(
+        read.is_ok(),
+        "the connection was still open after the request timeout"
+    );
+    assert!(
+        got.len() < 50 << 20,
+        "the whole response was sent anyway ({} bytes)",
+        got.len()
+    );
+    sb.stop().await;
+}

@@ -203,6 +203,16 @@ pub enum ProxyBody {
     Deadline(UpstreamBody, Pin<Box<tokio::time::Sleep>>),
 }
 
+impl ProxyBody {
+    /// When the route's request timeout cuts this body, if it does.
+    pub fn deadline(&self) -> Option<tokio::time::Instant> {
+        match self {
+            ProxyBody::Deadline(_, sleep) => Some(sleep.deadline()),
+            _ => None,
+        }
+    }
+}
+
 impl Body for ProxyBody {
     type Data = Bytes;
     type Error = std::io::Error;

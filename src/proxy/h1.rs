@@ -456,7 +456,11 @@ async fn respond<I: ClientStream>(
     // at one await point (a smaller future to move per request).
     let (next, framing, mut body) =
         prepare_reply(out, reply, &mut *inb, keep_alive, is_head, http10, closing);
-    match write_body(&mut inb.io, out, &mut body, framing).await {
+    let clocks = WriteClocks {
+        deadline: body.deadline(),
+        stall: shared.opts.idle_timeout,
+    };
+    match write_body(&mut inb.io, out, &mut body, framing, clocks).await {
         Ok(()) => next,
         Err(error) => {
             tracing::debug!(%error, "response ended early; closing the client connection");
@@ -700,6 +704,30 @@ enum Polled {
     Frame(Option<Result<Frame<Bytes>, io::Error>>),
 }
 
+/// The clocks a response write runs under: a client that stops reading blocks the write, and
+/// the body is then not polled, so its own request timeout could not fire.
+#[derive(Clone, Copy)]
+struct WriteClocks {
+    /// The route's request timeout (AGC's is strict, even while the response streams).
+    deadline: Option<tokio::time::Instant>,
+    /// How long one write may make no progress: the idle timeout (neither side moved).
+    stall: std::time::Duration,
+}
+
+impl WriteClocks {
+    async fn write_all<W: AsyncWrite + Unpin>(self, io: &mut W, buf: &[u8]) -> io::Result<()> {
+        let stalled = tokio::time::Instant::now() + self.stall;
+        let limit = self.deadline.map_or(stalled, |d| d.min(stalled));
+        match tokio::time::timeout_at(limit, io.write_all(buf)).await {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client did not read the response in time",
+            )),
+        }
+    }
+}
+
 /// Writes the encoded head in `out` and the body after it: everything the
 /// body has ready goes out in one write.
 async fn write_body<W: AsyncWrite + Unpin>(
@@ -707,8 +735,9 @@ async fn write_body<W: AsyncWrite + Unpin>(
     out: &mut BytesMut,
     body: &mut ProxyBody,
     framing: Framing,
+    clocks: WriteClocks,
 ) -> io::Result<()> {
-    let result = write_body_inner(io, out, body, framing).await;
+    let result = write_body_inner(io, out, body, framing, clocks).await;
     out.clear();
     result
 }
@@ -718,9 +747,10 @@ async fn write_body_inner<W: AsyncWrite + Unpin>(
     out: &mut BytesMut,
     body: &mut ProxyBody,
     framing: Framing,
+    clocks: WriteClocks,
 ) -> io::Result<()> {
     if framing == Framing::None {
-        io.write_all(out).await?;
+        clocks.write_all(io, out).await?;
         return io.flush().await;
     }
     let chunked = framing == Framing::Chunked;
@@ -745,7 +775,7 @@ async fn write_body_inner<W: AsyncWrite + Unpin>(
         .await;
         let data = match polled {
             Polled::Wait => {
-                io.write_all(out).await?;
+                clocks.write_all(io, out).await?;
                 io.flush().await?;
                 out.clear();
                 continue;
@@ -757,7 +787,7 @@ async fn write_body_inner<W: AsyncWrite + Unpin>(
                 if chunked {
                     out.put_slice(b"0\r\n\r\n");
                 }
-                io.write_all(out).await?;
+                clocks.write_all(io, out).await?;
                 return io.flush().await;
             }
             Polled::Frame(Some(Err(e))) => return Err(e),
@@ -775,15 +805,15 @@ async fn write_body_inner<W: AsyncWrite + Unpin>(
         if data.len() <= COPY_MAX {
             out.put_slice(&data);
         } else {
-            io.write_all(out).await?;
+            clocks.write_all(io, out).await?;
             out.clear();
-            io.write_all(&data).await?;
+            clocks.write_all(io, &data).await?;
         }
         if chunked {
             out.put_slice(b"\r\n");
         }
         if out.len() >= COPY_MAX {
-            io.write_all(out).await?;
+            clocks.write_all(io, out).await?;
             out.clear();
         }
     }
@@ -799,7 +829,12 @@ async fn reject<I: ClientStream>(inb: &mut Inbound<I>, status: StatusCode) {
     let (parts, mut body) = resp.into_parts();
     let mut keep_alive = false;
     let framing = encode_head(&mut out, &parts, None, &body, false, false, &mut keep_alive);
-    if write_body(&mut inb.io, &mut out, &mut body, framing)
+    // A refusal is tiny; a client that will not take it in 10 s is not waited for.
+    let clocks = WriteClocks {
+        deadline: None,
+        stall: std::time::Duration::from_secs(10),
+    };
+    if write_body(&mut inb.io, &mut out, &mut body, framing, clocks)
         .await
         .is_err()
     {
