@@ -1820,3 +1820,87 @@ async fn a_client_that_never_reads_is_cut_by_the_request_timeout() {
     );
     sb.stop().await;
 }
+
+/// Idle sockets held against one listener spend its connection budget: new clients there are
+/// refused at once (not left hanging), another listener keeps serving, and the refusals are
+/// counted in /metrics.
+#[tokio::test]
+async fn a_flood_on_one_listener_spends_only_its_own_budget() {
+    let ip = Ipv4Addr::new(127, 20, 213, 1);
+    let echo = body_echo_backend().await;
+    let t = table(
+        1,
+        ip,
+        vec![
+            http_listener(
+                "a",
+                80,
+                vec![route(
+                    "r",
+                    &[],
+                    vec![rule("/", vec![to("echo", 1)], vec![])],
+                )],
+            ),
+            http_listener(
+                "b",
+                81,
+                vec![route(
+                    "r2",
+                    &[],
+                    vec![rule("/", vec![to("echo", 1)], vec![])],
+                )],
+            ),
+        ],
+        vec![backend("echo", &[echo], tcp_probe())],
+    );
+    let mut opts = ProxyOptions::new(OFFSET);
+    opts.max_connections_per_listener = 8;
+    opts.max_connections = 12;
+    let sb = Sandbox::start_with(t, opts);
+    sb.wait_bound().await;
+    sb.wait_healthy("echo", 1).await;
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        idle.push(
+            timeout(T, TcpStream::connect(gw_addr(ip, 80)))
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The ninth on listener a: closed at once, no answer.
+    let mut s = timeout(T, TcpStream::connect(gw_addr(ip, 80)))
+        .await
+        .unwrap()
+        .unwrap();
+    let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let mut buf = Vec::new();
+    let r = timeout(Duration::from_secs(2), s.read_to_end(&mut buf)).await;
+    assert!(matches!(r, Ok(_)), "a refused client must not hang");
+    assert!(buf.is_empty(), "{}", String::from_utf8_lossy(&buf));
+    // Listener b still answers.
+    let r = get(gw_addr(ip, 81), "x", "/", &[]).await;
+    assert_eq!(r.status, 200);
+    let q = agc_sandbox::apiserver::Query::parse(None);
+    let resp = sb.started.extension.get("/metrics", &q).unwrap();
+    let metrics = String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        metrics.contains("agc_connections_refused_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("agc_connection_limit{scope=\"listener\"} 8"),
+        "{metrics}"
+    );
+    drop(idle);
+    sb.stop().await;
+}

@@ -79,6 +79,8 @@ pub struct Shared {
     pub(crate) guard: mpsc::Sender<()>,
     pub(crate) h2: hyper::server::conn::http2::Builder<TokioExecutor>,
     rr: [AtomicUsize; RR_SLOTS],
+    /// The budget of open client connections on all listeners.
+    pub(crate) connections: Arc<tokio::sync::Semaphore>,
 }
 
 impl Shared {
@@ -93,6 +95,10 @@ impl Shared {
     ) -> Self {
         let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         h2.timer(TokioTimer::new());
+        let opts_max_connections = opts.max_connections.max(1);
+        let _ = metrics
+            .connection_limits
+            .set((opts.max_connections_per_listener, opts.max_connections));
         Shared {
             pools: (0..workers.len().max(1))
                 .map(|_| Arc::new(Pool::new(opts.connect_timeout, opts.max_idle_per_endpoint)))
@@ -107,6 +113,7 @@ impl Shared {
             guard,
             h2,
             rr: std::array::from_fn(|_| AtomicUsize::new(0)),
+            connections: Arc::new(tokio::sync::Semaphore::new(opts_max_connections)),
         }
     }
 

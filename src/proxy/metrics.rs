@@ -76,6 +76,10 @@ pub struct Metrics {
     pub tunnels_open: AtomicI64,
     /// Routing tables applied by the proxy.
     pub config_updates: AtomicU64,
+    /// Client connections closed on accept because a connection budget was spent.
+    pub connections_refused: AtomicU64,
+    /// The budgets (for /metrics).
+    pub connection_limits: std::sync::OnceLock<(usize, usize)>,
 }
 
 #[derive(Debug)]
@@ -230,6 +234,17 @@ impl Metrics {
             "# HELP total_config_updates Routing tables applied by the proxy.\n# TYPE total_config_updates counter\ntotal_config_updates {}",
             self.config_updates.load(Ordering::Relaxed)
         );
+        let _ = writeln!(
+            out,
+            "# HELP agc_connections_refused_total Client connections closed on accept: a connection budget was spent.\n# TYPE agc_connections_refused_total counter\nagc_connections_refused_total {}",
+            self.connections_refused.load(Ordering::Relaxed)
+        );
+        if let Some((per, all)) = self.connection_limits.get() {
+            let _ = writeln!(
+                out,
+                "# HELP agc_connection_limit Open client connections allowed per listener and in all.\n# TYPE agc_connection_limit gauge\nagc_connection_limit{{scope=\"listener\"}} {per}\nagc_connection_limit{{scope=\"all\"}} {all}"
+            );
+        }
         out
     }
 }

@@ -63,6 +63,25 @@ pub struct ProxyOptions {
     /// Worker threads serving client connections, each with its own
     /// current-thread runtime; 0 serves them on the caller's runtime.
     pub workers: usize,
+    /// Open client connections at most on one listener, and on all of them: past either a new
+    /// connection is closed at once, so a flood on one listener cannot take the file
+    /// descriptors the other listeners, the API, the health checker and the pods need.
+    pub max_connections_per_listener: usize,
+    pub max_connections: usize,
+}
+
+/// The soft open-files limit (what `up` raised it to), or 1024.
+pub fn open_files_limit() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct passed to it.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX)
+    } else {
+        1024
+    }
 }
 
 impl ProxyOptions {
@@ -77,6 +96,10 @@ impl ProxyOptions {
             shutdown_grace: Duration::from_secs(5),
             max_idle_per_endpoint: 256,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+            // A proxied connection can hold two descriptors (client and backend): a quarter of
+            // the limit for all listeners, an eighth for any one.
+            max_connections_per_listener: (open_files_limit() / 8).max(32),
+            max_connections: (open_files_limit() / 4).max(64),
         }
     }
 }

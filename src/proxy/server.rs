@@ -263,11 +263,34 @@ async fn accept_loop(
 ) {
     let _guard = shared.guard.clone();
     let tls = tls::server_config(shared.table.clone(), local, shared.opts.port_offset);
+    let own = Arc::new(tokio::sync::Semaphore::new(
+        shared.opts.max_connections_per_listener.max(1),
+    ));
+    let mut last_warned: Option<std::time::Instant> = None;
     loop {
         tokio::select! {
             _ = signalled(&mut close) => break,
             accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => dispatch(&shared, tcp, peer, local, &tls, &close),
+                Ok((tcp, peer)) => {
+                    // Both budgets, or the connection is closed at once: cheap, and the
+                    // client sees a refusal instead of a hang.
+                    let permits = own
+                        .clone()
+                        .try_acquire_owned()
+                        .ok()
+                        .zip(shared.connections.clone().try_acquire_owned().ok());
+                    match permits {
+                        Some(permits) => dispatch(&shared, tcp, peer, local, &tls, &close, permits),
+                        None => {
+                            drop(tcp);
+                            shared.metrics.connections_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            if last_warned.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                                tracing::warn!(%local, per_listener = shared.opts.max_connections_per_listener, all = shared.opts.max_connections, "client connections refused: the connection budget is spent");
+                                last_warned = Some(std::time::Instant::now());
+                            }
+                        }
+                    }
+                }
                 Err(error) => {
                     tracing::warn!(%local, %error, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -277,6 +300,12 @@ async fn accept_loop(
     }
 }
 
+/// A connection's places in its listener's budget and in the proxy's.
+type Permits = (
+    tokio::sync::OwnedSemaphorePermit,
+    tokio::sync::OwnedSemaphorePermit,
+);
+
 /// Serves an accepted connection on the next worker runtime (or here).
 fn dispatch(
     shared: &Arc<Shared>,
@@ -285,12 +314,16 @@ fn dispatch(
     local: SocketAddr,
     tls: &Arc<ServerConfig>,
     close: &watch::Receiver<bool>,
+    permits: Permits,
 ) {
     let _ = tcp.set_nodelay(true);
     let (shared, tls, close) = (shared.clone(), tls.clone(), close.clone());
     let guard = shared.guard.clone();
     let Some((worker, handle)) = shared.pick_worker() else {
-        tokio::spawn(serve_conn(shared, tcp, peer, local, tls, close, 0, guard));
+        tokio::spawn(async move {
+            serve_conn(shared, tcp, peer, local, tls, close, 0, guard).await;
+            drop(permits);
+        });
         return;
     };
     // The socket is registered with this runtime's reactor; move it to the
@@ -308,6 +341,7 @@ fn dispatch(
             Ok(tcp) => serve_conn(shared, tcp, peer, local, tls, close, worker, guard).await,
             Err(error) => tracing::debug!(%peer, %error, "failed to register a connection"),
         }
+        drop(permits);
     });
 }
 
