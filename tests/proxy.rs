@@ -1732,7 +1732,7 @@ async fn client_http1_pipelining_http10_expect_continue_head_and_bad_framing() {
 #[tokio::test]
 async fn a_client_that_never_reads_is_cut_by_the_request_timeout() {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    let ip = Ipv4Addr::new(127, 20, 212, 1);
+    let ip = Ipv4Addr::new(127, 20, 231, 1);
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let big = l.local_addr().unwrap();
     // Backend connections that served /big and are still open: the proxy holds one for as
@@ -1826,7 +1826,7 @@ async fn a_client_that_never_reads_is_cut_by_the_request_timeout() {
 /// counted in /metrics.
 #[tokio::test]
 async fn a_flood_on_one_listener_spends_only_its_own_budget() {
-    let ip = Ipv4Addr::new(127, 20, 213, 1);
+    let ip = Ipv4Addr::new(127, 20, 232, 1);
     let echo = body_echo_backend().await;
     let t = table(
         1,
