@@ -1877,7 +1877,7 @@ async fn a_flood_on_one_listener_spends_only_its_own_budget() {
     let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
     let mut buf = Vec::new();
     let r = timeout(Duration::from_secs(2), s.read_to_end(&mut buf)).await;
-    assert!(matches!(r, Ok(_)), "a refused client must not hang");
+    assert!(r.is_ok(), "a refused client must not hang");
     assert!(buf.is_empty(), "{}", String::from_utf8_lossy(&buf));
     // Listener b still answers.
     let r = get(gw_addr(ip, 81), "x", "/", &[]).await;
