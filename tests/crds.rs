@@ -13,6 +13,9 @@ spec:
   secretName: web-tls
   issuerRef: {name: letsencrypt}
   dnsNames: [contoso.com]
+  renewBeforePercentage: 25
+  secretTemplate:
+    labels: {team: web}
 ";
 
 fn fixture() -> String {
@@ -72,6 +75,24 @@ async fn a_crd_serves_its_kind_until_it_is_deleted() {
         ])
         .success();
     assert_eq!(cn, "contoso.com");
+    let label = sb
+        .kubectl(&[
+            "get",
+            "certificate",
+            "web",
+            "-o",
+            "jsonpath={.spec.secretTemplate.labels.team}",
+        ])
+        .success();
+    assert_eq!(label, "web");
+    let r = http(
+        "PATCH",
+        &sb.url("/apis/cert-manager.io/v1/namespaces/default/certificates/web"),
+        "application/merge-patch+json",
+        r#"{"spec":{"renewBeforePercentage":"lots"}}"#,
+    )
+    .await;
+    assert_eq!(r.status, 422, "{}", r.text());
     // The CRD's schema is enforced: unknown fields and missing required ones.
     let bad = sb.kubectl_stdin(
         &["apply", "-f", "-"],
