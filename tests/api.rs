@@ -437,40 +437,13 @@ async fn insecure_http_is_explicit_and_loopback_only() {
     sb.stop().await;
 }
 
-/// Starts the real binary on port 0 and returns it with its API URL (read from its output).
-fn spawn_binary(dir: &std::path::Path) -> (std::process::Child, String) {
-    use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(binary())
-        .args(["up", "--api-addr", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let url = loop {
-        let line = lines
-            .next()
-            .expect("binary exited before printing its API URL")
-            .unwrap();
-        if let Some(u) = line.trim().strip_prefix("kubeconfig:") {
-            let access = agc_sandbox::client::kubeconfig::read(std::path::Path::new(u.trim()))
-                .expect("the kubeconfig the binary wrote");
-            register(&access);
-            break access.server;
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (child, url)
-}
-
 /// An acknowledged write survives `kill -9` a moment later; after a restart every object has
 /// the same uid and resourceVersion keeps increasing.
 #[tokio::test]
 async fn acknowledged_writes_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, url) = spawn_binary(dir.path());
+    let mut up = Binary::start(dir.path(), &[]);
+    let url = up.access.server.clone();
     let created = post_json(&format!("{url}{GW}"), &gateway("durable", 80)).await;
     assert_eq!(created.status, 201);
     let uid = created.json()["metadata"]["uid"].clone();
@@ -479,10 +452,10 @@ async fn acknowledged_writes_survive_kill_9() {
         .unwrap()
         .parse()
         .unwrap();
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    up.kill(); // SIGKILL
 
-    let (mut child, url) = spawn_binary(dir.path());
+    let up = Binary::start(dir.path(), &[]);
+    let url = up.access.server.clone();
     let got = get(&format!("{url}{GW}/durable")).await;
     assert_eq!(got.status, 200, "object lost after kill -9");
     assert_eq!(got.json()["metadata"]["uid"], uid);
@@ -495,8 +468,7 @@ async fn acknowledged_writes_survive_kill_9() {
         .parse()
         .unwrap();
     assert!(rv2 > rv, "resourceVersion went backwards: {rv2} <= {rv}");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(up);
 }
 
 /// `default`, `kube-system` and `kube-public` cannot be deleted (NamespaceLifecycle), and

@@ -8,10 +8,10 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
-use support::binary;
+use support::Binary;
 
 fn deps_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/client-deps")
@@ -87,43 +87,13 @@ fn node_deps() -> PathBuf {
     dir
 }
 
-/// Starts the real binary on a free port in `dir`; returns it and its kubeconfig path.
-fn start(dir: &Path) -> (std::process::Child, PathBuf) {
-    use std::io::{BufRead, BufReader};
-    let mut child = Command::new(binary())
-        .args([
-            "up",
-            "--api-addr",
-            "127.0.0.1:0",
-            "--port-offset",
-            "24000",
-            "--data-dir",
-        ])
-        .arg(dir)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let kubeconfig = loop {
-        let line = lines
-            .next()
-            .expect("the binary exited before printing its kubeconfig")
-            .unwrap();
-        if let Some(p) = line.trim().strip_prefix("kubeconfig:") {
-            break PathBuf::from(p.trim());
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (child, kubeconfig)
-}
-
 #[test]
 fn python_and_node_clients_work_with_the_written_kubeconfig() {
     let py = python_deps();
     let node = node_deps();
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, kubeconfig) = start(dir.path());
+    let up = Binary::start(dir.path(), &["--port-offset", "24000"]);
+    let kubeconfig = up.kubeconfig.clone();
 
     let mut cmd = Command::new("python3");
     cmd.arg(scripts().join("python_client.py"))
@@ -139,7 +109,5 @@ fn python_and_node_clients_work_with_the_written_kubeconfig() {
     cmd.arg(&script).arg(&kubeconfig);
     let out = run(cmd, "the Node.js client", Duration::from_secs(60));
     assert!(out.contains("node client ok"), "{out}");
-
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(up);
 }

@@ -513,41 +513,10 @@ async fn rollout_history_and_undo() {
 /// command included; scaling down kills a pod's whole process tree.
 #[test]
 fn user_commands_die_with_the_sandbox_even_by_kill_9() {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let marker = format!("{}.25", 7000 + std::process::id() % 1000);
-    let mut child = std::process::Command::new(binary())
-        .args([
-            "up",
-            "--api-addr",
-            "127.0.0.1:0",
-            "--port-offset",
-            "25000",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    /// Kills `up` if an assertion fails, so no sandbox outlives the test.
-    struct Reap(u32);
-    impl Drop for Reap {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("kill")
-                .args(["-9", &self.0.to_string()])
-                .status();
-        }
-    }
-    let _reap = Reap(child.id());
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let kubeconfig = loop {
-        let line = lines.next().expect("up printed its kubeconfig").unwrap();
-        if let Some(p) = line.trim().strip_prefix("kubeconfig:") {
-            break std::path::PathBuf::from(p.trim());
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let mut up = Binary::start(dir.path(), &["--port-offset", "25000"]);
+    let kubeconfig = up.kubeconfig.clone();
     let manifest = format!(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: cmd}}\nspec:\n  replicas: 2\n  selector: {{matchLabels: {{app: cmd}}}}\n  template:\n    metadata:\n      labels: {{app: cmd}}\n      annotations:\n        agc-sandbox.dev/command: 'sleep {marker} & cd / && python3 -m http.server \"$PORT\" --bind \"$POD_IP\"'\n    spec:\n      containers: [{{name: c, image: x, ports: [{{containerPort: 8080}}]}}]\n"
     );
@@ -584,8 +553,7 @@ fn user_commands_die_with_the_sandbox_even_by_kill_9() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    up.kill(); // SIGKILL
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while running() != 0 {
         assert!(

@@ -350,6 +350,61 @@ pub async fn post_json(url: &str, v: &Value) -> Resp {
     .await
 }
 
+/// The real binary running `up` on a free API port: killed (SIGKILL) when dropped, so no
+/// sandbox outlives a failed test.
+pub struct Binary {
+    pub child: std::process::Child,
+    /// The kubeconfig it wrote (its path is read from what it prints).
+    pub kubeconfig: PathBuf,
+    /// How to reach its API; registered for [`http_with`] and friends.
+    pub access: agc_sandbox::client::Access,
+}
+
+impl Binary {
+    /// Starts `agc-sandbox up --api-addr 127.0.0.1:0 --data-dir DIR` plus `extra` flags.
+    pub fn start(dir: &Path, extra: &[&str]) -> Binary {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(binary())
+            .args(["up", "--api-addr", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the binary starts");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let kubeconfig = loop {
+            let line = lines
+                .next()
+                .expect("the binary exited before printing its kubeconfig")
+                .expect("read its output");
+            if let Some(p) = line.trim().strip_prefix("kubeconfig:") {
+                break PathBuf::from(p.trim());
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        let access = agc_sandbox::client::kubeconfig::read(&kubeconfig).expect("its kubeconfig");
+        register(&access);
+        Binary {
+            child,
+            kubeconfig,
+            access,
+        }
+    }
+
+    /// `kill -9`, and wait for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// Path of the built binary, for tests that drive it as a user would.
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_agc-sandbox"))
