@@ -1003,6 +1003,7 @@ async fn raw_backend() -> SocketAddr {
                         "/until-close" => b"HTTP/1.1 200 OK\r\n\r\nuntil close",
                         "/hop" => b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Private\r\nX-Private: 1\r\nKeep-Alive: timeout=5\r\nServer: backend/1.0\r\nX-Kept: yes\r\nContent-Length: 3\r\n\r\nhop",
                         "/garbage" => b"HTTP/1.1 OK\r\n\r\n",
+                        "/bad-chunk" => b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
                         // Keep-alive implied, then the backend's idle timer
                         // closes the connection shortly after.
                         _ => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
@@ -1011,7 +1012,7 @@ async fn raw_backend() -> SocketAddr {
                         return;
                     }
                     match path.as_str() {
-                        "/until-close" | "/garbage" => return,
+                        "/until-close" | "/garbage" | "/bad-chunk" => return,
                         "/short-lived" => {
                             tokio::time::sleep(Duration::from_millis(50)).await;
                             return;
@@ -1114,6 +1115,9 @@ async fn backend_framing_bodies_and_keep_alive() {
     let r = get(gw, "x", "/until-close", &[]).await;
     assert_eq!((r.status.as_u16(), &r.body[..]), (200, &b"until close"[..]));
     assert_eq!(get(gw, "x", "/garbage", &[]).await.status, 502);
+    // A body that breaks before anything was sent (a malformed first chunk) is a 502 too,
+    // not an empty reply.
+    assert_eq!(get(gw, "x", "/bad-chunk", &[]).await.status, 502);
 
     // Hop-by-hop fields of a response (and those its Connection names) stop
     // at the proxy; `server` becomes AGC's; the rest passes as received.

@@ -460,8 +460,20 @@ async fn respond<I: ClientStream>(
         deadline: body.deadline(),
         stall: shared.opts.idle_timeout,
     };
-    match write_body(&mut inb.io, out, &mut body, framing, clocks).await {
+    let mut sent = false;
+    match write_body(&mut inb.io, out, &mut body, framing, clocks, &mut sent).await {
         Ok(()) => next,
+        // The backend's body broke before a byte went out (a malformed first chunk, say):
+        // the client gets a 502, as Envoy and nginx answer, instead of an empty reply.
+        Err(error) if !sent && error.kind() != io::ErrorKind::TimedOut => {
+            tracing::debug!(%error, "backend response broke before it was sent; answering 502");
+            out.clear();
+            let (parts, mut local) = forward::local_reply(StatusCode::BAD_GATEWAY, "").into_parts();
+            let mut keep_alive = false;
+            let framing = encode_head(out, &parts, None, &local, false, false, &mut keep_alive);
+            let _ = write_body(&mut inb.io, out, &mut local, framing, clocks, &mut sent).await;
+            Next::Close
+        }
         Err(error) => {
             tracing::debug!(%error, "response ended early; closing the client connection");
             Next::Close
@@ -736,8 +748,9 @@ async fn write_body<W: AsyncWrite + Unpin>(
     body: &mut ProxyBody,
     framing: Framing,
     clocks: WriteClocks,
+    sent: &mut bool,
 ) -> io::Result<()> {
-    let result = write_body_inner(io, out, body, framing, clocks).await;
+    let result = write_body_inner(io, out, body, framing, clocks, sent).await;
     out.clear();
     result
 }
@@ -748,9 +761,11 @@ async fn write_body_inner<W: AsyncWrite + Unpin>(
     body: &mut ProxyBody,
     framing: Framing,
     clocks: WriteClocks,
+    sent: &mut bool,
 ) -> io::Result<()> {
     if framing == Framing::None {
         clocks.write_all(io, out).await?;
+        *sent = true;
         return io.flush().await;
     }
     let chunked = framing == Framing::Chunked;
@@ -776,6 +791,7 @@ async fn write_body_inner<W: AsyncWrite + Unpin>(
         let data = match polled {
             Polled::Wait => {
                 clocks.write_all(io, out).await?;
+                *sent = true;
                 io.flush().await?;
                 out.clear();
                 continue;
@@ -788,6 +804,7 @@ async fn write_body_inner<W: AsyncWrite + Unpin>(
                     out.put_slice(b"0\r\n\r\n");
                 }
                 clocks.write_all(io, out).await?;
+                *sent = true;
                 return io.flush().await;
             }
             Polled::Frame(Some(Err(e))) => return Err(e),
@@ -806,14 +823,17 @@ async fn write_body_inner<W: AsyncWrite + Unpin>(
             out.put_slice(&data);
         } else {
             clocks.write_all(io, out).await?;
+            *sent = true;
             out.clear();
             clocks.write_all(io, &data).await?;
+            *sent = true;
         }
         if chunked {
             out.put_slice(b"\r\n");
         }
         if out.len() >= COPY_MAX {
             clocks.write_all(io, out).await?;
+            *sent = true;
             out.clear();
         }
     }
@@ -834,9 +854,16 @@ async fn reject<I: ClientStream>(inb: &mut Inbound<I>, status: StatusCode) {
         deadline: None,
         stall: std::time::Duration::from_secs(10),
     };
-    if write_body(&mut inb.io, &mut out, &mut body, framing, clocks)
-        .await
-        .is_err()
+    if write_body(
+        &mut inb.io,
+        &mut out,
+        &mut body,
+        framing,
+        clocks,
+        &mut false,
+    )
+    .await
+    .is_err()
     {
         return;
     }
