@@ -584,6 +584,89 @@ async fn malformed_selectors_are_refused_and_delete_nothing() {
     sb.stop().await;
 }
 
+/// Field labels as each kind's `ConvertFieldLabel` accepts them (pkg/apis/core/v1/conversion.go,
+/// the scheme default for apps/v1, apiextensions' crConverter for custom resources), and the
+/// values they select on (a pod's unset hostNetwork is "false", `spec.host` is `spec.nodeName`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn field_labels_follow_each_kinds_conversion() {
+    let sb = Sandbox::start().await;
+    let refused = |args: &[&str], message: &str| {
+        let out = sb.kubectl(args);
+        assert!(!out.ok, "{args:?}: {}", out.stdout);
+        assert!(
+            out.stderr.contains("(BadRequest)") && out.stderr.contains(message),
+            "{args:?}: {}",
+            out.stderr
+        );
+    };
+    // apps/v1 registers no field-label conversion, so status.replicas is not selectable.
+    refused(
+        &["get", "rs", "--field-selector", "status.replicas=1"],
+        r#""status.replicas" is not a known field selector: only "metadata.name", "metadata.namespace""#,
+    );
+    // A Namespace has no metadata.namespace; a cluster-scoped custom resource neither.
+    refused(
+        &["get", "ns", "--field-selector", "metadata.namespace=x"],
+        "field label not supported: metadata.namespace",
+    );
+    refused(
+        &[
+            "get",
+            "gatewayclass",
+            "--field-selector",
+            "metadata.namespace=x",
+        ],
+        "field label not supported: metadata.namespace",
+    );
+    refused(
+        &[
+            "get",
+            "gateway",
+            "--field-selector",
+            "spec.gatewayClassName=x",
+        ],
+        "field label not supported: spec.gatewayClassName",
+    );
+    refused(
+        &["get", "cm", "--field-selector", r"metadata.name=a=b"],
+        "invalid field selector: unescaped character in value: 61",
+    );
+    sb.kubectl(&["create", "service", "clusterip", "web", "--tcp=80:8080"])
+        .success();
+    let svcs = sb
+        .kubectl(&[
+            "get",
+            "svc",
+            "-o",
+            "name",
+            "--field-selector",
+            "spec.type=ClusterIP",
+        ])
+        .success();
+    assert!(svcs.contains("service/web"), "{svcs}");
+    sb.kubectl(&["create", "deployment", "web", "--image=nginx"])
+        .success();
+    let mut pods = String::new();
+    for _ in 0..50 {
+        pods = sb
+            .kubectl(&[
+                "get",
+                "pods",
+                "-o",
+                "name",
+                "--field-selector",
+                "spec.hostNetwork=false",
+            ])
+            .success();
+        if pods.contains("pod/web-") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(pods.contains("pod/web-"), "{pods}");
+    sb.stop().await;
+}
+
 /// `--cascade=orphan` keeps the ReplicaSet and its pods (without the owner reference),
 /// `--cascade=foreground` deletes dependents first, and DELETE answers a `Success` Status once
 /// the object is gone; a failed precondition is a 409 and deletes nothing.

@@ -330,8 +330,9 @@ impl Filter {
             ns: t.namespace.clone().filter(|_| t.res.namespaced),
             labels: LabelSelector::parse(q.get("labelSelector").unwrap_or("")).map_err(bad)?,
             fields: {
-                let f = FieldSelector::parse(q.get("fieldSelector").unwrap_or("")).map_err(bad)?;
-                f.check_labels(t.res.group, t.res.kind).map_err(bad)?;
+                let mut f =
+                    FieldSelector::parse(q.get("fieldSelector").unwrap_or("")).map_err(bad)?;
+                f.check_labels(t.res).map_err(bad)?;
                 f
             },
         })

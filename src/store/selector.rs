@@ -6,8 +6,9 @@
 //! and never "matches everything". (`a in ()` is valid there: the empty set reads as `{""}`.)
 //! Field selectors follow pkg/fields/selector.go (`path=value`, `==`, `!=`, comma-separated,
 //! backslash escapes), and each kind accepts only its own field labels
-//! ([`check_field_labels`], after pkg/apis/*/v1/conversion.go).
+//! ([`convert_field_label`], after pkg/apis/core/v1/conversion.go).
 
+use crate::resources::ResourceDef;
 use regex::Regex;
 use serde_json::Value;
 use std::sync::LazyLock;
@@ -21,7 +22,8 @@ pub enum SelectorError {
     Field(String, String),
     #[error("invalid field selector: invalid escape sequence: {0}")]
     FieldEscape(String),
-    #[error("invalid field selector: unescaped character in value: {0}")]
+    /// Go formats the rune with `%v`, which prints its code point (`=` is `61`).
+    #[error("invalid field selector: unescaped character in value: {}", u32::from(*.0))]
     FieldUnescaped(char),
     /// A field label the kind does not support (the kind's own conversion function).
     #[error("field label not supported: {0}")]
@@ -646,41 +648,73 @@ impl FieldSelector {
             .map(|(_, _, v)| v.as_str())
     }
 
-    /// Refuses field labels the kind does not support, with kube-apiserver's message.
-    pub fn check_labels(&self, group: &str, kind: &str) -> Result<(), SelectorError> {
-        self.0
-            .iter()
-            .try_for_each(|(label, _, _)| check_field_label(group, kind, label))
+    /// Refuses field labels `res` does not support, with kube-apiserver's message, and rewrites
+    /// the deprecated ones as its field-label conversion does (a Pod's `spec.host` is
+    /// `spec.nodeName`). ListResource runs this on list, watch and deletecollection
+    /// (staging/src/k8s.io/apiserver/pkg/endpoints/handlers/get.go, `FieldSelector.Transform`).
+    pub fn check_labels(&mut self, res: &ResourceDef) -> Result<(), SelectorError> {
+        for (label, _, _) in &mut self.0 {
+            *label = convert_field_label(res, label)?;
+        }
+        Ok(())
     }
 
     pub fn matches(&self, obj: &Value) -> bool {
-        self.0.iter().all(|(label, eq, want)| {
-            // Events' `source` is the reporting component (pkg/registry/core/event/strategy.go).
-            let path = if label == "source" {
-                "source.component"
-            } else {
-                label.as_str()
-            };
-            let got = path
-                .split('.')
-                .try_fold(obj, |v, seg| v.get(seg))
-                .map(|v| match v {
-                    Value::String(s) => s.clone(),
-                    Value::Null => String::new(),
-                    other => other.to_string(),
-                })
-                .unwrap_or_default();
-            (got == *want) == *eq
-        })
+        self.0
+            .iter()
+            .all(|(label, eq, want)| (field_value(obj, label) == *want) == *eq)
     }
 }
 
-/// The field labels a kind supports beyond `metadata.name` and `metadata.namespace`, for the
-/// kinds that register their own conversion (pkg/apis/core/v1/conversion.go,
-/// pkg/apis/apps/v1/conversion.go). `None`: the kind has only the default conversion.
-fn field_labels(group: &str, kind: &str) -> Option<&'static [&'static str]> {
-    Some(match (group, kind) {
-        ("", "Pod") => &[
+/// The value of a selectable field as the kind's registry computes it (`ToSelectableFields`
+/// in pkg/registry/core/{pod,event}/strategy.go): absent fields read as `""`. Labels are checked
+/// per kind first, so the kind-specific names below only ever reach objects of that kind.
+fn field_value(obj: &Value, label: &str) -> String {
+    let text = |path: &str| {
+        path.split('.')
+            .try_fold(obj, |v, seg| v.get(seg))
+            .map(|v| match v {
+                Value::String(s) => s.clone(),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            })
+            .unwrap_or_default()
+    };
+    match label {
+        // Pods: `strconv.FormatBool(hostNetwork)`, false when unset.
+        "spec.hostNetwork" => obj
+            .pointer("/spec/hostNetwork")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+            .to_string(),
+        // Pods: the first of `status.podIPs`.
+        "status.podIP" | "status.podIPs" => {
+            match obj.pointer("/status/podIPs/0/ip").and_then(Value::as_str) {
+                Some(first) => first.to_string(),
+                None => text("status.podIP"),
+            }
+        }
+        // Events: `source.component`, else the reporting controller.
+        "source" => match text("source.component") {
+            s if s.is_empty() => text("reportingComponent"),
+            s => s,
+        },
+        _ => text(label),
+    }
+}
+
+/// The field labels of the built-in kinds that register their own conversion
+/// (pkg/apis/core/v1/conversion.go: Pod, Event, Namespace, Secret, Service). `None`: the kind
+/// has only the scheme default. apps/v1 registers none, so ReplicaSet's `status.replicas`
+/// (selectable in its strategy) is refused before it is ever matched, as on a real cluster.
+fn field_labels(res: &ResourceDef) -> Option<&'static [&'static str]> {
+    if !res.group.is_empty() {
+        return None;
+    }
+    Some(match res.kind {
+        "Pod" => &[
+            "metadata.name",
+            "metadata.namespace",
             "spec.nodeName",
             "spec.restartPolicy",
             "spec.schedulerName",
@@ -691,7 +725,7 @@ fn field_labels(group: &str, kind: &str) -> Option<&'static [&'static str]> {
             "status.podIPs",
             "status.nominatedNodeName",
         ],
-        ("", "Event") => &[
+        "Event" => &[
             "involvedObject.kind",
             "involvedObject.namespace",
             "involvedObject.name",
@@ -703,22 +737,40 @@ fn field_labels(group: &str, kind: &str) -> Option<&'static [&'static str]> {
             "reportingComponent",
             "source",
             "type",
+            "metadata.namespace",
+            "metadata.name",
         ],
-        ("", "Namespace") => &["status.phase"],
-        ("", "Secret") => &["type"],
-        ("apps", "ReplicaSet") => &["status.replicas"],
+        // No metadata.namespace: a Namespace has none.
+        "Namespace" => &["status.phase", "metadata.name"],
+        "Secret" => &["type", "metadata.namespace", "metadata.name"],
+        "Service" => &[
+            "metadata.namespace",
+            "metadata.name",
+            "spec.clusterIP",
+            "spec.type",
+        ],
         _ => return None,
     })
 }
 
-/// Whether `label` may be used in a field selector on `kind`.
-pub fn check_field_label(group: &str, kind: &str, label: &str) -> Result<(), SelectorError> {
-    if label == "metadata.name" || label == "metadata.namespace" {
-        return Ok(());
+/// `ConvertFieldLabel` of `res`: the label to match on, or kube-apiserver's refusal.
+pub fn convert_field_label(res: &ResourceDef, label: &str) -> Result<String, SelectorError> {
+    if !res.builtin {
+        // Custom resources: apiextensions-apiserver pkg/apiserver/conversion/converter.go
+        // (`crConverter.ConvertFieldLabel`); a cluster-scoped kind has no metadata.namespace.
+        return match label {
+            "metadata.name" => Ok(label.to_string()),
+            "metadata.namespace" if res.namespaced => Ok(label.to_string()),
+            _ => Err(SelectorError::FieldLabel(label.to_string())),
+        };
     }
-    match field_labels(group, kind) {
-        Some(extra) if extra.contains(&label) => Ok(()),
+    match field_labels(res) {
+        Some(allowed) if allowed.contains(&label) => Ok(label.to_string()),
+        // "This is for backwards compatibility with old v1 clients which send spec.host".
+        Some(_) if res.kind == "Pod" && label == "spec.host" => Ok("spec.nodeName".to_string()),
         Some(_) => Err(SelectorError::FieldLabel(label.to_string())),
+        // runtime.DefaultMetaV1FieldSelectorConversion.
+        None if label == "metadata.name" || label == "metadata.namespace" => Ok(label.to_string()),
         None => Err(SelectorError::FieldUnknown(label.to_string())),
     }
 }
@@ -778,6 +830,7 @@ fn unescape(s: &str) -> Result<String, SelectorError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::kinds;
     use serde_json::json;
 
     fn obj(labels: Value) -> Value {
@@ -927,34 +980,85 @@ mod tests {
             FieldSelector::parse("metadata.name=a=b")
                 .unwrap_err()
                 .to_string(),
-            "invalid field selector: unescaped character in value: ="
+            "invalid field selector: unescaped character in value: 61"
         );
         // Nothing is trimmed: the label is "metadata.name ".
-        let spaced = FieldSelector::parse("metadata.name = a").unwrap();
+        let mut spaced = FieldSelector::parse("metadata.name = a").unwrap();
         assert_eq!(
             spaced
-                .check_labels("", "ConfigMap")
+                .check_labels(kinds::replicasets())
                 .unwrap_err()
                 .to_string(),
             r#""metadata.name " is not a known field selector: only "metadata.name", "metadata.namespace""#
         );
-        let pods = FieldSelector::parse("status.phase=Running,spec.nodeName!=x").unwrap();
-        assert!(pods.check_labels("", "Pod").is_ok());
+        let mut pods = FieldSelector::parse("status.phase=Running,spec.nodeName!=x").unwrap();
+        assert!(pods.check_labels(kinds::pods()).is_ok());
+        let ev = field_sel("source=kubelet,type=Normal", kinds::events()).unwrap();
+        assert!(ev.matches(&json!({"source": {"component": "kubelet"}, "type": "Normal"})));
+        assert!(ev.matches(&json!({"reportingComponent": "kubelet", "type": "Normal"})));
+    }
+
+    fn field_sel(s: &str, res: &ResourceDef) -> Result<FieldSelector, SelectorError> {
+        let mut f = FieldSelector::parse(s)?;
+        f.check_labels(res)?;
+        Ok(f)
+    }
+
+    /// Each kind's field labels and refusal text, as its `ConvertFieldLabel` gives them.
+    #[test]
+    fn field_labels_per_kind_as_kube_apiserver() {
+        let err = |s: &str, r| field_sel(s, r).unwrap_err().to_string();
+        // A kind with its own conversion (pkg/apis/core/v1/conversion.go).
         assert_eq!(
-            FieldSelector::parse("spec.foo=bar")
-                .unwrap()
-                .check_labels("", "Pod")
-                .unwrap_err()
-                .to_string(),
+            err("spec.foo=bar", kinds::pods()),
             "field label not supported: spec.foo"
         );
-        assert!(FieldSelector::parse("status.phase=x")
+        assert_eq!(
+            err("metadata.namespace=x", kinds::namespaces()),
+            "field label not supported: metadata.namespace"
+        );
+        // apps/v1 registers none: the scheme default.
+        assert_eq!(
+            err("status.replicas=1", kinds::replicasets()),
+            r#""status.replicas" is not a known field selector: only "metadata.name", "metadata.namespace""#
+        );
+        // Custom resources (crConverter), cluster-scoped ones without metadata.namespace.
+        assert_eq!(
+            err("status.phase=x", kinds::gateways()),
+            "field label not supported: status.phase"
+        );
+        assert_eq!(
+            err("metadata.namespace=x", kinds::gatewayclasses()),
+            "field label not supported: metadata.namespace"
+        );
+        for (s, r) in [
+            ("spec.type=ClusterIP,spec.clusterIP=None", kinds::services()),
+            (
+                "status.phase=Active,metadata.name=default",
+                kinds::namespaces(),
+            ),
+            (
+                "involvedObject.uid=u,reason=r,reportingComponent=c",
+                kinds::events(),
+            ),
+            ("metadata.name=a,metadata.namespace=b", kinds::gateways()),
+            ("metadata.name=a", kinds::gatewayclasses()),
+        ] {
+            assert!(field_sel(s, r).is_ok(), "{s}");
+        }
+        // The legacy `spec.host` is `spec.nodeName`; an unset hostNetwork is "false".
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1"},
+                         "status": {"podIPs": [{"ip": "10.0.0.7"}]}});
+        for s in [
+            "spec.host=n1",
+            "spec.hostNetwork=false",
+            "status.podIP=10.0.0.7",
+        ] {
+            assert!(field_sel(s, kinds::pods()).unwrap().matches(&pod), "{s}");
+        }
+        assert!(!field_sel("spec.hostNetwork=true", kinds::pods())
             .unwrap()
-            .check_labels("gateway.networking.k8s.io", "Gateway")
-            .is_err());
-        let ev = FieldSelector::parse("source=kubelet,type=Normal").unwrap();
-        assert!(ev.check_labels("", "Event").is_ok());
-        assert!(ev.matches(&json!({"source": {"component": "kubelet"}, "type": "Normal"})));
+            .matches(&pod));
     }
 
     /// Property: any string either fails to parse or parses to a selector whose canonical form
