@@ -652,3 +652,66 @@ async fn bad_write_options_are_refused_and_write_nothing() {
     assert!(got.get("data").is_none(), "{got}");
     sb.stop().await;
 }
+
+/// DeleteOptions as handlers/delete.go decodes them: a body that is not DeleteOptions is refused
+/// and deletes nothing (it used to be ignored, deleting the object), the body's dryRun is a dry
+/// run for deletecollection too, ValidateDeleteOptions's causes come all at once with its texts,
+/// and with a body the query's options are not read.
+#[tokio::test]
+async fn delete_options_are_decoded_and_validated_before_anything_goes() {
+    let sb = Sandbox::start().await;
+    let url = sb.url("/api/v1/namespaces/default/configmaps");
+    for name in ["a", "b"] {
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}});
+        assert_eq!(post_json(&url, &cm).await.status, 201);
+    }
+    let delete = |target: String, body: &'static str| async move {
+        http("DELETE", &target, "application/json", body).await
+    };
+    let alive = |name: &'static str| {
+        let u = format!("{url}/{name}");
+        async move { get(&u).await.status == 200 }
+    };
+    for bad in [
+        "{",
+        "[]",
+        r#"{"dryRun":"All"}"#,
+        r#"{"preconditions":{"uid":7}}"#,
+    ] {
+        let r = delete(format!("{url}/a"), bad).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.text());
+        assert!(alive("a").await, "{bad} deleted the object");
+        let r = delete(url.clone(), bad).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.text());
+    }
+    let r = delete(url.clone(), r#"{"dryRun":["All"]}"#).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["items"].as_array().map(Vec::len), Some(2));
+    assert!(alive("a").await && alive("b").await, "a dry run deleted");
+    let r = delete(
+        format!("{url}/a"),
+        r#"{"orphanDependents":false,"propagationPolicy":"Nope","dryRun":["x"]}"#,
+    )
+    .await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(
+        r.json()["message"],
+        r#"DeleteOptions.meta.k8s.io "" is invalid: [propagationPolicy: Invalid value: "Nope": orphanDependents and deletionPropagation cannot be both set, propagationPolicy: Unsupported value: "Nope": supported values: "Foreground", "Background", "Orphan", "nil", dryRun: Unsupported value: []string{"x"}: supported values: "All"]"#
+    );
+    assert_eq!(
+        r.json()["details"]["causes"].as_array().map(Vec::len),
+        Some(3)
+    );
+    let r = delete(format!("{url}/a?orphanDependents=maybe"), "").await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(alive("a").await);
+    // The body is the options: the query's bogus dryRun is not read.
+    let r = delete(
+        format!("{url}/a?dryRun=bogus"),
+        r#"{"propagationPolicy":"Background"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(!alive("a").await && alive("b").await);
+    sb.stop().await;
+}

@@ -1,7 +1,7 @@
 //! The verbs on resources: get, list, watch, create, update, patch, delete, deletecollection,
 //! plus the `status`, `scale` and `log` subresources.
 
-use super::options;
+use super::options::{self, DeleteOptions};
 use super::patch::{self, PatchType};
 use super::{
     defaults, full, json_response, openapi, table, validation, ApiError, ApiServer, Body, Query,
@@ -178,10 +178,7 @@ async fn dispatch_inner(
         }
         (Method::DELETE, false, None) => {
             let (_, body) = read_body(req).await?;
-            let opts: Value = serde_json::from_slice(&body).unwrap_or_else(|_| json!({}));
-            options::check(options::Verb::Delete, &q, None)?;
-            let propagation = options::propagation(&q, &opts)?;
-            delete_collection(api, &t, &q, propagation).await
+            delete_collection(api, &t, &q, &body).await
         }
         _ => Err(ApiError::MethodNotAllowed),
     }
@@ -945,34 +942,16 @@ async fn delete(
     body: &[u8],
 ) -> Result<Response<Body>, ApiError> {
     let name = t.name.clone().unwrap_or_default();
-    let opts: Value = if body.is_empty() {
-        json!({})
-    } else {
-        serde_json::from_slice(body).unwrap_or_else(|_| json!({}))
-    };
-    let body_dry: Vec<String> = opts
-        .get("dryRun")
-        .and_then(Value::as_array)
-        .map(|d| {
-            d.iter()
-                .map(|x| {
-                    x.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| x.to_string())
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    options::check(options::Verb::Delete, q, Some(&body_dry))?;
-    let dry = dry_run(q)
-        || opts
-            .get("dryRun")
-            .and_then(Value::as_array)
-            .is_some_and(|d| d.iter().any(|x| x == "All"));
-    let propagation = options::propagation(q, &opts)?;
+    let opts = DeleteOptions::decode(q, body)?;
+    opts.validate()?;
+    let dry = opts.dry_run();
+    let propagation = opts.propagation();
     let precondition = |field: &str| {
-        opts.pointer(&format!("/preconditions/{field}"))
-            .and_then(Value::as_str)
+        let p = opts.preconditions.as_ref()?;
+        match field {
+            "uid" => p.uid.as_deref(),
+            _ => p.resource_version.as_deref(),
+        }
     };
     if precondition("uid").is_some() || precondition("resourceVersion").is_some() {
         let cur = api
@@ -1006,16 +985,24 @@ async fn delete(
     if !dry {
         persisted(api, t).await?;
     }
-    Ok(deleted_response(t, outcome))
+    Ok(deleted_response(t, outcome, &opts))
 }
 
 /// What DELETE answers (registry/generic/registry/store.go `Delete`/`finalizeDelete`): the
 /// object while it is still there (finalizers, a terminating namespace), and once gone a
 /// `Success` Status naming it, except for the kinds whose storage returns the deleted object
-/// (pods, services, namespaces).
-fn deleted_response(t: &Target, outcome: Deleted) -> Response<Body> {
+/// (pods, services, namespaces). An object left terminating is a 202 when the client asked for
+/// `orphanDependents: false` (handlers/delete.go), else 200.
+fn deleted_response(t: &Target, outcome: Deleted, opts: &DeleteOptions) -> Response<Body> {
     match outcome {
-        Deleted::Terminating(o) => object_response(t, StatusCode::OK, &o, false),
+        Deleted::Terminating(o) => {
+            let status = if opts.orphan_dependents == Some(false) {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
+            };
+            object_response(t, status, &o, false)
+        }
         Deleted::Gone(o) => {
             let returns_object = t.res.group.is_empty()
                 && matches!(t.res.plural, "pods" | "services" | "namespaces");
@@ -1035,13 +1022,18 @@ fn deleted_response(t: &Target, outcome: Deleted) -> Response<Body> {
     }
 }
 
+/// deletecollection: the list options (selectors) are checked first, then the DeleteOptions,
+/// as handlers/delete.go `DeleteCollection` does, and only then is anything deleted.
 async fn delete_collection(
     api: &ApiServer,
     t: &Target,
     q: &Query,
-    propagation: crate::store::Propagation,
+    body: &[u8],
 ) -> Result<Response<Body>, ApiError> {
     let filter = Filter::new(t, q)?;
+    let opts = DeleteOptions::decode(q, body)?;
+    opts.validate()?;
+    let (dry, propagation) = (opts.dry_run(), opts.propagation());
     let (items, _) = api.store.list(t.res, filter.ns.as_deref());
     let mut deleted = Vec::new();
     for obj in items.iter().filter(|o| filter.matches(o)) {
@@ -1049,7 +1041,7 @@ async fn delete_collection(
             t.res,
             meta::namespace(obj),
             meta::name(obj),
-            dry_run(q),
+            dry,
             propagation,
         ) {
             Ok(Deleted::Gone(o)) | Ok(Deleted::Terminating(o)) => deleted.push(present(t, &o)),
@@ -1057,7 +1049,7 @@ async fn delete_collection(
             Err(e) => return Err(ApiError::store(t.res)(e)),
         }
     }
-    if !dry_run(q) {
+    if !dry {
         persisted(api, t).await?;
     }
     let list = json!({

@@ -60,7 +60,7 @@ pub fn check(verb: Verb, q: &Query, dry_run_body: Option<&[String]>) -> Result<(
         }
     }
     if verb != Verb::Delete {
-        if manager.chars().count() > 128 {
+        if manager.len() > 128 {
             causes.push(Cause {
                 reason: "FieldValueTooLong",
                 field: "fieldManager".into(),
@@ -127,45 +127,148 @@ pub fn check(verb: Verb, q: &Query, dry_run_body: Option<&[String]>) -> Result<(
     })
 }
 
-/// The delete's propagation policy, from DeleteOptions (`propagationPolicy`, or the deprecated
-/// `orphanDependents`) or the query; Background when unset, as for every kind served here
-/// (`ValidateDeleteOptions` for the refusals).
-pub fn propagation(q: &Query, opts: &serde_json::Value) -> Result<Propagation, ApiError> {
-    let policy = opts
-        .get("propagationPolicy")
-        .and_then(serde_json::Value::as_str)
-        .or_else(|| q.get("propagationPolicy"));
-    let orphan = opts
-        .get("orphanDependents")
-        .and_then(serde_json::Value::as_bool)
-        .or_else(|| q.get("orphanDependents").map(|v| v == "true"));
-    let invalid = |c: Cause| {
-        let message = format!(
-            "DeleteOptions.meta.k8s.io \"\" is invalid: {}: {}",
-            c.field, c.message
-        );
+/// `metav1.DeleteOptions`, as DELETE and deletecollection decode them
+/// (staging/src/k8s.io/apiserver/pkg/endpoints/handlers/delete.go): from the body when there is
+/// one (the query is then not read at all), otherwise from the query.
+#[derive(Debug, Default, PartialEq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteOptions {
+    pub dry_run: Option<Vec<String>>,
+    pub propagation_policy: Option<String>,
+    /// Deprecated, but still honoured: `true` is Orphan, `false` Background.
+    pub orphan_dependents: Option<bool>,
+    pub preconditions: Option<Preconditions>,
+    pub grace_period_seconds: Option<i64>,
+}
+
+/// `metav1.Preconditions` (body only: the query has no preconditions).
+#[derive(Debug, Default, PartialEq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Preconditions {
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+}
+
+/// Go's `strconv.ParseBool`, which query booleans go through.
+fn parse_bool(v: &str) -> Result<bool, ApiError> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        _ => Err(ApiError::BadRequest(format!(
+            "strconv.ParseBool: parsing {v:?}: invalid syntax"
+        ))),
+    }
+}
+
+impl DeleteOptions {
+    /// Decodes the options of a DELETE. A body that is not DeleteOptions is refused before
+    /// anything is deleted. (kube-apiserver passes the decoder's error through unwrapped, which
+    /// comes out as a 500; this server answers 400, as for every other undecodable body, so a
+    /// client error is never reported as a server fault.)
+    pub fn decode(q: &Query, body: &[u8]) -> Result<DeleteOptions, ApiError> {
+        if !body.is_empty() {
+            let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+                ApiError::BadRequest(format!("couldn't get version/kind; json parse error: {e}"))
+            })?;
+            if !v.is_object() {
+                return Err(ApiError::BadRequest(
+                    "couldn't get version/kind; json parse error: the body must be a JSON object"
+                        .into(),
+                ));
+            }
+            return serde_json::from_value(v)
+                .map_err(|e| ApiError::BadRequest(format!("unable to decode DeleteOptions: {e}")));
+        }
+        Ok(DeleteOptions {
+            dry_run: q.get("dryRun").map(|d| vec![d.to_string()]),
+            propagation_policy: q.get("propagationPolicy").map(str::to_string),
+            orphan_dependents: q.get("orphanDependents").map(parse_bool).transpose()?,
+            preconditions: None,
+            grace_period_seconds: q
+                .get("gracePeriodSeconds")
+                .map(|v| {
+                    v.parse::<i64>().map_err(|_| {
+                        ApiError::BadRequest(format!(
+                            "strconv.ParseInt: parsing {v:?}: invalid syntax"
+                        ))
+                    })
+                })
+                .transpose()?,
+        })
+    }
+
+    /// `ValidateDeleteOptions`: every problem at once, in its order, as one 422 on
+    /// `DeleteOptions.meta.k8s.io`.
+    pub fn validate(&self) -> Result<(), ApiError> {
+        let mut causes = Vec::new();
+        if let (Some(_), Some(policy)) = (self.orphan_dependents, &self.propagation_policy) {
+            causes.push(Cause {
+                reason: "FieldValueInvalid",
+                field: "propagationPolicy".into(),
+                message: format!(
+                    "Invalid value: {policy:?}: orphanDependents and deletionPropagation cannot be both set"
+                ),
+            });
+        }
+        if let Some(policy) = &self.propagation_policy {
+            if !matches!(policy.as_str(), "Foreground" | "Background" | "Orphan") {
+                causes.push(Cause {
+                    reason: "FieldValueNotSupported",
+                    field: "propagationPolicy".into(),
+                    message: format!(
+                        "Unsupported value: {policy:?}: supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+                    ),
+                });
+            }
+        }
+        let dry = self.dry_run.clone().unwrap_or_default();
+        if dry.iter().any(|d| d != "All") {
+            causes.push(Cause {
+                reason: "FieldValueNotSupported",
+                field: "dryRun".into(),
+                message: format!(
+                    "Unsupported value: {}: supported values: \"All\"",
+                    go_strings(&dry)
+                ),
+            });
+        }
+        if causes.is_empty() {
+            return Ok(());
+        }
+        let shown: Vec<String> = causes
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
+        let list = if shown.len() == 1 {
+            shown[0].clone()
+        } else {
+            format!("[{}]", shown.join(", "))
+        };
         Err(ApiError::InvalidOptions {
             kind: "DeleteOptions",
-            causes: vec![c],
-            message,
+            message: format!("DeleteOptions.meta.k8s.io \"\" is invalid: {list}"),
+            causes,
         })
-    };
-    match (policy, orphan) {
-        (Some(_), Some(o)) => invalid(Cause {
-            reason: "FieldValueInvalid",
-            field: "orphanDependents".into(),
-            message: format!("Invalid value: {o}: Cannot both set OrphanDependents and PropagationPolicy"),
-        }),
-        (Some("Background"), None) | (None, Some(false)) | (None, None) => Ok(Propagation::Background),
-        (Some("Foreground"), None) => Ok(Propagation::Foreground),
-        (Some("Orphan"), None) | (None, Some(true)) => Ok(Propagation::Orphan),
-        (Some(other), None) => invalid(Cause {
-            reason: "FieldValueNotSupported",
-            field: "propagationPolicy".into(),
-            message: format!(
-                "Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
-            ),
-        }),
+    }
+
+    /// `dryRun: ["All"]`.
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
+            .as_deref()
+            .is_some_and(|d| d.iter().any(|x| x == "All"))
+    }
+
+    /// What happens to dependents (registry/generic/registry/store.go `shouldOrphanDependents`,
+    /// `shouldDeleteDependents`): `orphanDependents` overrides the policy; unset is Background,
+    /// the default of every kind served here. Call after [`DeleteOptions::validate`].
+    pub fn propagation(&self) -> Propagation {
+        match (self.orphan_dependents, self.propagation_policy.as_deref()) {
+            (Some(true), _) => Propagation::Orphan,
+            (Some(false), _) => Propagation::Background,
+            (None, Some("Foreground")) => Propagation::Foreground,
+            (None, Some("Orphan")) => Propagation::Orphan,
+            _ => Propagation::Background,
+        }
     }
 }
 
@@ -196,13 +299,6 @@ mod tests {
         assert!(msg(Verb::Update, "fieldValidation=Loose").contains(
             r#"fieldValidation: Unsupported value: "Loose": supported values: "", "Ignore", "Strict", "Warn""#
         ));
-        let body = ["All".to_string(), "x".to_string()];
-        let e = check(Verb::Delete, &Query::parse(None), Some(&body)).unwrap_err();
-        assert_eq!(e.code_reason(), (422, "Invalid"));
-        assert!(
-            e.to_string().starts_with("DeleteOptions.meta.k8s.io"),
-            "{e}"
-        );
         assert!(check(
             Verb::Create,
             &Query::parse(Some("dryRun=All&fieldManager=kubectl")),
@@ -215,5 +311,60 @@ mod tests {
             None
         )
         .is_ok());
+    }
+
+    fn delete_err(q: &str, body: &str) -> ApiError {
+        let opts = DeleteOptions::decode(&Query::parse(Some(q)), body.as_bytes());
+        match opts {
+            Err(e) => e,
+            Ok(o) => o.validate().unwrap_err(),
+        }
+    }
+
+    /// ValidateDeleteOptions's texts, every cause at once; the body wins over the query.
+    #[test]
+    fn delete_options_as_kube_apiserver() {
+        let e = delete_err("", r#"{"dryRun":["All","x"]}"#);
+        assert_eq!(e.code_reason(), (422, "Invalid"));
+        assert_eq!(
+            e.to_string(),
+            r#"DeleteOptions.meta.k8s.io "" is invalid: dryRun: Unsupported value: []string{"All", "x"}: supported values: "All""#
+        );
+        assert_eq!(
+            delete_err(
+                "",
+                r#"{"orphanDependents":true,"propagationPolicy":"Nope","dryRun":["x"]}"#
+            )
+            .to_string(),
+            r#"DeleteOptions.meta.k8s.io "" is invalid: [propagationPolicy: Invalid value: "Nope": orphanDependents and deletionPropagation cannot be both set, propagationPolicy: Unsupported value: "Nope": supported values: "Foreground", "Background", "Orphan", "nil", dryRun: Unsupported value: []string{"x"}: supported values: "All"]"#
+        );
+        assert_eq!(
+            delete_err("propagationPolicy=Background&orphanDependents=false", "").to_string(),
+            r#"DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Invalid value: "Background": orphanDependents and deletionPropagation cannot be both set"#
+        );
+        for bad in [
+            "{",
+            "5",
+            r#"{"dryRun":"All"}"#,
+            r#"{"preconditions":{"uid":1}}"#,
+        ] {
+            assert_eq!(delete_err("", bad).code_reason().0, 400, "{bad}");
+        }
+        assert_eq!(
+            delete_err("orphanDependents=maybe", "").code_reason().0,
+            400
+        );
+        // With a body the query is not read.
+        let o = DeleteOptions::decode(
+            &Query::parse(Some("dryRun=bogus&propagationPolicy=Orphan")),
+            br#"{"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Foreground"}"#,
+        )
+        .unwrap();
+        assert!(o.validate().is_ok());
+        assert_eq!(o.propagation(), Propagation::Foreground);
+        assert!(!o.dry_run());
+        let q = DeleteOptions::decode(&Query::parse(Some("dryRun=All&orphanDependents=t")), b"")
+            .unwrap();
+        assert!(q.dry_run() && q.propagation() == Propagation::Orphan);
     }
 }
