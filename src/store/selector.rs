@@ -30,7 +30,7 @@ pub enum SelectorError {
     FieldLabel(String),
     /// A field label of a kind with only the default conversion
     /// (runtime.DefaultMetaV1FieldSelectorConversion).
-    #[error("{0:?} is not a known field selector: only \"metadata.name\", \"metadata.namespace\"")]
+    #[error("{} is not a known field selector: only \"metadata.name\", \"metadata.namespace\"", go_quote(.0))]
     FieldUnknown(String),
 }
 
@@ -96,6 +96,10 @@ fn is_space(b: u8) -> bool {
 }
 
 /// Every token of `s`, ending with `End` (selector.go `Parser.scan`).
+///
+/// Go's lexer reads a NUL byte as its end-of-input marker: at the start of a token it ends the
+/// selector (whatever follows is ignored), inside a token it ends the token and is consumed.
+/// That is reproduced, so `a \0!!` selects on `a` here exactly as on a real server.
 fn lex(s: &str) -> Vec<(Tok, String)> {
     let b = s.as_bytes();
     let mut pos = 0;
@@ -104,7 +108,7 @@ fn lex(s: &str) -> Vec<(Tok, String)> {
         while pos < b.len() && is_space(b[pos]) {
             pos += 1;
         }
-        if pos >= b.len() {
+        if pos >= b.len() || b[pos] == 0 {
             out.push((Tok::End, String::new()));
             return out;
         }
@@ -133,16 +137,48 @@ fn lex(s: &str) -> Vec<(Tok, String)> {
                     format!("error expected: keyword found '{}'", &s[start..pos]),
                 )),
             }
+            if b.get(pos) == Some(&0) {
+                pos += 1;
+            }
         } else {
             let start = pos;
-            while pos < b.len() && !is_special(b[pos]) && !is_space(b[pos]) {
+            while pos < b.len() && b[pos] != 0 && !is_special(b[pos]) && !is_space(b[pos]) {
                 pos += 1;
             }
             let word = String::from_utf8_lossy(&b[start..pos]).into_owned();
+            if b.get(pos) == Some(&0) {
+                pos += 1;
+            }
             let t = keyword(&word).unwrap_or(Tok::Ident);
             out.push((t, word));
         }
     }
+}
+
+/// Go's `%q` (`strconv.Quote`), as field errors print string values.
+fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\x07' => out.push_str("\\a"),
+            '\x08' => out.push_str("\\b"),
+            '\x0c' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\x0b' => out.push_str("\\v"),
+            c if u32::from(c) < 0x20 || c == '\x7f' => {
+                out.push_str(&format!("\\x{:02x}", u32::from(c)))
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 // --- parser (selector.go `Parser`) ---
@@ -266,7 +302,7 @@ impl Parser {
         }
         // The parser checks the key with its own (nil) field path: `<nil>: Invalid value: ...`.
         if let Some(e) = key_errors(&lit) {
-            return Err(format!("<nil>: Invalid value: {lit:?}: {e}"));
+            return Err(format!("<nil>: Invalid value: {}: {e}", go_quote(&lit)));
         }
         let (next, _) = self.lookahead(Ctx::Values);
         if (next == Tok::End || next == Tok::Comma) && op.is_none() {
@@ -348,7 +384,7 @@ impl Parser {
 fn new_requirement(key: String, op: Op, vals: Vec<String>) -> Result<LabelReq, String> {
     let mut errs = Vec::new();
     if let Some(e) = key_errors(&key) {
-        errs.push(format!("key: Invalid value: {key:?}: {e}"));
+        errs.push(format!("key: Invalid value: {}: {e}", go_quote(&key)));
     }
     let mut ints = Vec::new();
     if matches!(op, Op::Gt | Op::Lt) {
@@ -356,14 +392,18 @@ fn new_requirement(key: String, op: Op, vals: Vec<String>) -> Result<LabelReq, S
             match v.parse::<i64>() {
                 Ok(n) => ints.push(n),
                 Err(_) => errs.push(format!(
-                    "values[{i}]: Invalid value: {v:?}: for 'Gt', 'Lt' operators, the value must be an integer"
+                    "values[{i}]: Invalid value: {}: for 'Gt', 'Lt' operators, the value must be an integer",
+                    go_quote(v)
                 )),
             }
         }
     }
     for (i, v) in vals.iter().enumerate() {
         if let Some(e) = value_errors(v) {
-            errs.push(format!("values[{i}][{key}]: Invalid value: {v:?}: {e}"));
+            errs.push(format!(
+                "values[{i}][{key}]: Invalid value: {}: {e}",
+                go_quote(v)
+            ));
         }
     }
     match errs.len() {
@@ -941,6 +981,32 @@ mod tests {
             "unable to parse requirement: values[0][a]: Invalid value: \"-b\": a valid label must be an empty string or consist of"
         ));
         assert!(label_err("a=&").starts_with("unable to parse requirement: values[0][a]"));
+    }
+
+    /// Go's lexer treats a NUL byte as the end of input: it ends the selector at the start of a
+    /// token and ends (and is consumed with) a token it interrupts. Values print as Go's %q.
+    #[test]
+    fn nul_bytes_and_quoting_as_in_go() {
+        let o = obj(json!({"a": "x"}));
+        let sel = LabelSelector::parse("a \0!!").unwrap();
+        assert_eq!(sel.to_string(), "a");
+        assert_eq!(LabelSelector::parse("a=\0x").unwrap().to_string(), "a=x");
+        assert!(LabelSelector::parse("a=\0x").unwrap().matches(&o));
+        assert_eq!(
+            label_err("a\0!!"),
+            "unable to parse requirement: found '!', expected: in, notin, =, ==, !=, gt, lt"
+        );
+        assert!(LabelSelector::parse("\0,,,").unwrap().is_empty());
+        assert!(label_err("a\u{1}b").starts_with(
+            r#"unable to parse requirement: <nil>: Invalid value: "a\x01b": name part"#
+        ));
+        let mut f = FieldSelector::parse("x\ty=1").unwrap();
+        assert_eq!(
+            f.check_labels(kinds::replicasets())
+                .unwrap_err()
+                .to_string(),
+            r#""x\ty" is not a known field selector: only "metadata.name", "metadata.namespace""#
+        );
     }
 
     #[test]
