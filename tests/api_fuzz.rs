@@ -30,6 +30,9 @@ fn seed_object(kind: &str, api_version: &str, name: &str) -> Value {
         "GatewayClass" => json!({"controllerName": "example.com/x"}),
         "ReferenceGrant" => json!({"from": [{"group": "gateway.networking.k8s.io",
             "kind": "HTTPRoute", "namespace": "default"}], "to": [{"group": "", "kind": "Service"}]}),
+        "BackendLoadBalancingPolicy" => {
+            json!({"targetRefs": [{"group": "", "kind": "Service", "name": "svc"}]})
+        }
         _ => json!({"targetRef": {"group": "", "kind": "Service", "name": "svc"}}),
     };
     let mut obj = json!({"apiVersion": api_version, "kind": kind,
@@ -383,7 +386,14 @@ async fn mutated_requests_never_get_a_5xx_or_a_dropped_connection() {
             )
         };
         match sent {
-            Ok(Ok(status)) if status >= 500 => failures.push(format!("{status} for {}", what())),
+            // kube-apiserver itself answers 500 to a server-side apply naming a field the schema
+            // does not declare (kubernetes/kubernetes#139253); the sandbox copies that on purpose.
+            Ok(Ok((500, text)))
+                if ct == "application/apply-patch+yaml"
+                    && text.contains("failed to create typed patch object") => {}
+            Ok(Ok((status, text))) if status >= 500 => {
+                failures.push(format!("{status} ({text}) for {}", what()))
+            }
             Ok(Ok(_)) => {}
             Ok(Err(e)) => failures.push(format!("connection failed ({e}) for {}", what())),
             Err(_) => failures.push(format!("no answer within 10 s for {}", what())),
@@ -403,14 +413,14 @@ async fn mutated_requests_never_get_a_5xx_or_a_dropped_connection() {
     sb.stop().await;
 }
 
-/// One request; the status, or why no answer came (a reset connection means a handler
+/// One request; the status (and a 5xx's body), or why no answer came (a reset connection means a handler
 /// panicked). Watch responses are not read to the end.
 async fn try_request(
     method: &str,
     url: &str,
     headers: &[(&str, &str)],
     body: Vec<u8>,
-) -> Result<u16, String> {
+) -> Result<(u16, String), String> {
     let method = method.to_string();
     let url = url.to_string();
     let headers: Vec<(String, String)> = headers
@@ -424,7 +434,21 @@ async fn try_request(
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         let resp = open(&method, &url, &h, body, true).await;
-        resp.status().as_u16()
+        let status = resp.status().as_u16();
+        // Only a server error's body is read (watch answers would not end).
+        let text = if status >= 500 {
+            use http_body_util::BodyExt;
+            match tokio::time::timeout(Duration::from_secs(10), resp.into_body().collect()).await {
+                Ok(Ok(b)) => String::from_utf8_lossy(&b.to_bytes())
+                    .chars()
+                    .take(300)
+                    .collect(),
+                _ => String::new(),
+            }
+        } else {
+            String::new()
+        };
+        (status, text)
     })
     .await
     .map_err(|e| e.to_string())
