@@ -244,8 +244,14 @@ fn parse_request(buf: &mut BytesMut, max_head: usize) -> Result<Option<Head>, St
 /// 1.1 (httparse only knows 1.0 and 1.1, so the digit is rewritten in place); a major version
 /// above 1 in an HTTP/1 request line is a 505.
 fn normalize_version(buf: &mut BytesMut) -> Result<(), StatusCode> {
-    let Some(eol) = buf.windows(2).position(|w| w == b"\r\n") else {
+    // The line ends at the first LF (httparse, like nginx, also takes a bare LF: RFC 9112 §2.2).
+    let Some(lf) = buf.iter().position(|b| *b == b'\n') else {
         return Ok(());
+    };
+    let eol = if lf > 0 && buf[lf - 1] == b'\r' {
+        lf - 1
+    } else {
+        lf
     };
     let line = &buf[..eol];
     if line.len() < 8 {
@@ -281,6 +287,17 @@ fn parse_head(data: &Bytes, max_head: usize) -> Result<Option<(usize, Head)>, St
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => {
             return Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+        }
+        // Refusals wait for the request line's end: whether the version makes it a 505 (or a
+        // 1.x to normalise, `normalize_version`) is known only there, and the answer must not
+        // depend on where a read happened to stop (httparse refuses `HTTP/2.` or a bad method
+        // byte as soon as it sees them).
+        Err(_) if !data.contains(&b'\n') => {
+            return if data.len() > max_head {
+                Err(too_large(data, max_head))
+            } else {
+                Ok(None)
+            };
         }
         Err(_) => return Err(StatusCode::BAD_REQUEST),
     };
@@ -983,261 +1000,4 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Body for ReqBody<'_, I> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse_raw(raw: &str) -> Result<Option<Head>, StatusCode> {
-        let mut buf = BytesMut::from(raw.as_bytes());
-        parse_request(&mut buf, 64 * 1024)
-    }
-
-    /// Parses `raw` with a `Host` field added after the request line when
-    /// it has none.
-    fn parse(raw: &str) -> Result<Option<Head>, StatusCode> {
-        if raw.to_ascii_lowercase().contains("\r\nhost:") {
-            return parse_raw(raw);
-        }
-        let (line, rest) = raw.split_once("\r\n").unwrap();
-        parse_raw(&format!("{line}\r\nHost: a\r\n{rest}"))
-    }
-
-    #[test]
-    fn a_partial_head_waits_and_keeps_its_bytes() {
-        let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: a\r\n"[..]);
-        assert!(parse_request(&mut buf, 1024).unwrap().is_none());
-        assert_eq!(&buf[..], b"GET / HTTP/1.1\r\nHost: a\r\n");
-        buf.extend_from_slice(b"\r\nGET /next");
-        let head = parse_request(&mut buf, 1024).unwrap().unwrap();
-        assert_eq!(head.req.uri(), "/");
-        assert_eq!(head.req.headers()["host"], "a");
-        assert_eq!(&buf[..], b"GET /next", "the pipelined bytes stay");
-    }
-
-    #[test]
-    fn keep_alive_follows_the_version_and_connection() {
-        let ka = |raw: &str| parse(raw).unwrap().unwrap().keep_alive;
-        assert!(ka("GET / HTTP/1.1\r\n\r\n"));
-        assert!(!ka("GET / HTTP/1.1\r\nConnection: close\r\n\r\n"));
-        assert!(!ka("GET / HTTP/1.0\r\n\r\n"));
-        assert!(ka("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
-    }
-
-    #[test]
-    fn body_framing_follows_rfc_9112() {
-        let body = |raw: &str| parse(raw).map(|h| h.unwrap().body);
-        assert_eq!(body("GET / HTTP/1.1\r\n\r\n"), Ok(BodyState::Done));
-        assert_eq!(
-            body("POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n"),
-            Ok(BodyState::Length(5))
-        );
-        assert_eq!(
-            body("POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n"),
-            Ok(BodyState::Length(5))
-        );
-        // Chunked wins over Content-Length, which is dropped, and the
-        // connection closes after the answer (RFC 9112 §6.1).
-        let h = parse(
-            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
-        )
-        .unwrap()
-        .unwrap();
-        assert_eq!(h.body, BodyState::Chunked(ChunkState::Size));
-        assert!(h.req.headers().get("content-length").is_none());
-        assert!(!h.keep_alive);
-        // Lengths are forwarded as one normalised value.
-        let h = parse(
-            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\ncontent-length: 5\r\n\r\n",
-        )
-        .unwrap()
-        .unwrap();
-        let all: Vec<_> = h.req.headers().get_all("content-length").iter().collect();
-        assert_eq!(all, ["5"]);
-        let bad = Err(StatusCode::BAD_REQUEST);
-        assert_eq!(body("POST / HTTP/1.1\r\nContent-Length: 5, 6\r\n\r\n"), bad);
-        assert_eq!(body("POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n"), bad);
-        // Only chunked is implemented: any other coding is a 501 (nginx), chunked twice a 400.
-        let not_implemented = Err(StatusCode::NOT_IMPLEMENTED);
-        assert_eq!(
-            body("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n"),
-            not_implemented
-        );
-        assert_eq!(
-            body("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
-            not_implemented
-        );
-        assert_eq!(
-            body("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"),
-            bad
-        );
-        assert_eq!(
-            body("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
-            bad
-        );
-    }
-
-    #[test]
-    fn bad_and_oversized_heads_are_refused() {
-        assert_eq!(
-            parse("GET / HTTP/1.1\r\nHost x\r\n\r\n").err(),
-            Some(StatusCode::BAD_REQUEST)
-        );
-        let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\nX-Big: aaaaaaaaaaaaaaaa"[..]);
-        assert_eq!(
-            parse_request(&mut buf, 16).err(),
-            Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
-        );
-        let many: String = (0..=MAX_HEADERS).map(|i| format!("x-{i}: 1\r\n")).collect();
-        assert_eq!(
-            parse(&format!("GET / HTTP/1.1\r\n{many}\r\n")).err(),
-            Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
-        );
-        let long = "a".repeat(64 * 1024);
-        assert_eq!(
-            parse(&format!("GET /{long} HTTP/1.1\r\n\r\n")).err(),
-            Some(StatusCode::URI_TOO_LONG)
-        );
-        let mut buf = BytesMut::from(format!("GET /{long} HTTP/1.1\r\n\r\n").as_bytes());
-        assert_eq!(
-            parse_request(&mut buf, 128 * 1024).err(),
-            Some(StatusCode::URI_TOO_LONG),
-            "over the http crate's URI limit"
-        );
-    }
-
-    #[test]
-    fn hosts_versions_and_methods_are_checked() {
-        let bad = Some(StatusCode::BAD_REQUEST);
-        assert_eq!(
-            parse_raw("GET / HTTP/1.1\r\nHost: evil.com/x?y\r\n\r\n").err(),
-            bad
-        );
-        assert_eq!(parse_raw("GET / HTTP/1.1\r\nHost: a b\r\n\r\n").err(), bad);
-        assert_eq!(
-            parse_raw("GET http://user:pw@b.example/ HTTP/1.1\r\nHost: a\r\n\r\n").err(),
-            bad
-        );
-        assert_eq!(
-            parse_raw("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n").err(),
-            Some(StatusCode::METHOD_NOT_ALLOWED)
-        );
-        let mut buf = BytesMut::from(&b"GET / HTTP/1.2\r\nHost: a\r\n\r\n"[..]);
-        let h = parse_request(&mut buf, 64 * 1024).unwrap().unwrap();
-        assert_eq!(
-            h.req.version(),
-            Version::HTTP_11,
-            "HTTP/1.2 is handled as 1.1"
-        );
-        let mut buf = BytesMut::from(&b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"[..]);
-        assert_eq!(
-            parse_request(&mut buf, 64 * 1024).err(),
-            Some(StatusCode::HTTP_VERSION_NOT_SUPPORTED)
-        );
-    }
-
-    #[test]
-    fn host_is_required_once_and_an_absolute_target_wins() {
-        let bad = Some(StatusCode::BAD_REQUEST);
-        assert_eq!(parse_raw("GET / HTTP/1.1\r\n\r\n").err(), bad);
-        assert_eq!(
-            parse_raw("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").err(),
-            bad
-        );
-        assert!(parse_raw("GET / HTTP/1.0\r\n\r\n").unwrap().is_some());
-        let h = parse("GET http://b.example:8080/x HTTP/1.1\r\nHost: a\r\n\r\n")
-            .unwrap()
-            .unwrap();
-        assert_eq!(h.req.headers()["host"], "b.example:8080");
-    }
-
-    #[test]
-    fn expect_continue_is_owed_only_for_a_body() {
-        let h = parse("PUT / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n")
-            .unwrap()
-            .unwrap();
-        assert!(h.expect_continue);
-        let h = parse("GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n")
-            .unwrap()
-            .unwrap();
-        assert!(!h.expect_continue);
-    }
-
-    fn head_of(
-        status: StatusCode,
-        headers: &[(&str, &str)],
-        body: ProxyBody,
-    ) -> (String, Framing, bool) {
-        let mut r = http::Response::new(());
-        *r.status_mut() = status;
-        for (k, v) in headers {
-            r.headers_mut().append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        let (parts, ()) = r.into_parts();
-        let mut out = BytesMut::new();
-        let mut ka = true;
-        let f = encode_head(&mut out, &parts, None, &body, false, false, &mut ka);
-        (String::from_utf8(out.to_vec()).unwrap(), f, ka)
-    }
-
-    #[test]
-    fn response_framing_uses_the_length_when_known() {
-        let (text, f, ka) = head_of(
-            StatusCode::OK,
-            &[("server", "x")],
-            ProxyBody::Local(Some(Bytes::from_static(b"hello"))),
-        );
-        assert!(
-            text.starts_with("HTTP/1.1 200 OK\r\nserver: x\r\ndate: "),
-            "{text}"
-        );
-        assert!(text.ends_with("content-length: 5\r\n\r\n"), "{text}");
-        assert_eq!((f, ka), (Framing::Length(5), true));
-        // A length from the headers is not trusted for the body's framing.
-        let (text, f, _) = head_of(
-            StatusCode::OK,
-            &[
-                ("content-length", "99"),
-                ("transfer-encoding", "chunked"),
-                ("connection", "x"),
-            ],
-            ProxyBody::Local(Some(Bytes::from_static(b"hello"))),
-        );
-        assert_eq!(f, Framing::Length(5));
-        assert_eq!(text.matches("content-length").count(), 1, "{text}");
-        assert!(
-            !text.contains("transfer-encoding") && !text.contains("connection: x"),
-            "{text}"
-        );
-        let (text, f, _) = head_of(StatusCode::NO_CONTENT, &[], ProxyBody::Local(None));
-        assert!(!text.contains("content-length"), "{text}");
-        assert_eq!(f, Framing::None);
-    }
-
-    #[test]
-    fn field_names_are_classified_in_any_case() {
-        assert_eq!(Field::of(b"Date"), Field::Date);
-        assert_eq!(Field::of(b"SERVER"), Field::Server);
-        assert_eq!(Field::of(b"content-Length"), Field::ContentLength);
-        for n in ["te", "Trailer", "upgrade", "Connection", "keep-alive"] {
-            assert_eq!(Field::of(n.as_bytes()), Field::HopByHop, "{n}");
-        }
-        for n in ["proxy-connection", "Transfer-Encoding"] {
-            assert_eq!(Field::of(n.as_bytes()), Field::HopByHop, "{n}");
-        }
-        for n in ["x-date", "servers", "tt", "content-type", "x-upgrade1"] {
-            assert_eq!(Field::of(n.as_bytes()), Field::Other, "{n}");
-        }
-        assert!(is_only_options(b"keep-alive"));
-        assert!(is_only_options(b"Upgrade, close"));
-        assert!(!is_only_options(b"close, x-private"));
-    }
-
-    #[test]
-    fn numbers_are_formatted() {
-        assert_eq!(itoa(0, &mut [0; 20]), b"0");
-        assert_eq!(itoa(1234567, &mut [0; 20]), b"1234567");
-        assert_eq!(itoa(u64::MAX, &mut [0; 20]), b"18446744073709551615");
-    }
-}
+mod tests;

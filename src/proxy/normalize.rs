@@ -151,7 +151,8 @@ pub fn remove_dot_segments(path: &str) -> String {
     let mut s = String::with_capacity(path.len());
     s.push('/');
     s.push_str(&out.join("/"));
-    if trailing_slash && !s.ends_with('/') {
+    // A last `.` or `..` leaves the slash before it (`/a/.` is `/a/`, `///.` is `///`).
+    if trailing_slash && !out.is_empty() {
         s.push('/');
     }
     s
@@ -250,6 +251,85 @@ mod tests {
                 !once.split('/').any(|s| s == "." || s == ".."),
                 "{p} -> {once}"
             );
+        }
+    }
+
+    /// Property-based tests, against RFC 3986's own algorithm and the `http` crate's parser.
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// RFC 3986 §5.2.4, step by step as the RFC writes it (the reference).
+        fn rfc_remove_dot_segments(path: &str) -> String {
+            let mut input = path.to_string();
+            let mut output = String::new();
+            let pop = |o: &mut String| o.truncate(o.rfind('/').unwrap_or(0));
+            while !input.is_empty() {
+                if input.starts_with("../") {
+                    input.drain(..3);
+                } else if input.starts_with("./") {
+                    input.drain(..2);
+                } else if input.starts_with("/./") {
+                    input.replace_range(..3, "/");
+                } else if input == "/." {
+                    input = "/".into();
+                } else if input.starts_with("/../") {
+                    input.replace_range(..4, "/");
+                    pop(&mut output);
+                } else if input == "/.." {
+                    input = "/".into();
+                    pop(&mut output);
+                } else if input == "." || input == ".." {
+                    input.clear();
+                } else {
+                    let start = usize::from(input.starts_with('/'));
+                    let end = input[start..].find('/').map_or(input.len(), |i| i + start);
+                    output.push_str(&input[..end]);
+                    input.drain(..end);
+                }
+            }
+            output
+        }
+
+        fn path() -> impl Strategy<Value = String> {
+            let atom = prop::sample::select(vec![
+                "/", ".", "..", "a", "b", "%2e", "%2E", "%41", "%7e", "%7E", "%2f", "%2F", "%20",
+                "%", "%g", "%4", "~", "-", ";", "=", "%c3%a9",
+            ]);
+            prop::collection::vec(atom, 0..12).prop_map(|atoms| format!("/{}", atoms.concat()))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+            #[test]
+            fn dot_segments_go_as_rfc_3986_removes_them(p in path()) {
+                prop_assert_eq!(remove_dot_segments(&p), rfc_remove_dot_segments(&p));
+            }
+
+            /// Normalising is idempotent, leaves no dot segment and no escaped unreserved
+            /// character, writes escapes in upper case, and keeps the path valid for `http`.
+            #[test]
+            fn normalised_paths_are_canonical(p in path()) {
+                let Some(once) = normalize_path(&p) else {
+                    // Only a malformed escape is refused.
+                    let bad = p.match_indices('%').any(|(i, _)| {
+                        !p.as_bytes().get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+                    });
+                    prop_assert!(bad, "refused {}", p);
+                    return Ok(());
+                };
+                let twice = normalize_path(&once).map(Cow::into_owned);
+                prop_assert_eq!(twice.as_deref(), Some(&*once));
+                prop_assert!(!once.split('/').any(|s| s == "." || s == ".."));
+                for (i, _) in once.match_indices('%') {
+                    let h = &once.as_bytes()[i + 1..i + 3];
+                    prop_assert!(h.iter().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()));
+                    let c = u8::from_str_radix(std::str::from_utf8(h).unwrap_or("zz"), 16);
+                    prop_assert!(c.is_ok_and(|c| !is_unreserved(c)), "{} kept an escape", once);
+                }
+                prop_assert!(http::uri::PathAndQuery::try_from(&*once).is_ok());
+            }
         }
     }
 }

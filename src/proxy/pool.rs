@@ -708,9 +708,12 @@ fn parse_head(buf: &Bytes, is_head: bool) -> Result<Option<(usize, Head)>, &'sta
     for h in resp.headers.iter() {
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"content-length") {
-            let n = std::str::from_utf8(h.value)
+            // 1*DIGIT (RFC 9110 §8.6): `parse` alone would take `+5`, a desync vector.
+            let v = h.value.trim_ascii();
+            let n = std::str::from_utf8(v)
                 .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
+                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|s| s.parse::<u64>().ok())
                 .ok_or("invalid content-length")?;
             if length.is_some_and(|l| l != n) {
                 return Err("conflicting content-length");
@@ -808,11 +811,16 @@ pub(crate) fn decode_chunked(
                     // Hex digits only (no sign, no leading space), then
                     // optional whitespace before an extension (RFC 9112
                     // §7.1): a lenient decoder is a smuggling vector.
-                    let digits = line
-                        .split(|b| *b == b';')
-                        .next()
-                        .unwrap_or(b"")
-                        .trim_ascii_end();
+                    let (digits, ext) = match line.iter().position(|b| *b == b';') {
+                        Some(i) => (&line[..i], &line[i..]),
+                        None => (line, &b""[..]),
+                    };
+                    // Only SP and HTAB may follow the digits (BWS), and an extension holds
+                    // no control bytes: a CR or LF inside the line is a smuggling vector.
+                    let digits = trim_bws_end(digits);
+                    if ext.iter().any(|b| b.is_ascii_control() && *b != b'\t') {
+                        return Err("invalid chunk extension");
+                    }
                     let size = std::str::from_utf8(digits)
                         .ok()
                         .filter(|s| {
@@ -854,6 +862,15 @@ pub(crate) fn decode_chunked(
             ChunkState::Done => return Ok(Step::Done),
         }
     }
+}
+
+/// `s` without trailing SP and HTAB (RFC 9110 §5.6.3's BWS; not CR, unlike `trim_ascii_end`).
+fn trim_bws_end(s: &[u8]) -> &[u8] {
+    let end = s
+        .iter()
+        .rposition(|b| *b != b' ' && *b != b'\t')
+        .map_or(0, |i| i + 1);
+    &s[..end]
 }
 
 /// A backend response body. Checks its connection back into the pool once
@@ -1044,279 +1061,4 @@ impl Body for UpstreamBody {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::io::AsyncReadExt;
-
-    fn chunks(input: &[u8]) -> Result<(Vec<u8>, bool), &'static str> {
-        let mut buf = BytesMut::from(input);
-        let mut st = ChunkState::Size;
-        let mut out = Vec::new();
-        loop {
-            match decode_chunked(&mut buf, &mut st)? {
-                Step::Data(d) => out.extend_from_slice(&d),
-                Step::NeedMore => return Ok((out, false)),
-                Step::Done => return Ok((out, true)),
-            }
-        }
-    }
-
-    #[test]
-    fn chunked_bodies_decode_with_extensions_and_trailers() {
-        let (body, done) =
-            chunks(b"5;ext=1\r\nhello\r\n1\r\n \r\n0\r\nx-trailer: 1\r\n\r\n").unwrap();
-        assert_eq!(body, b"hello ");
-        assert!(done);
-    }
-
-    #[test]
-    fn partial_chunked_input_asks_for_more() {
-        let (body, done) = chunks(b"a\r\n01234").unwrap();
-        assert_eq!(body, b"01234");
-        assert!(!done);
-        let (_, done) = chunks(b"0\r\n").unwrap();
-        assert!(!done, "the end needs the empty trailer line");
-    }
-
-    #[test]
-    fn bad_chunk_sizes_are_errors() {
-        assert!(chunks(b"zz\r\n").is_err());
-        assert!(chunks(b"+5\r\nhello\r\n0\r\n\r\n").is_err());
-        assert!(chunks(b" 5\r\nhello\r\n0\r\n\r\n").is_err());
-        assert!(chunks(b"5 ;x=1\r\nhello\r\n0\r\n\r\n").is_ok());
-        assert!(chunks(b"\r\n").is_err());
-        assert!(chunks(b"2\r\nabXX").is_err());
-    }
-
-    #[test]
-    fn raw_heads_keep_fields_in_order_and_void_a_length_under_chunked() {
-        let raw = b"HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\nx-a: 2\r\n\r\n";
-        let (_, (_, head, framing, _)) = parse_head(&Bytes::copy_from_slice(raw), false)
-            .unwrap()
-            .unwrap();
-        assert_eq!(framing, Framing::Chunked(ChunkState::Size));
-        let fields: Vec<_> = head.fields().collect();
-        assert_eq!(
-            fields,
-            [
-                (&b"X-A"[..], &b"1"[..]),
-                (b"Transfer-Encoding", b"chunked"),
-                (b"x-a", b"2")
-            ]
-        );
-        let lines: Vec<_> = head.lines().map(|(_, l)| l.into_owned()).collect();
-        assert_eq!(lines[0], b"X-A: 1\r\n");
-        let lf = b"HTTP/1.1 200 OK\nX-B:2\n\n";
-        let (_, (_, bare, _, _)) = parse_head(&Bytes::copy_from_slice(lf), false)
-            .unwrap()
-            .unwrap();
-        let lines: Vec<_> = bare.lines().map(|(_, l)| l.into_owned()).collect();
-        assert_eq!(lines, [b"X-B: 2\r\n".to_vec()]);
-        let map = head.to_header_map(0);
-        let all: Vec<_> = map.get_all("x-a").iter().collect();
-        assert_eq!(all, ["1", "2"]);
-        assert!(map.get("content-length").is_none());
-    }
-
-    fn head(raw: &[u8], is_head: bool) -> (StatusCode, Framing, bool) {
-        let (len, (status, _, framing, reuse)) = parse_head(&Bytes::copy_from_slice(raw), is_head)
-            .unwrap()
-            .unwrap();
-        assert_eq!(len, raw.len());
-        (status, framing, reuse)
-    }
-
-    #[test]
-    fn response_framing_follows_rfc_9112() {
-        use Framing::*;
-        let ok = |h: &str| head(format!("HTTP/1.1 200 OK\r\n{h}\r\n").as_bytes(), false);
-        assert_eq!(
-            ok("content-length: 12\r\n"),
-            (StatusCode::OK, Length(12), true)
-        );
-        assert_eq!(ok("content-length: 0\r\n"), (StatusCode::OK, Empty, true));
-        assert_eq!(
-            ok("transfer-encoding: gzip, chunked\r\ncontent-length: 3\r\n").1,
-            Chunked(ChunkState::Size)
-        );
-        assert_eq!(ok("transfer-encoding: gzip\r\n").1, UntilClose);
-        assert_eq!(ok("").1, UntilClose);
-        assert!(!ok("").2, "a close-delimited body ends the connection");
-        assert!(!ok("content-length: 1\r\nconnection: close\r\n").2);
-        // HEAD, 204 and 304 have no body whatever the headers say.
-        let h = head(b"HTTP/1.1 200 OK\r\ncontent-length: 12\r\n\r\n", true);
-        assert_eq!(h.1, Empty);
-        let h = head(
-            b"HTTP/1.1 304 Not Modified\r\ncontent-length: 12\r\n\r\n",
-            false,
-        );
-        assert_eq!(h.1, Empty);
-        // HTTP/1.0 is reused only with keep-alive.
-        assert!(!head(b"HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\n", false).2);
-        assert!(
-            head(
-                b"HTTP/1.0 200 OK\r\ncontent-length: 1\r\nconnection: keep-alive\r\n\r\n",
-                false
-            )
-            .2
-        );
-    }
-
-    #[test]
-    fn bad_response_heads_are_rejected() {
-        assert!(parse_head(
-            &Bytes::from_static(b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n"),
-            false
-        )
-        .is_err());
-        assert!(parse_head(
-            &Bytes::from_static(
-                b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n"
-            ),
-            false
-        )
-        .is_err());
-        assert!(parse_head(&Bytes::from_static(b"garbage\r\n\r\n"), false).is_err());
-        assert!(matches!(
-            parse_head(&Bytes::from_static(b"HTTP/1.1 200 OK\r\nx: y\r\n"), false),
-            Ok(None)
-        ));
-    }
-
-    #[test]
-    fn request_heads_carry_the_body_framing() {
-        let req = Request::post("/p?q=1")
-            .header("host", "a")
-            .header("content-length", "3")
-            .body(http_body_util::Full::new(Bytes::from_static(b"abc")))
-            .unwrap();
-        let (parts, body) = req.into_parts();
-        let (h, f) = encode_head(&parts, &body, None);
-        assert_eq!(f, ReqFraming::Length(3));
-        assert_eq!(
-            &h[..],
-            b"POST /p?q=1 HTTP/1.1\r\nhost: a\r\ncontent-length: 3\r\n\r\n"
-        );
-
-        let req = Request::post("/")
-            .body(http_body_util::Full::new(Bytes::from_static(b"abc")))
-            .unwrap();
-        let (parts, body) = req.into_parts();
-        assert!(encode_head(&parts, &body, None)
-            .0
-            .ends_with(b"content-length: 3\r\n\r\n"));
-
-        let stream = http_body_util::StreamBody::new(futures_util::stream::iter(vec![Ok::<
-            _,
-            std::convert::Infallible,
-        >(
-            Frame::data(Bytes::from_static(b"x")),
-        )]));
-        let req = Request::put("/")
-            .header("content-length", "9")
-            .body(stream)
-            .unwrap();
-        let (parts, body) = req.into_parts();
-        let (h, f) = encode_head(&parts, &body, None);
-        assert_eq!(f, ReqFraming::Chunked);
-        assert_eq!(
-            &h[..],
-            b"PUT / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n"
-        );
-
-        // The forwarding fields follow the request's own.
-        let fwd = Forwarding {
-            xff_prev: Some("10.0.0.1".into()),
-            peer_ip: HeaderValue::from_static("127.0.0.1"),
-            proto: "https",
-            request_id: Some(*b"00000000-0000-4000-8000-000000000000"),
-        };
-        let req = Request::get("/")
-            .header("host", "a")
-            .body(http_body_util::Empty::<Bytes>::new())
-            .unwrap();
-        let (parts, body) = req.into_parts();
-        assert_eq!(
-            &encode_head(&parts, &body, Some(&fwd)).0[..],
-            &b"GET / HTTP/1.1\r\nhost: a\r\nx-forwarded-for: 10.0.0.1, 127.0.0.1\r\nx-forwarded-proto: https\r\nx-request-id: 00000000-0000-4000-8000-000000000000\r\n\r\n"[..]
-        );
-
-        let req = Request::get("/")
-            .body(http_body_util::Empty::<Bytes>::new())
-            .unwrap();
-        let (parts, body) = req.into_parts();
-        assert_eq!(
-            encode_head(&parts, &body, None),
-            (
-                BytesMut::from(&b"GET / HTTP/1.1\r\n\r\n"[..]),
-                ReqFraming::Empty
-            )
-        );
-    }
-
-    /// A backend that answers every request on a connection with `pieces`,
-    /// written with pauses between them; counts connections.
-    async fn trickling_backend(
-        pieces: &'static [&'static [u8]],
-    ) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
-        use tokio::io::AsyncWriteExt;
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        let conns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counter = conns.clone();
-        tokio::spawn(async move {
-            while let Ok((mut s, _)) = l.accept().await {
-                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 1024];
-                    while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {
-                        for p in pieces {
-                            s.write_all(p).await.unwrap();
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                        }
-                    }
-                });
-            }
-        });
-        (addr, conns)
-    }
-
-    #[tokio::test]
-    async fn heads_and_bodies_split_across_reads_and_interim_answers() {
-        const PIECES: &[&[u8]] = &[
-            b"HTTP/1.1 100 Con",
-            b"tinue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-",
-            b"length: 5\r\nx-a: 1\r\n\r\nhel",
-            b"lo",
-        ];
-        let (addr, conns) = trickling_backend(PIECES).await;
-        let pool = Arc::new(Pool::new(Duration::from_secs(5), 8));
-        for _ in 0..2 {
-            let req = Request::get("/")
-                .header("host", "x")
-                .body(http_body_util::Empty::<Bytes>::new())
-                .unwrap();
-            let fwd = tokio::time::timeout(
-                Duration::from_secs(5),
-                pool.forward(addr, None, req, false, None, None),
-            )
-            .await
-            .unwrap()
-            .unwrap();
-            assert_eq!(fwd.response.status(), StatusCode::OK);
-            assert_eq!(fwd.head.to_header_map(0)["x-a"], "1");
-            let body =
-                tokio::time::timeout(Duration::from_secs(5), fwd.response.into_body().collect())
-                    .await
-                    .unwrap()
-                    .unwrap()
-                    .to_bytes();
-            assert_eq!(&body[..], b"hello");
-        }
-        assert_eq!(
-            conns.load(std::sync::atomic::Ordering::SeqCst),
-            1,
-            "the connection was not reused"
-        );
-    }
-}
+mod tests;
