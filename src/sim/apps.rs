@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
 use http::{header, HeaderName, HeaderValue, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -27,11 +26,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
-use tokio_tungstenite::tungstenite::protocol::frame::Frame;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
-use tokio_tungstenite::WebSocketStream;
+
+use crate::sim::wsecho;
 
 /// Which program a container plays, chosen from its image repository (any tag or digest).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -652,16 +648,18 @@ fn upgrade(req: &mut Request<Incoming>, app: &Arc<Shared>) -> Resp {
             Ok(u) => u,
             Err(error) => return tracing::debug!(%pod, %error, "websocket upgrade failed"),
         };
-        let config = WebSocketConfig::default()
-            .read_buffer_size(4096)
-            .write_buffer_size(0)
-            .max_message_size(Some(16 << 20));
-        let ws =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                .await;
         tracing::debug!(%pod, ?kind, "websocket established");
+        let mode = if kind == AppKind::WebsocketTestBackend {
+            wsecho::Mode::KeepFrames
+        } else {
+            wsecho::Mode::TextChunks
+        };
         tokio::select! {
-            _ = ws_echo(ws, kind != AppKind::WebsocketTestBackend) => {}
+            r = wsecho::echo(TokioIo::new(upgraded), mode) => {
+                if let Err(error) = r {
+                    tracing::debug!(%pod, %error, "websocket ended");
+                }
+            }
             _ = stop.wait_for(|s| *s) => {}
         }
         tracing::debug!(%pod, "websocket closed");
@@ -675,32 +673,10 @@ fn upgrade(req: &mut Request<Incoming>, app: &Arc<Shared>) -> Resp {
         .unwrap_or_default()
 }
 
-/// Echoes data messages. Pings are answered and close frames (with their code) echoed by
-/// tungstenite itself. With `as_text` (echo-basic's x/net `io.Copy(ws, ws)`), every payload goes
-/// back in a text frame, as the real server does; otherwise frames keep their type.
-async fn ws_echo<S>(mut ws: WebSocketStream<S>, as_text: bool)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    while let Some(msg) = ws.next().await {
-        let reply = match msg {
-            Ok(Message::Binary(b)) if as_text => match Utf8Bytes::try_from(b.clone()) {
-                Ok(t) => Message::Text(t),
-                Err(_) => Message::Frame(Frame::message(b, OpCode::Data(Data::Text), true)),
-            },
-            Ok(m @ (Message::Text(_) | Message::Binary(_))) => m,
-            Ok(_) => continue,
-            Err(error) => return tracing::debug!(%error, "websocket read ended"),
-        };
-        if let Err(error) = ws.send(reply).await {
-            return tracing::debug!(%error, "websocket write failed");
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::{SinkExt, StreamExt};
     use std::net::SocketAddr;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
@@ -708,6 +684,8 @@ mod tests {
     use tokio::time::{timeout, Instant};
     use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
     use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::WebSocketStream;
 
     const T: Duration = Duration::from_secs(5);
     const POD: &str = "infra-backend-v1-7b9d8c6f5d-x2k4q";

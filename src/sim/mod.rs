@@ -18,6 +18,7 @@ pub mod kubelet;
 pub mod logs;
 pub mod process;
 pub mod workloads;
+pub mod wsecho;
 
 use crate::events::{self, EventKind, Involved};
 use crate::meta;
