@@ -679,6 +679,13 @@ async fn bind_errors_are_reported_and_do_not_disturb_other_listeners() {
     let echo = app(AppKind::EchoBasic, "pod-a").await;
     // Someone else holds port 81 + offset on the gateway address.
     let squatter = std::net::TcpListener::bind(gw_addr(ip, 81)).unwrap();
+    // And port 82 is held by a SO_REUSEPORT listener (say another sandbox's): the proxy must not
+    // join its group and split the traffic, but refuse as for any other holder.
+    let group = tokio::net::TcpSocket::new_v4().unwrap();
+    group.set_reuseaddr(true).unwrap();
+    group.set_reuseport(true).unwrap();
+    group.bind(gw_addr(ip, 82)).unwrap();
+    let group = group.listen(16).unwrap();
     let routes = || {
         vec![route(
             "r",
@@ -692,12 +699,13 @@ async fn bind_errors_are_reported_and_do_not_disturb_other_listeners() {
         vec![
             http_listener("http", 80, routes()),
             http_listener("busy", 81, routes()),
+            http_listener("grouped", 82, routes()),
         ],
         vec![backend("echo", &[echo.addr], fast_probe("/health"))],
     );
     let sb = Sandbox::start(t);
     let mut b = sb.started.bindings.clone();
-    let got = timeout(T, b.wait_for(|b| b.len() == 2))
+    let got = timeout(T, b.wait_for(|b| b.len() == 3))
         .await
         .unwrap()
         .unwrap()
@@ -709,6 +717,9 @@ async fn bind_errors_are_reported_and_do_not_disturb_other_listeners() {
         err.contains("failed to bind") && err.contains(&gw_addr(ip, 81).to_string()),
         "{err}"
     );
+    let err = got[&k("grouped")].clone().unwrap_err();
+    assert!(err.contains("failed to bind"), "{err}");
+    drop(group);
     sb.wait_healthy("echo", 1).await;
 
     // A kept-alive connection on :80 survives removing the busy listener.
@@ -1906,5 +1917,91 @@ async fn a_flood_on_one_listener_spends_only_its_own_budget() {
         "{metrics}"
     );
     drop(idle);
+    sb.stop().await;
+}
+
+/// An h2 client that reads a never-ending response slowly is cut by the route's request timeout
+/// (the stream is reset), although the backend always has data ready.
+#[tokio::test]
+async fn an_h2_client_that_reads_slowly_is_cut_by_the_request_timeout() {
+    let ip = Ipv4Addr::new(127, 20, 232, 1);
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endless = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let svc =
+                    hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                        let body = if req.uri().path() == "/health" {
+                            http_body_util::Either::Left(http_body_util::Full::new(
+                                Bytes::from_static(b"ok"),
+                            ))
+                        } else {
+                            let chunks = futures_util::stream::repeat_with(|| {
+                                Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(
+                                    Bytes::from(vec![b'x'; 16 * 1024]),
+                                ))
+                            });
+                            http_body_util::Either::Right(http_body_util::StreamBody::new(chunks))
+                        };
+                        Ok::<_, std::convert::Infallible>(http::Response::new(body))
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    let mut r = rule("/", vec![to("endless", 1)], vec![]);
+    r.timeouts.request = Some(Duration::from_millis(500));
+    let t = table(
+        1,
+        ip,
+        vec![tls_listener(
+            (
+                include_str!("fixtures/test-cert.pem"),
+                include_str!("fixtures/test-key.pem"),
+            ),
+            vec![route("r", &["secure.contoso.com"], vec![r])],
+        )],
+        vec![backend("endless", &[endless], fast_probe("/health"))],
+    );
+    let sb = Sandbox::start(t);
+    sb.wait_bound().await;
+    sb.wait_healthy("endless", 1).await;
+    let tls = tls_connect(gw_addr(ip, 443), b"h2").await;
+    // h2's default window (64 KiB), not hyper's 2 MiB: the gateway may run only that far ahead.
+    let (mut send, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .initial_stream_window_size(65_535)
+            .initial_connection_window_size(65_535)
+            .handshake(TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get("https://secure.contoso.com/stream")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let started = std::time::Instant::now();
+    let resp = timeout(T, send.send_request(req)).await.unwrap().unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    let mut got = 0usize;
+    let ended = loop {
+        // A slow reader: one frame every 20 ms (the window opens a little each time).
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        match timeout(T, body.frame()).await {
+            Ok(Some(Ok(f))) => got += f.into_data().map_or(0, |d| d.len()),
+            Ok(Some(Err(e))) => break format!("reset: {e}"),
+            Ok(None) => break "ended".to_string(),
+            Err(_) => panic!("no frame within {T:?}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "still streaming after {:?} ({got} bytes): the request timeout did not cut it",
+            started.elapsed()
+        );
+    };
+    assert!(ended.starts_with("reset"), "{ended}");
     sb.stop().await;
 }

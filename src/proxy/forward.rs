@@ -72,7 +72,6 @@ pub struct Shared {
     pub(crate) pools: Vec<Arc<Pool>>,
     /// Current-thread runtimes serving connections (empty: the caller's).
     pub(crate) workers: Vec<tokio::runtime::Handle>,
-    next_worker: AtomicUsize,
     /// Set once on shutdown; tunnels watch it.
     pub(crate) stop: watch::Receiver<bool>,
     /// Held by every connection and tunnel task; see `server::run`.
@@ -104,7 +103,6 @@ impl Shared {
                 .map(|_| Arc::new(Pool::new(opts.connect_timeout, opts.max_idle_per_endpoint)))
                 .collect(),
             workers,
-            next_worker: AtomicUsize::new(0),
             table,
             health,
             opts,
@@ -115,16 +113,6 @@ impl Shared {
             rr: std::array::from_fn(|_| AtomicUsize::new(0)),
             connections: Arc::new(tokio::sync::Semaphore::new(opts_max_connections)),
         }
-    }
-
-    /// The worker for a new connection (round robin); `None` when
-    /// connections run on the caller's runtime.
-    pub(crate) fn pick_worker(&self) -> Option<(usize, &tokio::runtime::Handle)> {
-        if self.workers.is_empty() {
-            return None;
-        }
-        let i = self.next_worker.fetch_add(1, Ordering::Relaxed) % self.workers.len();
-        Some((i, &self.workers[i]))
     }
 
     fn next_rr(&self, key: &BackendKey) -> usize {
@@ -231,15 +219,18 @@ impl Body for ProxyBody {
         match self.get_mut() {
             ProxyBody::Local(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             ProxyBody::Upstream(b) => Pin::new(b).poll_frame(cx),
-            ProxyBody::Deadline(b, sleep) => match Pin::new(b).poll_frame(cx) {
-                Poll::Pending if sleep.as_mut().poll(cx).is_ready() => {
-                    Poll::Ready(Some(Err(std::io::Error::new(
+            // The deadline is checked before the backend: a backend with data always ready
+            // must not outrun it (an h2 client that reads slowly polls this body only when it
+            // opens its window, and each poll would find data).
+            ProxyBody::Deadline(b, sleep) => {
+                if sleep.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Some(Err(std::io::Error::new(
                         std::io::ErrorKind::TimedOut,
                         "request timeout while the response was streaming",
-                    ))))
+                    ))));
                 }
-                other => other,
-            },
+                Pin::new(b).poll_frame(cx)
+            }
         }
     }
 

@@ -92,7 +92,7 @@ pub async fn run(
 /// Current-thread runtimes, one thread each, that serve client connections
 /// (nginx's worker model): a client connection, its backend connections and
 /// its tunnels all live on one thread, so a request costs no cross-thread
-/// wake-ups. The accept loops hand sockets out round robin.
+/// wake-ups. Every worker accepts on every listener (`start_accepting`).
 struct Workers {
     handles: Vec<tokio::runtime::Handle>,
     stops: Vec<tokio::sync::oneshot::Sender<()>>,
@@ -124,7 +124,10 @@ impl Workers {
                     };
                     let _ = handle_tx.send(rt.handle().clone());
                     rt.block_on(async {
-                        let _ = stop_rx.await;
+                        tokio::select! {
+                            _ = stop_rx => {}
+                            _ = timer_anchor() => {}
+                        }
                     });
                 });
             match spawned {
@@ -154,6 +157,18 @@ impl Workers {
             }
         })
         .await;
+    }
+}
+
+/// Keeps a timer due within a second on a worker's timer wheel, forever. tokio's time driver
+/// wakes its own thread (an eventfd write, then a spurious epoll return) whenever a timer is set
+/// earlier than the driver's next wake-up, even from that same thread; on an otherwise idle
+/// worker that was every new connection's first timers (head, connect, request timeouts: three
+/// wake-ups per WebSocket connection). With a tick due sooner than any of those, setting them
+/// costs nothing extra, for one wake-up a second.
+async fn timer_anchor() {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
@@ -207,19 +222,21 @@ async fn apply(
     for (addr, (_, keys)) in wanted {
         let outcome = match sockets.entry(addr) {
             std::collections::hash_map::Entry::Occupied(_) => Ok(()),
-            std::collections::hash_map::Entry::Vacant(slot) => match bind(addr) {
-                Ok(listener) => {
-                    tracing::info!(%addr, "listening");
-                    let (close_tx, close_rx) = watch::channel(false);
-                    slot.insert(close_tx);
-                    tokio::spawn(accept_loop(shared.clone(), listener, addr, close_rx));
-                    Ok(())
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                match bind(addr, shared.workers.len()) {
+                    Ok(listeners) => {
+                        tracing::info!(%addr, "listening");
+                        let (close_tx, close_rx) = watch::channel(false);
+                        slot.insert(close_tx);
+                        start_accepting(shared, listeners, addr, close_rx);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        tracing::warn!(%addr, error = %e, "failed to bind a listener socket");
+                        Err(format!("failed to bind {addr}: {e}"))
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(%addr, error = %e, "failed to bind a listener socket");
-                    Err(format!("failed to bind {addr}: {e}"))
-                }
-            },
+            }
         };
         for k in keys {
             result.insert(k, outcome.clone());
@@ -248,24 +265,84 @@ async fn apply(
     }
 }
 
-fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = TcpSocket::new_v4()?;
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(1024)
+/// Binds `addr` once per worker (at least once), as a `SO_REUSEPORT` group: the kernel hands
+/// each new connection to one worker's socket, so no other worker wakes for it (a shared
+/// socket wakes every worker and all but one find nothing).
+///
+/// A group would also let another process of the same user join it, splitting the traffic
+/// silently. So the port is first bound without `SO_REUSEPORT`: that fails, as any bind did
+/// before, when anything else holds the address (including another sandbox's group).
+fn bind(addr: SocketAddr, workers: usize) -> std::io::Result<Vec<TcpListener>> {
+    let plain = |reuseport: bool| -> std::io::Result<TcpSocket> {
+        let socket = TcpSocket::new_v4()?;
+        socket.set_reuseaddr(true)?;
+        if reuseport {
+            socket.set_reuseport(true)?;
+        }
+        socket.bind(addr)?;
+        Ok(socket)
+    };
+    if workers <= 1 {
+        return Ok(vec![plain(false)?.listen(1024)?]);
+    }
+    drop(plain(false)?);
+    (0..workers)
+        .map(|_| plain(true).and_then(|s| s.listen(1024)))
+        .collect()
+}
+
+/// Accepts on every worker runtime, each on its own socket of the listener's group
+/// ([`bind`]), so a connection is served on the thread that accepted it, as nginx's workers
+/// do: no hand-off between threads, and no second registration of the socket with another
+/// reactor (the hand-off cost two `epoll_ctl`s and a cross-thread wake-up per connection).
+fn start_accepting(
+    shared: &Arc<Shared>,
+    listeners: Vec<TcpListener>,
+    local: SocketAddr,
+    close: watch::Receiver<bool>,
+) {
+    let tls = tls::server_config(shared.table.clone(), local, shared.opts.port_offset);
+    // The listener's own budget, shared by its accept loops.
+    let own = Arc::new(tokio::sync::Semaphore::new(
+        shared.opts.max_connections_per_listener.max(1),
+    ));
+    if shared.workers.is_empty() {
+        for l in listeners {
+            let (shared, tls, own, close) =
+                (shared.clone(), tls.clone(), own.clone(), close.clone());
+            tokio::spawn(accept_loop(shared, l, local, tls, own, close, 0));
+        }
+        return;
+    }
+    for (worker, (listener, handle)) in listeners.into_iter().zip(&shared.workers).enumerate() {
+        // Registered with this runtime's reactor by `listen`; moved to the worker's.
+        let std = match listener.into_std() {
+            Ok(s) => s,
+            Err(error) => {
+                tracing::warn!(%local, %error, "failed to hand a listener socket to a worker");
+                continue;
+            }
+        };
+        let (shared, tls, own, close) = (shared.clone(), tls.clone(), own.clone(), close.clone());
+        handle.spawn(async move {
+            match TcpListener::from_std(std) {
+                Ok(l) => accept_loop(shared, l, local, tls, own, close, worker).await,
+                Err(error) => tracing::warn!(%local, %error, "failed to register a listener"),
+            }
+        });
+    }
 }
 
 async fn accept_loop(
     shared: Arc<Shared>,
     listener: TcpListener,
     local: SocketAddr,
+    tls: Arc<ServerConfig>,
+    own: Arc<tokio::sync::Semaphore>,
     mut close: watch::Receiver<bool>,
+    worker: usize,
 ) {
     let _guard = shared.guard.clone();
-    let tls = tls::server_config(shared.table.clone(), local, shared.opts.port_offset);
-    let own = Arc::new(tokio::sync::Semaphore::new(
-        shared.opts.max_connections_per_listener.max(1),
-    ));
     let mut last_warned: Option<std::time::Instant> = None;
     loop {
         tokio::select! {
@@ -280,7 +357,15 @@ async fn accept_loop(
                         .ok()
                         .zip(shared.connections.clone().try_acquire_owned().ok());
                     match permits {
-                        Some(permits) => dispatch(&shared, tcp, peer, local, &tls, &close, permits),
+                        Some(permits) => {
+                            let _ = tcp.set_nodelay(true);
+                            let (shared, tls, close) = (shared.clone(), tls.clone(), close.clone());
+                            let guard = shared.guard.clone();
+                            tokio::spawn(async move {
+                                serve_conn(shared, tcp, peer, local, tls, close, worker, guard).await;
+                                drop(permits);
+                            });
+                        }
                         None => {
                             drop(tcp);
                             shared.metrics.connections_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -298,51 +383,6 @@ async fn accept_loop(
             },
         }
     }
-}
-
-/// A connection's places in its listener's budget and in the proxy's.
-type Permits = (
-    tokio::sync::OwnedSemaphorePermit,
-    tokio::sync::OwnedSemaphorePermit,
-);
-
-/// Serves an accepted connection on the next worker runtime (or here).
-fn dispatch(
-    shared: &Arc<Shared>,
-    tcp: TcpStream,
-    peer: SocketAddr,
-    local: SocketAddr,
-    tls: &Arc<ServerConfig>,
-    close: &watch::Receiver<bool>,
-    permits: Permits,
-) {
-    let _ = tcp.set_nodelay(true);
-    let (shared, tls, close) = (shared.clone(), tls.clone(), close.clone());
-    let guard = shared.guard.clone();
-    let Some((worker, handle)) = shared.pick_worker() else {
-        tokio::spawn(async move {
-            serve_conn(shared, tcp, peer, local, tls, close, 0, guard).await;
-            drop(permits);
-        });
-        return;
-    };
-    // The socket is registered with this runtime's reactor; move it to the
-    // worker's.
-    let std = match tcp.into_std() {
-        Ok(s) => s,
-        Err(error) => {
-            tracing::debug!(%peer, %error, "failed to hand a connection to a worker");
-            return;
-        }
-    };
-    let handle = handle.clone();
-    handle.spawn(async move {
-        match TcpStream::from_std(std) {
-            Ok(tcp) => serve_conn(shared, tcp, peer, local, tls, close, worker, guard).await,
-            Err(error) => tracing::debug!(%peer, %error, "failed to register a connection"),
-        }
-        drop(permits);
-    });
 }
 
 #[allow(clippy::too_many_arguments)]

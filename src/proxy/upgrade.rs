@@ -197,14 +197,7 @@ async fn splice(
     // alive: copy them out (usually nothing) so the tunnel holds no such buffer.
     let (c, c_ahead) = client;
     let (b, b_ahead) = backend;
-    // A fresh registration with the reactor for both sockets: the old ones
-    // may still hold wakers of the finished HTTP task, and a waker keeps that
-    // task's memory (about 6 KB) alive until the socket's next event, which
-    // for an idle tunnel may never come.
-    let (mut c, mut b) = match (reregister(c), reregister(b)) {
-        (Ok(c), Ok(b)) => (c, b),
-        (Err(e), _) | (_, Err(e)) => return format!("error: {e}"),
-    };
+    let (mut c, mut b) = (c, b);
     let (c_pending, b_pending) = (c_ahead.to_vec(), b_ahead.to_vec());
     drop((c_ahead, b_ahead));
     let (c_read, c_write) = c.split();
@@ -223,10 +216,6 @@ async fn splice(
         _ = crate::proxy::server::signalled(stop) => "proxy shutdown".to_owned(),
         _ = idle_watchdog(idle, from_client, to_client) => "idle timeout".to_owned(),
     }
-}
-
-fn reregister(s: TcpStream) -> io::Result<TcpStream> {
-    TcpStream::from_std(s.into_std()?)
 }
 
 /// Moves bytes from `from` to `to` (after `pending`, read before the tunnel began) until `from`
