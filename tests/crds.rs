@@ -18,6 +18,11 @@ spec:
     labels: {team: web}
 ";
 
+/// Kinds defined by CRDs are served process-wide (`resources::register`), and each sandbox's
+/// reconciler serves exactly its own store's CRDs: two sandboxes with CRDs in one test process
+/// would undo each other's kinds, so these tests take turns.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn fixture() -> String {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/cert-manager.io_certificates.yaml")
@@ -27,6 +32,7 @@ fn fixture() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crd_serves_its_kind_until_it_is_deleted() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let sb = Sandbox::start().await;
     let crds = sb.kubectl(&["get", "crds", "-o", "name"]).success();
     assert!(
@@ -148,5 +154,111 @@ async fn a_crd_serves_its_kind_until_it_is_deleted() {
     sb.kubectl(&["apply", "-f", &fixture()]).success();
     let listed = sb.kubectl(&["get", "certs", "-o", "name"]).success();
     assert_eq!(listed.trim(), "", "the old objects went with the CRD");
+    sb.stop().await;
+}
+
+const WIDGETS: &str = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, listKind: WidgetList}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            x-kubernetes-preserve-unknown-fields: true
+";
+
+/// A CRD object is decoded into apiextensions' Go types as kube-apiserver does: a typo'd field
+/// is a strict decoding error (400) for kubectl, a warning under fieldValidation=Warn; real CRDs
+/// (the sandbox's own, re-applied) decode cleanly; `kubectl explain crd` reads the served schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crd_is_decoded_strictly() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let sb = Sandbox::start().await;
+    for (typo, field) in [
+        ("  versions:\n", "  vesions:\n"),
+        ("names: {plural: widgets", "names: {plurl: widgets"),
+    ] {
+        let out = sb.kubectl_stdin(&["apply", "-f", "-"], &WIDGETS.replace(typo, field));
+        assert!(!out.ok, "{out:?}");
+        let path = if field.contains("vesions") {
+            "spec.vesions"
+        } else {
+            "spec.names.plurl"
+        };
+        let want = format!(
+            "Error from server (BadRequest): error when creating \"STDIN\": CustomResourceDefinition in version \"v1\" cannot be handled as a CustomResourceDefinition: strict decoding error: unknown field \"{path}\""
+        );
+        assert!(out.stderr.contains(&want), "{}", out.stderr);
+    }
+    let deep = WIDGETS.replace(
+        "x-kubernetes-preserve-unknown-fields",
+        "x-kubernetes-preserve-unknown-field",
+    );
+    let out = sb.kubectl_stdin(&["apply", "-f", "-"], &deep);
+    assert!(
+        out.stderr.contains(r#"unknown field "spec.versions[0].schema.openAPIV3Schema.properties.spec.x-kubernetes-preserve-unknown-field""#),
+        "{}",
+        out.stderr
+    );
+    let url = sb.url("/apis/apiextensions.k8s.io/v1/customresourcedefinitions");
+    let mut crd: serde_json::Value = serde_yaml::from_str(WIDGETS).unwrap();
+    crd["spec"]["names"]["plurl"] = "widgets".into();
+    let body = serde_json::to_vec(&crd).unwrap();
+    let ct = "application/json";
+    let r = http(
+        "POST",
+        &format!("{url}?fieldValidation=Strict"),
+        ct,
+        body.clone(),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = http("POST", &format!("{url}?fieldValidation=Warn"), ct, body).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let warnings: Vec<_> = r.headers.get_all("warning").iter().collect();
+    assert_eq!(warnings, [r#"299 - "unknown field \"spec.names.plurl\"""#]);
+    assert!(r.json()["spec"]["names"].get("plurl").is_none(), "dropped");
+
+    // Real CRDs, the sandbox's own and cert-manager's, have no unknown field.
+    let schemas = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/apiserver/schemas");
+    for f in [
+        "gateway.networking.k8s.io_httproutes.yaml",
+        "alb.networking.azure.io_healthcheckpolicies.yaml",
+    ] {
+        let out = sb.kubectl(&["apply", "-f", &schemas.join(f).display().to_string()]);
+        assert!(
+            out.ok && !out.stderr.contains("unknown field"),
+            "{f}: {out:?}"
+        );
+    }
+    let out = sb.kubectl(&["apply", "-f", &fixture()]);
+    assert!(out.ok && !out.stderr.contains("unknown field"), "{out:?}");
+
+    let explain = sb.kubectl(&["explain", "crd.spec.names"]).success();
+    for want in [
+        "GROUP:      apiextensions.k8s.io",
+        "KIND:       CustomResourceDefinition",
+        "FIELD: names <CustomResourceDefinitionNames>",
+        "plural\t<string> -required-",
+    ] {
+        assert!(explain.contains(want), "{want:?} in {explain}");
+    }
+    let explain = sb
+        .kubectl(&[
+            "explain",
+            "crd.spec.versions.schema.openAPIV3Schema.properties.items",
+        ])
+        .success();
+    assert!(explain.contains("<JSONSchemaPropsOrArray>"), "{explain}");
     sb.stop().await;
 }
