@@ -262,3 +262,114 @@ async fn a_crd_is_decoded_strictly() {
     assert!(explain.contains("<JSONSchemaPropsOrArray>"), "{explain}");
     sb.stop().await;
 }
+
+/// The text under `column` in row `row` of kubectl's table (columns start where their header
+/// does).
+fn cell(out: &str, row: usize, column: &str) -> String {
+    let lines: Vec<&str> = out.lines().collect();
+    let header = lines[0];
+    let start = header.find(column).expect("column");
+    let end = header[start..]
+        .find(|c: char| c.is_whitespace())
+        .and_then(|w| {
+            header[start + w..]
+                .find(|c: char| !c.is_whitespace())
+                .map(|n| start + w + n)
+        })
+        .unwrap_or(usize::MAX);
+    let line = lines[row];
+    line.get(start..end.min(line.len()))
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
+/// `kubectl get` of custom resources prints the CRD's `additionalPrinterColumns` as
+/// apiextensions-apiserver's table convertor does: Name first, priority > 0 only with `-o wide`,
+/// a missing value as `<none>`, a date as an age; a CRD without columns shows Name and Age.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn printer_columns_drive_kubectl_get() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let sb = Sandbox::start().await;
+    sb.kubectl(&["apply", "-f", &fixture()]).success();
+    sb.kubectl(&[
+        "wait",
+        "--for",
+        "condition=established",
+        "crd/certificates.cert-manager.io",
+        "--timeout=10s",
+    ])
+    .success();
+    sb.kubectl_stdin(&["apply", "-f", "-"], CERT).success();
+    let rows = |out: String| -> Vec<Vec<String>> {
+        out.lines()
+            .map(|l| l.split_whitespace().map(str::to_string).collect())
+            .collect()
+    };
+    // A column that finds nothing is a null cell, which kubectl leaves blank.
+    let out = sb.kubectl(&["get", "certificates"]).success();
+    let got = rows(out.clone());
+    assert_eq!(got[0], ["NAME", "READY", "SECRET", "AGE"], "{got:?}");
+    assert_eq!(got[1][..2], ["web", "web-tls"], "{got:?}");
+    assert!(got[1][2].ends_with('s'), "an age: {got:?}");
+    assert_eq!(cell(&out, 1, "READY"), "", "{out}");
+    assert_eq!(cell(&out, 1, "SECRET"), "web-tls", "{out}");
+
+    let status = r#"{"status":{"conditions":[{"type":"Issuing","status":"False"},{"type":"Ready","status":"True","reason":"Ready","message":"Certificate is up to date and has not expired"}]}}"#;
+    let r = http(
+        "PATCH",
+        &sb.url("/apis/cert-manager.io/v1/namespaces/default/certificates/web/status"),
+        "application/merge-patch+json",
+        status,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let got = rows(sb.kubectl(&["get", "certificates"]).success());
+    assert_eq!(got[1][..3], ["web", "True", "web-tls"], "{got:?}");
+    let wide = rows(sb.kubectl(&["get", "certificates", "-o", "wide"]).success());
+    assert_eq!(
+        wide[0],
+        ["NAME", "READY", "SECRET", "ISSUER", "AGE"],
+        "{wide:?}"
+    );
+    assert_eq!(
+        wide[1][..4],
+        ["web", "True", "web-tls", "letsencrypt"],
+        "{wide:?}"
+    );
+    let one = rows(sb.kubectl(&["get", "certificate", "web"]).success());
+    assert_eq!(one[1][..3], ["web", "True", "web-tls"], "{one:?}");
+
+    // No columns declared: Name and Age.
+    sb.kubectl_stdin(&["apply", "-f", "-"], WIDGETS).success();
+    sb.kubectl(&[
+        "wait",
+        "--for",
+        "condition=established",
+        "crd/widgets.example.com",
+        "--timeout=10s",
+    ])
+    .success();
+    sb.kubectl_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1, namespace: default}\nspec: {size: 1}\n",
+    )
+    .success();
+    let got = rows(sb.kubectl(&["get", "widgets"]).success());
+    assert_eq!(got[0], ["NAME", "AGE"], "{got:?}");
+    assert_eq!(got[1][0], "w1", "{got:?}");
+
+    // The sandbox's own kinds keep their columns (their CRDs declare none).
+    sb.kubectl_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: default}\nspec:\n  gatewayClassName: azure-alb-external\n  listeners: [{name: http, port: 80, protocol: HTTP}]\n",
+    )
+    .success();
+    let got = rows(sb.kubectl(&["get", "gateways"]).success());
+    assert_eq!(
+        got[0],
+        ["NAME", "CLASS", "ADDRESS", "PROGRAMMED", "AGE"],
+        "{got:?}"
+    );
+    sb.stop().await;
+}

@@ -311,6 +311,17 @@ pub fn unregister(group: &str, kind: &str) {
     GENERATION.fetch_add(1, Ordering::Relaxed);
 }
 
+/// The documentation of an ObjectMeta field (`name`, `creationTimestamp`), as the Table
+/// column descriptions quote it.
+pub fn object_meta_field_doc(field: &str) -> Option<String> {
+    REGISTRY
+        .builtin
+        .get(OBJECT_META)?
+        .pointer(&format!("/properties/{field}/description"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
 /// Schemas that failed to load (empty unless an embedded file is broken).
 pub fn load_errors() -> Vec<String> {
     REGISTRY.errors.iter().map(|e| e.to_string()).collect()
