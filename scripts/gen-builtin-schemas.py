@@ -27,6 +27,7 @@ KINDS = [
     "io.k8s.api.apps.v1.Deployment",
     "io.k8s.api.apps.v1.ReplicaSet",
     "io.k8s.api.discovery.v1.EndpointSlice",
+    "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
 ]
 META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 
@@ -45,13 +46,13 @@ def convert(v):
         if k == "type" and isinstance(x, list):
             ts = [t for t in x if t != "null"]
             out["type"] = ts[0] if len(ts) == 1 else ts
-        elif k == "$ref":
+        elif k == "$ref" and isinstance(x, str):
             out["$ref"] = "#/components/schemas/" + ref_name(x)
-        elif k in ("$schema", "$id"):
+        elif k in ("$schema", "$id") and isinstance(x, str):
             continue
         else:
             out[k] = convert(x)
-    if "$ref" in out and len(out) > 1:
+    if isinstance(out.get("$ref"), str) and len(out) > 1:
         ref = out.pop("$ref")
         out = {"allOf": [{"$ref": ref}], **out}
     return out
@@ -60,7 +61,8 @@ def convert(v):
 def refs(v, acc):
     if isinstance(v, dict):
         for k, x in v.items():
-            if k == "$ref":
+            # JSONSchemaProps has properties named `$ref` and `$schema` (schemas, not strings).
+            if k == "$ref" and isinstance(x, str):
                 acc.add(ref_name(x))
             else:
                 refs(x, acc)

@@ -259,10 +259,15 @@ fn present(t: &Target, obj: &Value) -> Value {
     o
 }
 
-fn object_response(t: &Target, status: StatusCode, obj: &Value, as_table: bool) -> Response<Body> {
-    if as_table {
+fn object_response(
+    t: &Target,
+    status: StatusCode,
+    obj: &Value,
+    printer: Option<&table::Printer>,
+) -> Response<Body> {
+    if let Some(p) = printer {
         let rv = meta::resource_version(obj).unwrap_or(0);
-        return table_response(&table::table(t.res, &[obj], rv));
+        return table_response(&table::table(p, &[obj], rv));
     }
     json_response(status, &present(t, obj))
 }
@@ -270,8 +275,9 @@ fn object_response(t: &Target, status: StatusCode, obj: &Value, as_table: bool) 
 /// A Table of `items`; with `includeObject=Object` (what `kubectl get --sort-by` asks for) each
 /// row carries the whole object instead of its metadata, with `None` no object
 /// (metav1.IncludeObjectPolicy).
-fn tabled(t: &Target, q: &Query, items: &[&Value], rv: u64) -> Value {
-    let mut tbl = table::table(t.res, items, rv);
+fn tabled(api: &ApiServer, t: &Target, q: &Query, items: &[&Value], rv: u64) -> Value {
+    let printer = table::printer(&api.store, t.res, &t.version);
+    let mut tbl = table::table(&printer, items, rv);
     let policy = q.get("includeObject").unwrap_or("Metadata");
     if policy == "Object" || policy == "None" {
         if let Some(rows) = tbl.get_mut("rows").and_then(Value::as_array_mut) {
@@ -311,7 +317,8 @@ fn get(api: &ApiServer, t: &Target, as_table: bool) -> Result<Response<Body>, Ap
         .store
         .get(t.res, t.ns(), name)
         .ok_or_else(|| not_found(t, name))?;
-    Ok(object_response(t, StatusCode::OK, &obj, as_table))
+    let printer = as_table.then(|| table::printer(&api.store, t.res, &t.version));
+    Ok(object_response(t, StatusCode::OK, &obj, printer.as_ref()))
 }
 
 struct Filter {
@@ -358,7 +365,7 @@ fn list(
         .filter(|o| filter.matches(o))
         .collect();
     if as_table {
-        return Ok(table_response(&tabled(t, q, &items, rv)));
+        return Ok(table_response(&tabled(api, t, q, &items, rv)));
     }
     let list = json!({
         "kind": format!("{}List", t.res.kind),
@@ -371,11 +378,10 @@ fn list(
 
 // === watch ===
 
-fn watch_line(t: &Target, type_: &str, obj: &Value, as_table: bool) -> Bytes {
-    let object = if as_table {
-        table::event_row(t.res, obj)
-    } else {
-        present(t, obj)
+fn watch_line(t: &Target, type_: &str, obj: &Value, printer: Option<&table::Printer>) -> Bytes {
+    let object = match printer {
+        Some(p) => table::event_row(p, obj),
+        None => present(t, obj),
     };
     let mut line =
         serde_json::to_vec(&json!({"type": type_, "object": object})).unwrap_or_default();
@@ -420,6 +426,8 @@ fn watch(
         name: None,
         sub: None,
     };
+    // The columns as of the watch's start (kube-apiserver builds a convertor per CRD version).
+    let printer = as_table.then(|| table::printer(&api.store, t.res, &t.version));
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     match api.store.watch(Some(t.res), since) {
         Err(StoreError::Expired { requested, oldest }) => {
@@ -434,7 +442,7 @@ fn watch(
                 let send = |e: &WatchEvent| {
                     filter
                         .matches(&e.object)
-                        .then(|| watch_line(&target, e.type_.as_str(), &e.object, as_table))
+                        .then(|| watch_line(&target, e.type_.as_str(), &e.object, printer.as_ref()))
                 };
                 for e in &w.initial {
                     if let Some(line) = send(e) {
@@ -740,7 +748,7 @@ async fn create(
     if !dry_run(q) {
         persisted(api, t).await?;
     }
-    let resp = object_response(t, StatusCode::CREATED, &created, false);
+    let resp = object_response(t, StatusCode::CREATED, &created, None);
     Ok(with_warnings(resp, &warnings))
 }
 
@@ -772,7 +780,7 @@ async fn update(
     if !dry_run(q) {
         persisted(api, t).await?;
     }
-    let resp = object_response(t, StatusCode::OK, &updated, false);
+    let resp = object_response(t, StatusCode::OK, &updated, None);
     Ok(with_warnings(resp, &warnings))
 }
 
@@ -839,7 +847,7 @@ async fn patch(
                 } else {
                     StatusCode::OK
                 };
-                let resp = object_response(t, status, &done, false);
+                let resp = object_response(t, status, &done, None);
                 return Ok(with_warnings(resp, &warnings));
             }
             Err(StoreError::Conflict { .. }) | Err(StoreError::AlreadyExists { .. }) => continue,
@@ -1001,13 +1009,13 @@ fn deleted_response(t: &Target, outcome: Deleted, opts: &DeleteOptions) -> Respo
             } else {
                 StatusCode::OK
             };
-            object_response(t, status, &o, false)
+            object_response(t, status, &o, None)
         }
         Deleted::Gone(o) => {
             let returns_object = t.res.group.is_empty()
                 && matches!(t.res.plural, "pods" | "services" | "namespaces");
             if returns_object {
-                return object_response(t, StatusCode::OK, &o, false);
+                return object_response(t, StatusCode::OK, &o, None);
             }
             let mut details =
                 json!({"name": meta::name(&o), "kind": t.res.plural, "uid": meta::uid(&o)});

@@ -18,6 +18,7 @@ mod discovery;
 mod errors;
 mod gate;
 mod handlers;
+mod jsonpath;
 pub mod openapi;
 mod options;
 mod patch;

@@ -97,7 +97,19 @@ const BUILTIN_KINDS: &[(&str, &str, &str)] = &[
         "EndpointSlice",
         "io.k8s.api.discovery.v1.EndpointSlice",
     ),
+    // Checked as kube-apiserver decodes it (Go types: unknown fields, wrong JSON types), which
+    // is all it does before `crd::validate`'s checks.
+    (
+        resources::APIEXTENSIONS,
+        "CustomResourceDefinition",
+        "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
+    ),
 ];
+
+/// Definition name prefixes: ObjectMeta and friends (in every document), apiextensions' types
+/// (only in apiextensions.k8s.io's).
+const META_DEFS: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.";
+const APIEXTENSIONS_DEFS: &str = "io.k8s.apiextensions-apiserver.";
 
 const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
 
@@ -299,6 +311,17 @@ pub fn unregister(group: &str, kind: &str) {
     GENERATION.fetch_add(1, Ordering::Relaxed);
 }
 
+/// The documentation of an ObjectMeta field (`name`, `creationTimestamp`), as the Table
+/// column descriptions quote it.
+pub fn object_meta_field_doc(field: &str) -> Option<String> {
+    REGISTRY
+        .builtin
+        .get(OBJECT_META)?
+        .pointer(&format!("/properties/{field}/description"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
 /// Schemas that failed to load (empty unless an embedded file is broken).
 pub fn load_errors() -> Vec<String> {
     REGISTRY.errors.iter().map(|e| e.to_string()).collect()
@@ -359,17 +382,15 @@ pub fn group_version_doc(rest: &[&str]) -> Option<Value> {
     let reg = &*REGISTRY;
     let mut schemas = Map::new();
     let mut paths = Map::new();
-    let builtin_group = group.is_empty() || group == "apps" || group == "discovery.k8s.io";
-    if builtin_group {
-        // The whole closure of the served built-ins: small enough, and every $ref resolves.
-        for (k, v) in &reg.builtin {
+    let builtin_group = BUILTIN_KINDS.iter().any(|(g, _, _)| *g == group);
+    let apiextensions = group == resources::APIEXTENSIONS;
+    for (k, v) in &reg.builtin {
+        // A built-in group gets the whole closure of its kinds (small enough, and every $ref
+        // resolves): core, apps and discovery share one, apiextensions has its own.
+        let wanted = k.starts_with(META_DEFS)
+            || (builtin_group && k.starts_with(APIEXTENSIONS_DEFS) == apiextensions);
+        if wanted {
             schemas.insert(k.clone(), v.clone());
-        }
-    } else {
-        for (k, v) in &reg.builtin {
-            if k.starts_with("io.k8s.apimachinery.pkg.apis.meta.v1.") {
-                schemas.insert(k.clone(), v.clone());
-            }
         }
     }
     for r in &res {
@@ -494,18 +515,102 @@ mod tests {
     #[test]
     fn every_kind_has_a_schema() {
         assert_eq!(load_errors(), Vec::<String>::new());
-        // CustomResourceDefinition objects are checked by `crd::validate` (their own OpenAPI
-        // definition is not embedded yet, so unknown fields in a CRD are not reported).
-        for r in resources::RESOURCES
-            .iter()
-            .filter(|r| r.group != resources::APIEXTENSIONS)
-        {
+        for r in resources::RESOURCES {
             assert!(
                 schema(r.group, r.kind).is_some(),
                 "no schema for {}",
                 r.kind
             );
         }
+    }
+
+    fn crd_schema() -> Arc<KindSchema> {
+        schema(resources::APIEXTENSIONS, "CustomResourceDefinition").expect("CRD schema")
+    }
+
+    /// Real CRDs decode into apiextensions' Go types with no unknown field: JSONSchemaProps is
+    /// recursive, and its `default`, `example`, `enum` items, `items` and `additionalProperties`
+    /// are typeless definitions (custom unmarshalers) that hold anything.
+    #[test]
+    fn real_crds_decode_cleanly() {
+        let ks = crd_schema();
+        assert!(!ks.crd);
+        let mut crds = embedded_crds();
+        crds.push(
+            serde_yaml::from_str(include_str!(
+                "../../tests/fixtures/cert-manager.io_certificates.yaml"
+            ))
+            .expect("fixture"),
+        );
+        assert_eq!(crds.len(), CRDS.len() + 1);
+        for crd in &crds {
+            let name = crate::meta::name(crd);
+            assert_eq!(
+                ks.schema.unknown_fields(crd),
+                Vec::<String>::new(),
+                "{name}"
+            );
+            assert_eq!(
+                ks.schema.apply_unknown_fields(crd),
+                Vec::<String>::new(),
+                "{name}"
+            );
+            assert_eq!(ks.schema.decode_error(crd), None, "{name}");
+        }
+    }
+
+    /// Typos anywhere a Go struct is decoded are unknown fields, with the decoder's paths.
+    #[test]
+    fn crd_typos_are_unknown_fields() {
+        let ks = crd_schema();
+        let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.example.com"},
+            "spec": {"group": "example.com", "scope": "Namespaced",
+                "names": {"plurl": "widgets", "kind": "Widget"},
+                "vesions": [],
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "additionalPrinterColumns": [{"name": "A", "type": "string", "jsonPath": ".a", "prio": 1}],
+                    "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                        "spec": {"type": "object", "x-kubernetes-preserve-unknown-field": true,
+                                 "default": {"anything": [1, {"goes": true}]},
+                                 "items": {"tpye": "string"}}}}}}]}});
+        assert_eq!(
+            ks.schema.unknown_fields(&crd),
+            [
+                "spec.names.plurl",
+                "spec.vesions",
+                "spec.versions[0].additionalPrinterColumns[0].prio",
+                "spec.versions[0].schema.openAPIV3Schema.properties.spec.x-kubernetes-preserve-unknown-field",
+            ]
+        );
+        let wrong = json!({"spec": {"versions": [{"served": "yes"}]}});
+        assert_eq!(
+            ks.schema.decode_error(&wrong).as_deref(),
+            Some("json: cannot unmarshal string into Go struct field CustomResourceDefinitionVersion.spec.versions.served of type bool")
+        );
+    }
+
+    /// apiextensions.k8s.io/v1 is documented for `kubectl explain crd`.
+    #[test]
+    fn apiextensions_document() {
+        let doc = group_version_doc(&["apis", "apiextensions.k8s.io", "v1"]).expect("doc");
+        let schemas = &doc["components"]["schemas"];
+        let crd = &schemas
+            [&format!("{APIEXTENSIONS_DEFS}pkg.apis.apiextensions.v1.CustomResourceDefinition")];
+        assert_eq!(
+            crd["x-kubernetes-group-version-kind"][0]["kind"],
+            "CustomResourceDefinition"
+        );
+        assert!(
+            schemas[&format!("{APIEXTENSIONS_DEFS}pkg.apis.apiextensions.v1.JSONSchemaProps")]
+                .is_object()
+        );
+        assert!(schemas[&format!("{META_DEFS}ObjectMeta")].is_object());
+        assert!(schemas["io.k8s.api.core.v1.Pod"].is_null());
+        let core = group_version_doc(&["api", "v1"]).expect("core doc");
+        assert!(core["components"]["schemas"]
+            .as_object()
+            .is_some_and(|m| !m.keys().any(|k| k.starts_with(APIEXTENSIONS_DEFS))));
     }
 
     /// A kind registered at run time is checked and served like an embedded one.
