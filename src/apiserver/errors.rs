@@ -71,6 +71,7 @@ impl ApiError {
                 StoreError::Conflict { .. } => (409, "Conflict"),
                 StoreError::NamespaceTerminating(_) => (403, "Forbidden"),
                 StoreError::Expired { .. } => (410, "Expired"),
+                StoreError::NotAnObject => (400, "BadRequest"),
                 StoreError::Persist(_) | StoreError::Corrupt(_) => (500, "InternalError"),
             },
             ApiError::NoRoute => (404, "NotFound"),

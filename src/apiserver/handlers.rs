@@ -561,7 +561,11 @@ fn prepare(t: &Target, obj: &mut Value) -> Result<(), ApiError> {
     } else {
         meta::metadata_mut(obj).remove("namespace");
     }
-    let root = obj.as_object_mut().expect("decoded as object");
+    let Some(root) = obj.as_object_mut() else {
+        return Err(ApiError::BadRequest(
+            "the object provided is unrecognized: the body must be a JSON object".into(),
+        ));
+    };
     root.insert("apiVersion".into(), json!(want_av));
     root.insert("kind".into(), json!(t.res.kind));
     Ok(())

@@ -56,6 +56,9 @@ pub enum StoreError {
     Persist(#[from] sled::Error),
     #[error("stored object is corrupt: {0}")]
     Corrupt(String),
+    /// A write of something that is not a JSON object (the API server refuses those first).
+    #[error("the object provided is unrecognized: the body must be a JSON object")]
+    NotAnObject,
 }
 
 /// The type of a watch event, as in the Kubernetes watch protocol.
@@ -374,6 +377,9 @@ impl Store {
         mut obj: Value,
         dry_run: bool,
     ) -> Result<Arc<Value>, StoreError> {
+        if !obj.is_object() {
+            return Err(StoreError::NotAnObject);
+        }
         let mut state = self.write();
         let ns = meta::namespace(&obj).to_string();
         if res.namespaced {
@@ -413,7 +419,7 @@ impl Store {
                 name,
             });
         }
-        let root = obj.as_object_mut().expect("API server passes objects");
+        let root = obj.as_object_mut().ok_or(StoreError::NotAnObject)?;
         if res.has_status {
             root.remove("status");
         }
@@ -460,6 +466,9 @@ impl Store {
         sub: Subresource,
         dry_run: bool,
     ) -> Result<Arc<Value>, StoreError> {
+        if !obj.is_object() {
+            return Err(StoreError::NotAnObject);
+        }
         let mut state = self.write();
         let key = key_of(res, meta::namespace(&obj), meta::name(&obj));
         let old = existing(&state, res, &key)?;

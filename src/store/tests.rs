@@ -264,3 +264,14 @@ fn watch_history_is_bounded_in_bytes() {
     let latest = store.resource_version();
     assert!(store.watch(None, Some(latest - 1)).is_ok());
 }
+
+#[test]
+fn a_write_that_is_not_an_object_is_refused_and_stores_nothing() {
+    let (_d, store) = open();
+    let before = store.list(kinds::gateways(), None).0.len();
+    for bad in [json!([1, 2]), json!("gw"), json!(null)] {
+        let err = store.create(kinds::gateways(), bad, false).unwrap_err();
+        assert!(matches!(err, StoreError::NotAnObject), "{err}");
+    }
+    assert_eq!(store.list(kinds::gateways(), None).0.len(), before);
+}
