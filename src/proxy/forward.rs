@@ -38,10 +38,12 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::{mpsc, watch};
 
 use crate::health::{HealthStatus, HealthView};
+use crate::proxy::metrics::Metrics;
+use crate::proxy::options::ProxyOptions;
 use crate::proxy::pool::{
     Forwarded, Forwarding, Pool, RawHead, TlsTarget, UpstreamBody, UpstreamError,
 };
-use crate::proxy::{mirror, route, upgrade, Metrics, ProxyOptions};
+use crate::proxy::{mirror, route, upgrade};
 use crate::routing::{
     BackendKey, BackendRuntime, BackendTarget, Filter, HeaderModifier, ListenerProtocol,
     RequestMirror, RouteRuntime, RoutingTable, SessionAffinity, AGC_SERVER_NAME,
@@ -112,6 +114,16 @@ impl Shared {
             h2,
             rr: std::array::from_fn(|_| AtomicUsize::new(0)),
             connections: Arc::new(tokio::sync::Semaphore::new(opts_max_connections)),
+        }
+    }
+
+    /// What a WebSocket tunnel takes from here.
+    pub(crate) fn tunnel_ctx(&self) -> upgrade::TunnelCtx {
+        upgrade::TunnelCtx {
+            guard: self.guard.clone(),
+            metrics: self.metrics.clone(),
+            stop: self.stop.clone(),
+            idle: self.opts.idle_timeout,
         }
     }
 

@@ -53,8 +53,7 @@ use tokio::sync::watch;
 use crate::proxy::forward::{self, ConnCtx, ProxyBody, Shared};
 use crate::proxy::normalize;
 use crate::proxy::pool::{self, ChunkState, RawHead, Step};
-use crate::proxy::server::signalled;
-use crate::proxy::timeouts::{InFlight, TimedIo};
+use crate::proxy::timeouts::{signalled, InFlight, TimedIo};
 use crate::proxy::upgrade::{self, ClientIo};
 use crate::routing::AGC_SERVER_NAME;
 
@@ -185,7 +184,7 @@ pub(crate) async fn serve<I: ClientStream>(
                 // read buffer alive.
                 let ahead = Bytes::copy_from_slice(&inb.buf);
                 let client = inb.io.into_inner().into_tunnel();
-                upgrade::spawn_tunnel(&shared, client, ahead, tunnel);
+                upgrade::spawn_tunnel(&shared.tunnel_ctx(), client, ahead, tunnel);
                 return;
             }
         }

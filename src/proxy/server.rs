@@ -29,8 +29,11 @@ use tokio::sync::{mpsc, watch};
 
 use crate::health::HealthView;
 use crate::proxy::forward::{self, ConnCtx, ProxyBody, Shared};
+use crate::proxy::metrics::Metrics;
+use crate::proxy::options::ProxyOptions;
+use crate::proxy::timeouts::signalled;
 use crate::proxy::timeouts::{InFlight, TimedIo};
-use crate::proxy::{h1, tls, Metrics, ProxyOptions};
+use crate::proxy::{h1, tls};
 use crate::routing::{Bindings, ListenerProtocol, RoutingTable};
 
 /// See [`crate::proxy::run`].
@@ -511,10 +514,4 @@ async fn serve_h2<I>(
             let _ = tokio::time::timeout(grace, conn).await;
         }
     }
-}
-
-/// Resolves once `rx` holds `true` (or its sender is gone). Returns nothing,
-/// so no `watch` guard is held across an await.
-pub(crate) async fn signalled(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|v| *v).await;
 }

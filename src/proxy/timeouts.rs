@@ -186,6 +186,12 @@ impl<T> TimedIo<T> {
     }
 }
 
+/// Resolves once `rx` holds `true` (or its sender is gone): how connections, tunnels and
+/// accept loops learn to stop. Returns nothing, so no `watch` guard is held across an await.
+pub(crate) async fn signalled(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

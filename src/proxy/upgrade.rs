@@ -26,7 +26,7 @@ use tokio::net::TcpStream;
 
 use crate::proxy::pool::{Io, Upgraded};
 
-use crate::proxy::forward::Shared;
+use crate::proxy::metrics::Metrics;
 
 /// Labels of a tunnel for the access log.
 #[derive(Debug, Clone)]
@@ -92,13 +92,25 @@ pub enum ClientIo {
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
+/// What a tunnel needs from the proxy (so this module does not reach into the request path's
+/// shared state).
+pub struct TunnelCtx {
+    /// Held while the tunnel runs, so shutdown waits for it.
+    pub guard: tokio::sync::mpsc::Sender<()>,
+    pub metrics: Arc<Metrics>,
+    /// Set once on shutdown.
+    pub stop: tokio::sync::watch::Receiver<bool>,
+    /// The idle timeout (no byte either way).
+    pub idle: Duration,
+}
+
 /// Spawns the tunnel between the client (the 101 already written to it;
 /// `ahead`: what it sent past its request) and the backend connection.
-pub fn spawn_tunnel(shared: &Arc<Shared>, client: ClientIo, ahead: Bytes, tunnel: Tunnel) {
-    let guard = shared.guard.clone();
-    let metrics = shared.metrics.clone();
-    let mut stop = shared.stop.clone();
-    let idle = shared.opts.idle_timeout;
+pub fn spawn_tunnel(ctx: &TunnelCtx, client: ClientIo, ahead: Bytes, tunnel: Tunnel) {
+    let guard = ctx.guard.clone();
+    let metrics = ctx.metrics.clone();
+    let mut stop = ctx.stop.clone();
+    let idle = ctx.idle;
     let start = Instant::now();
     let Tunnel { up, info } = tunnel;
     tokio::spawn(async move {
@@ -177,7 +189,7 @@ where
             Ok(_) => "closed".to_owned(),
             Err(e) => format!("error: {e}"),
         },
-        _ = crate::proxy::server::signalled(stop) => "proxy shutdown".to_owned(),
+        _ = crate::proxy::timeouts::signalled(stop) => "proxy shutdown".to_owned(),
         _ = idle_watchdog(idle, from_client, to_client) => "idle timeout".to_owned(),
     }
 }
@@ -213,7 +225,7 @@ async fn splice(
             Ok(_) => "closed".to_owned(),
             Err(e) => format!("error: {e}"),
         },
-        _ = crate::proxy::server::signalled(stop) => "proxy shutdown".to_owned(),
+        _ = crate::proxy::timeouts::signalled(stop) => "proxy shutdown".to_owned(),
         _ = idle_watchdog(idle, from_client, to_client) => "idle timeout".to_owned(),
     }
 }

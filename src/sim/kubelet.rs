@@ -4,11 +4,12 @@
 //! annotation `agc-sandbox.dev/command`, a local command per replica. Readiness and liveness
 //! probes (httpGet, tcpSocket) run against the pod's address; the `agc-sandbox.dev/fault`
 //! annotation injects faults. Everything the kubelet learns comes back to the simulator loop as
-//! a [`Signal`], and the loop writes Pod status: this module never writes the store itself
+//! a [`Signal`](super::signal::Signal), and the loop writes Pod status: this module never writes the store itself
 //! except Events.
 
 use super::apps::{self, AppContext, AppKind, Fault};
 use super::logs::LogBook;
+use super::signal::Signal;
 use crate::events::{self, EventKind, Involved};
 use crate::meta;
 use crate::resources::kinds;
@@ -27,30 +28,6 @@ pub const COMMAND_ANNOTATION: &str = "agc-sandbox.dev/command";
 pub const FAULT_ANNOTATION: &str = "agc-sandbox.dev/fault";
 /// Pod condition saying that the image could not run and what plays it instead.
 pub const SIMULATED_CONDITION: &str = "agc-sandbox.dev/Simulated";
-
-/// What probes and processes report back to the simulator loop.
-#[derive(Debug)]
-pub enum Signal {
-    Readiness {
-        uid: String,
-        container: usize,
-        ready: bool,
-    },
-    LivenessFailed {
-        uid: String,
-        container: usize,
-        reason: String,
-    },
-    Exited {
-        uid: String,
-        container: usize,
-        code: Option<i32>,
-    },
-    Started {
-        uid: String,
-        container: usize,
-    },
-}
 
 /// How a container is played.
 #[derive(Debug, Clone, PartialEq)]

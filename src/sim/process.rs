@@ -6,8 +6,8 @@
 //! (1 s up to 30 s: shorter than the kubelet's 10 s–5 min, because this is a development tool),
 //! reported as CrashLoopBackOff with a growing restartCount.
 
-use super::kubelet::Signal;
 use super::logs::LogBook;
+use super::signal::Signal;
 use bytes::Bytes;
 use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
