@@ -1,4 +1,4 @@
-//! Command-line interface (clap derive). `main.rs` parses, [`crate::app`] runs.
+//! Command-line interface (clap derive). `main.rs` parses, `app` runs.
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;

@@ -9,7 +9,7 @@
 //! writes, swap/backup files (ignored by name, see [`is_manifest`]) and whole directories moved in
 //! or out.
 //!
-//! Objects are written through the sandbox's own HTTP API (see [`crate::scenario::client`]), so
+//! Objects are written through the sandbox's own HTTP API (see [`crate::client`]), so
 //! they get exactly kubectl's admission: server-side apply with field manager [`FIELD_MANAGER`]
 //! ("what the file says wins"), defaults, validation and its error messages. Each file is
 //! all-or-nothing: every object is first applied with `dryRun=All`; one rejection rejects the file,
@@ -19,10 +19,10 @@
 //! the folder) and the folder ([`ANN_SOURCE_FILE`], [`ANN_SOURCE_DIR`]), so it survives restarts:
 //! at start, objects annotated with a file that no longer declares them are removed.
 
+use crate::client::{ApiClient, ClientError, ObjRef};
+use crate::manifest::{self, kind_rank};
 use crate::meta;
 use crate::resources::RESOURCES;
-use crate::scenario::client::{ApiClient, ClientError, ObjRef};
-use crate::scenario::manifest::{self, kind_rank};
 use notify::{EventKind, RecursiveMode, Watcher as _};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-pub use crate::scenario::manifest::is_manifest;
+pub use crate::manifest::is_manifest;
 
 /// Field manager of the watcher's server-side applies.
 pub const FIELD_MANAGER: &str = "agc-sandbox-watch";

@@ -24,6 +24,7 @@ pub mod controller;
 pub mod dirwatch;
 pub mod events;
 pub mod health;
+pub mod manifest;
 pub mod meta;
 pub mod pki;
 pub mod proxy;

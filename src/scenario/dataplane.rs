@@ -1,6 +1,15 @@
 //! Data-plane steps: http, traffic and websocket through a Gateway.
 
-use super::*;
+use super::model::{GatewaySpec, HttpExpect, HttpSpec, TrafficSpec, WsSpec};
+use super::parse::duration;
+use super::shared::{Ctx, StepResult, DEFAULT_RETRY, POLL};
+use super::{net, path, tls};
+use crate::client::ObjRef;
+use crate::meta;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
 
 /// Resolves a Gateway listener to a socket: `status.addresses[0].value` and the listener port
 /// plus the port offset.

@@ -1,6 +1,10 @@
 //! The scenario model: what a parsed file holds (steps and their typed specs).
 
-use super::*;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
 
 /// A parsed scenario file.
 #[derive(Debug, Clone)]

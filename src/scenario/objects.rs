@@ -1,6 +1,19 @@
 //! Object steps: apply, delete, patch, annotate, wait/assert, tls-secret.
 
-use super::*;
+use super::model::{
+    AnnotateSpec, ApplySpec, CheckSpec, DeleteSpec, ObjSpec, PatchSpec, TlsSecretSpec,
+};
+use super::parse::duration;
+use super::shared::{
+    Ctx, StepResult, DEFAULT_ASSERT_TIMEOUT, DEFAULT_TIMEOUT, FAULT_ANNOTATION, FIELD_MANAGER, POLL,
+};
+use super::{path, tls};
+use crate::client::{resolve_kind, ObjRef};
+use crate::manifest::{self, kind_rank};
+use crate::meta;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::Instant;
 
 pub(crate) fn one_ref(ctx: &Ctx<'_>, o: &ObjSpec) -> Result<ObjRef, String> {
     let (kind, name) = match &o.reference {

@@ -1,6 +1,17 @@
 //! Parsing scenario files into the model, with errors naming the file, step and field.
 
-use super::*;
+use super::model::{
+    Action, AnnotateSpec, ApplySpec, CheckSpec, DeleteSpec, GatewaySpec, HttpSpec, ObjSpec,
+    PatchSpec, ScaleSpec, Scenario, Step, TrafficSpec, WsSpec, ACTIONS, CHECK_KEYS, GATEWAY_KEYS,
+    OBJ_KEYS,
+};
+use super::path;
+use super::shared::ScenarioError;
+use crate::client::resolve_kind;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
 
 pub(crate) fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim()).map_err(|e| format!("invalid duration {s:?}: {e}"))

@@ -1,6 +1,16 @@
 //! Running scenarios: one sandbox each (or a running one), steps in order, a summary.
 
-use super::*;
+use super::dataplane::{self, traffic, websocket};
+use super::junit;
+use super::model::Action;
+use super::objects::{annotate, apply, check, delete, one_ref, patch, tls_secret};
+use super::parse::load;
+use super::shared::{Ctx, Options, Out, ScenarioError, StepResult, Summary};
+use crate::client::ApiClient;
+use serde_json::json;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 /// A free `--port-offset`: the OS hands out a free port P, offset = P - 80, checked so that
 /// P - 80 + 443 is free as well. Two runs in parallel get different ports, so different offsets.
@@ -99,16 +109,6 @@ impl Sandbox {
     }
 }
 
-/// Per-scenario state.
-pub(crate) struct Ctx<'a> {
-    pub(crate) client: &'a ApiClient,
-    pub(crate) port_offset: u16,
-    pub(crate) dir: PathBuf,
-    pub(crate) namespace: String,
-    pub(crate) trusted: Vec<rustls::pki_types::CertificateDer<'static>>,
-    pub(crate) sockets: HashMap<String, net::Ws>,
-}
-
 /// Runs every scenario of `opts.files`, printing progress to `out`.
 pub async fn run(opts: &Options, out: Out) -> Result<Summary, ScenarioError> {
     let scenarios = opts
@@ -189,8 +189,6 @@ pub async fn run(opts: &Options, out: Out) -> Result<Summary, ScenarioError> {
     }
     Ok(summary)
 }
-
-pub(crate) type StepResult = Result<(), String>;
 
 pub(crate) async fn run_step(ctx: &mut Ctx<'_>, action: &Action) -> StepResult {
     match action {

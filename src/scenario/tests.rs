@@ -1,6 +1,10 @@
 //! Scenario parsing and helpers.
 
-use super::*;
+use super::dataplane::{backend_of, check_reply, glob};
+use super::model::HttpExpect;
+use super::net;
+use super::parse::parse_step;
+use serde_json::json;
 
 #[test]
 fn pods_map_to_their_deployment() {
