@@ -881,6 +881,12 @@ async fn timeouts_slow_clients_and_application_cookie() {
     slow.timeouts.request = Some(Duration::from_millis(300));
     let mut unlimited = rule("/unlimited", vec![to("echo", 1)], vec![]);
     unlimited.timeouts.request = Some(Duration::ZERO);
+    // backendRequest under a longer (or no) request timeout: the backend's deadline cuts.
+    let mut backend_only = rule("/backend", vec![to("echo", 1)], vec![]);
+    backend_only.timeouts.backend_request = Some(Duration::from_millis(300));
+    let mut both = rule("/both", vec![to("echo", 1)], vec![]);
+    both.timeouts.request = Some(Duration::from_secs(10));
+    both.timeouts.backend_request = Some(Duration::from_millis(300));
     let mut app_cookie = rule("/app", vec![to("echo", 1)], vec![]);
     app_cookie.session_affinity = Some(SessionAffinity::ApplicationCookie {
         name: "sid".into(),
@@ -892,7 +898,11 @@ async fn timeouts_slow_clients_and_application_cookie() {
         vec![http_listener(
             "http",
             80,
-            vec![route("r", &[], vec![slow, unlimited, app_cookie])],
+            vec![route(
+                "r",
+                &[],
+                vec![slow, unlimited, backend_only, both, app_cookie],
+            )],
         )],
         vec![backend("echo", &[a.addr, b.addr], fast_probe("/health"))],
     );
@@ -912,6 +922,16 @@ async fn timeouts_slow_clients_and_application_cookie() {
         get(gw, "x", "/unlimited?delay=400ms", &[]).await.status,
         200
     );
+    // HTTPRouteTimeoutBackendRequest: a backend slower than backendRequest is a 504.
+    for p in ["/backend", "/both"] {
+        let r = get(gw, "x", &format!("{p}?delay=1s"), &[]).await;
+        assert_eq!(r.status, 504, "{p}");
+        assert_eq!(
+            get(gw, "x", &format!("{p}?delay=10ms"), &[]).await.status,
+            200,
+            "{p}"
+        );
+    }
 
     // Application cookie: the same value always lands on the same pod.
     for sid in ["alpha", "beta", "gamma"] {

@@ -463,7 +463,18 @@ where
     else {
         return local_reply(StatusCode::SERVICE_UNAVAILABLE, NO_HEALTHY_UPSTREAM);
     };
-    let timeout = m.rule.timeouts.effective_request();
+    // HTTPRouteTimeouts (GEP-1742): `backendRequest` bounds one request to a backend, "from
+    // when the request first starts being sent from the gateway to when the full response has
+    // been received", `request` the whole exchange; both start here (one attempt per request,
+    // a refused connect aside), so the earlier deadline is the one that cuts: a 504 before the
+    // response head, the stream cut after it.
+    let timeout = match (
+        m.rule.timeouts.effective_request(),
+        m.rule.timeouts.effective_backend_request(),
+    ) {
+        (Some(r), Some(b)) => Some(r.min(b)),
+        (r, b) => r.or(b),
+    };
     let set_cookie = match affinity {
         Some(SessionAffinity::ManagedCookie) if !pinned_ok => Some(managed_cookie(conn.https)),
         _ => None,
