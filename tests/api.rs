@@ -611,8 +611,29 @@ async fn bad_write_options_are_refused_and_write_nothing() {
         404,
         "nothing was created"
     );
+    // A repeated dryRun is a list: every value must be All (the first alone would write).
+    for q in ["dryRun=All&dryRun=", "dryRun=&dryRun=All"] {
+        let r = post_json(&format!("{url}?{q}"), &cm).await;
+        assert_eq!(r.status, 422, "{q}: {}", r.text());
+        assert_eq!(
+            get(&format!("{url}/o")).await.status,
+            404,
+            "{q}: nothing was created"
+        );
+    }
+    // fieldManager must be printable as Go's unicode.IsPrint says (a no-break space is not).
+    let r = post_json(&format!("{url}?fieldManager=a%C2%A0b"), &cm).await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(
+        r.text()
+            .contains("invalid character U+00A0 (at position 1)"),
+        "{}",
+        r.text()
+    );
     assert_eq!(
-        post_json(&format!("{url}?dryRun=All"), &cm).await.status,
+        post_json(&format!("{url}?dryRun=All&dryRun=All"), &cm)
+            .await
+            .status,
         201
     );
     assert_eq!(

@@ -85,23 +85,32 @@ pub trait Extension: Send + Sync + 'static {
     fn get(&self, path: &str, query: &Query) -> Option<Response<Body>>;
 }
 
-/// Parsed query parameters (last value wins, as Go's `url.Values.Get` reads the first; kubectl
-/// never repeats a parameter).
+/// Parsed query parameters, every value of a repeated one kept: kube's parameter codec gives a
+/// scalar option the first value (apimachinery's `Convert_Slice_string_To_string`) and a list
+/// option (`dryRun`) all of them, so `?dryRun=All&dryRun=` is refused, not a real write.
 #[derive(Debug, Default, Clone)]
-pub struct Query(HashMap<String, String>);
+pub struct Query(HashMap<String, Vec<String>>);
 
 impl Query {
     pub fn parse(q: Option<&str>) -> Query {
-        let mut out = HashMap::new();
+        let mut out: HashMap<String, Vec<String>> = HashMap::new();
         for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            out.insert(percent_decode(k), percent_decode(v));
+            out.entry(percent_decode(k))
+                .or_default()
+                .push(percent_decode(v));
         }
         Query(out)
     }
 
+    /// The first value, as for a scalar option.
     pub fn get(&self, k: &str) -> Option<&str> {
-        self.0.get(k).map(String::as_str)
+        self.0.get(k).and_then(|v| v.first()).map(String::as_str)
+    }
+
+    /// Every value, as for a list option.
+    pub fn get_all(&self, k: &str) -> &[String] {
+        self.0.get(k).map_or(&[], Vec::as_slice)
     }
 
     /// `true`/`1` flags.

@@ -32,6 +32,22 @@ impl Verb {
     }
 }
 
+/// Go's `unicode.IsPrint` (ValidateFieldManager refuses any other rune): letters, marks,
+/// numbers, punctuation, symbols and the ASCII space. Rust has no category table, so this is
+/// its complement for what matters here: controls, every space but U+0020, the format
+/// characters (Cf) and private use (Co); unassigned code points are taken as printable.
+fn go_is_print(c: char) -> bool {
+    if c == ' ' {
+        return true;
+    }
+    let u = c as u32;
+    let format = matches!(u, 0xAD | 0x600..=0x605 | 0x61C | 0x6DD | 0x70F | 0x180E
+        | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F | 0xFEFF
+        | 0xFFF9..=0xFFFB | 0x110BD | 0x1D173..=0x1D17A | 0xE0001 | 0xE0020..=0xE007F);
+    let private = matches!(u, 0xE000..=0xF8FF | 0xF0000..=0xFFFFD | 0x100000..=0x10FFFD);
+    !(c.is_control() || c.is_whitespace() || format || private)
+}
+
 /// Go's `%#v` of a `[]string`, as field errors print values.
 fn go_strings(v: &[String]) -> String {
     let items: Vec<String> = v.iter().map(|s| format!("{s:?}")).collect();
@@ -67,7 +83,7 @@ pub fn check(verb: Verb, q: &Query, dry_run_body: Option<&[String]>) -> Result<(
                 message: "Too long: may not be more than 128 bytes".into(),
             });
         }
-        if let Some((i, c)) = manager.char_indices().find(|(_, c)| c.is_control()) {
+        if let Some((i, c)) = manager.char_indices().find(|(_, c)| !go_is_print(*c)) {
             causes.push(Cause {
                 reason: "FieldValueInvalid",
                 field: "fieldManager".into(),
@@ -78,10 +94,7 @@ pub fn check(verb: Verb, q: &Query, dry_run_body: Option<&[String]>) -> Result<(
             });
         }
     }
-    let mut dry: Vec<String> = q
-        .get("dryRun")
-        .map(|d| vec![d.to_string()])
-        .unwrap_or_default();
+    let mut dry: Vec<String> = q.get_all("dryRun").to_vec();
     if let Some(body) = dry_run_body {
         dry.extend(body.iter().cloned());
     }
@@ -180,7 +193,7 @@ impl DeleteOptions {
                 .map_err(|e| ApiError::BadRequest(format!("unable to decode DeleteOptions: {e}")));
         }
         Ok(DeleteOptions {
-            dry_run: q.get("dryRun").map(|d| vec![d.to_string()]),
+            dry_run: Some(q.get_all("dryRun").to_vec()).filter(|d| !d.is_empty()),
             propagation_policy: q.get("propagationPolicy").map(str::to_string),
             orphan_dependents: q.get("orphanDependents").map(parse_bool).transpose()?,
             preconditions: None,
