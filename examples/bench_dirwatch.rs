@@ -79,7 +79,7 @@ fn main() -> anyhow::Result<()> {
         let echo = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let echo_port = echo.local_addr()?.port();
         let (_fault, fault_rx) = tokio::sync::watch::channel(Fault::None);
-        let ctx = std::sync::Arc::new(AppContext { pod: "echo".into(), namespace: "bench".into(), service: String::new(), ingress: String::new() });
+        let ctx = std::sync::Arc::new(AppContext { pod: "echo".into(), namespace: "bench".into(), service: String::new(), ingress: String::new(), log: None });
         tokio::spawn(apps::serve(echo, AppKind::EchoBasic, ctx, fault_rx, std::future::pending()));
         std::fs::write(dir.join("base.yaml"), format!("{NS}{}", backend(echo_port)))?;
         let port_offset = agc_sandbox::scenario::pick_port_offset();

@@ -99,6 +99,7 @@ async fn main() {
         namespace: "default".into(),
         service: String::new(),
         ingress: String::new(),
+        log: None,
     });
     tokio::spawn(apps::serve(
         echo,

@@ -564,3 +564,143 @@ fn user_commands_die_with_the_sandbox_even_by_kill_9() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Request mirroring made visible as the conformance suite sees it: the mirror's echo-basic
+/// prints echo-basic's per-request line, and `kubectl logs -l app=X -c X --since-time=...`
+/// (utils/kubernetes DumpEchoLogs) finds it. Lines older than `--since-time` are not shown.
+#[tokio::test(flavor = "multi_thread")]
+async fn mirrored_requests_show_in_the_mirrors_logs() {
+    let sb = Sandbox::start().await;
+    let backend = |name: &str| {
+        format!(
+            r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: test-infra, labels: {{app: {name}}}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers:
+      - name: {name}
+        image: gcr.io/k8s-staging-gateway-api/echo-basic:v20240412-v1.0.0-394-g40c666fd
+        env:
+        - {{name: POD_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: test-infra}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{port: 8080, targetPort: 3000}}]
+"#
+        )
+    };
+    sb.kubectl_stdin(&["create", "namespace", "test-infra"], "")
+        .success();
+    let manifests = format!(
+        "{}---{}---\n{}",
+        backend("infra-backend-v1"),
+        backend("infra-backend-v2"),
+        std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("scenarios/common/gateway-01.yaml")
+        )
+        .unwrap()
+    );
+    sb.kubectl_stdin(&["apply", "-f", "-"], &manifests)
+        .success();
+    sb.kubectl_stdin(
+        &["apply", "-f", "-"],
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: mirror, namespace: test-infra}
+spec:
+  parentRefs: [{name: gateway-01}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /mirror}}]
+    filters:
+    - type: RequestMirror
+      requestMirror: {backendRef: {name: infra-backend-v2, port: 8080}}
+    backendRefs: [{name: infra-backend-v1, port: 8080}]
+"#,
+    )
+    .success();
+    for d in ["infra-backend-v1", "infra-backend-v2"] {
+        sb.kubectl(&[
+            "rollout",
+            "status",
+            "-n",
+            "test-infra",
+            &format!("deploy/{d}"),
+            "--timeout=20s",
+        ])
+        .success();
+    }
+    let gw: Value = serde_json::from_str(
+        &sb.kubectl(&[
+            "get",
+            "gateway",
+            "gateway-01",
+            "-n",
+            "test-infra",
+            "-o",
+            "json",
+        ])
+        .success(),
+    )
+    .unwrap();
+    let ip = gw["status"]["addresses"][0]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let url = format!("http://{ip}:{}/mirror/x?a=1", 80 + sb.port_offset);
+    // An earlier request, before the mark: --since-time must leave it out.
+    let early = format!("http://{ip}:{}/mirror/early", 80 + sb.port_offset);
+    let r = within("early request", async {
+        loop {
+            let r = get(&early).await;
+            if r.status == 200 {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert_eq!(r.status, 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mark = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = get(&url).await;
+    assert_eq!(r.status, 200);
+    let pod = serde_json::from_slice::<Value>(&r.body).unwrap()["pod"].clone();
+    assert!(
+        pod.as_str().unwrap_or("").starts_with("infra-backend-v1-"),
+        "answered by {pod}, not the route's backend"
+    );
+    let logs = eventually("the mirrored request in infra-backend-v2's log", || {
+        let out = sb
+            .kubectl(&[
+                "logs",
+                "-n",
+                "test-infra",
+                "-l",
+                "app=infra-backend-v2",
+                "-c",
+                "infra-backend-v2",
+                &format!("--since-time={mark}"),
+            ])
+            .success();
+        out.contains("Echoing back request made to /mirror/x?a=1 to client (")
+            .then_some(out)
+    })
+    .await;
+    assert!(
+        !logs.contains("/mirror/early"),
+        "--since-time kept an older line:\n{logs}"
+    );
+    sb.stop().await;
+}

@@ -1078,23 +1078,16 @@ fn logs(api: &ApiServer, t: &Target, q: &Query) -> Result<Response<Body>, ApiErr
     api.store
         .get(t.res, t.ns(), &name)
         .ok_or_else(|| not_found(t, &name))?;
-    let text = match &api.logs {
+    let opts = super::podlogs::LogOptions::from_query(q, &name)?;
+    let lines = match &api.logs {
         Some(l) => l
             .logs(t.ns(), &name, q.get("container"))
             .map_err(ApiError::BadRequest)?,
-        None => String::new(),
-    };
-    let text = match q.get("tailLines").and_then(|n| n.parse::<usize>().ok()) {
-        Some(n) => {
-            let lines: Vec<&str> = text.lines().collect();
-            let start = lines.len().saturating_sub(n);
-            lines[start..].iter().map(|l| format!("{l}\n")).collect()
-        }
-        None => text,
+        None => Vec::new(),
     };
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/plain")
-        .body(full(text))
+        .body(full(opts.render(&lines, std::time::SystemTime::now())))
         .expect("static response"))
 }

@@ -22,6 +22,7 @@ mod jsonpath;
 pub mod openapi;
 mod options;
 mod patch;
+mod podlogs;
 mod protobuf;
 mod smp;
 mod table;
@@ -74,9 +75,14 @@ pub const MAX_BODY: usize = 3 * 1024 * 1024;
 
 /// Pod logs, provided by the workload simulator (`GET .../pods/<name>/log`).
 pub trait PodLogs: Send + Sync + 'static {
-    /// The log text of one container (`None`: the pod's only or first container), or an error
-    /// message shown to the user.
-    fn logs(&self, namespace: &str, pod: &str, container: Option<&str>) -> Result<String, String>;
+    /// The log lines of one container (`None`: the pod's only or first container), each with
+    /// when it was written, or an error message shown to the user.
+    fn logs(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: Option<&str>,
+    ) -> Result<Vec<(std::time::SystemTime, String)>, String>;
 }
 
 /// Extra endpoints other modules serve on the API port (backend health, metrics).

@@ -76,7 +76,27 @@ pub struct AppContext {
     pub service: String,
     /// Echoed as `ingress` (empty in the conformance manifests).
     pub ingress: String,
+    /// Where the app prints its per-request line (the container's `kubectl logs`).
+    pub log: Option<RequestLog>,
 }
+
+/// A container's stdout, as the app writes to it.
+#[derive(Clone)]
+pub struct RequestLog(pub Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for RequestLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RequestLog")
+    }
+}
+
+impl PartialEq for RequestLog {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for RequestLog {}
 
 /// Fault injected with the pod annotation `agc-sandbox.dev/fault`; read per request, so it can
 /// change live through the `watch` channel given to [`serve`].
@@ -196,7 +216,7 @@ pub async fn serve(
         let (app, builder, mut stop) = (app.clone(), builder.clone(), app.stop.clone());
         tokio::spawn(async move {
             let pod = app.ctx.pod.clone();
-            let svc = service_fn(move |req| handle(req, app.clone()));
+            let svc = service_fn(move |req| handle(req, app.clone(), peer));
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
             tokio::select! {
                 res = conn => if let Err(error) = res {
@@ -211,15 +231,23 @@ pub async fn serve(
 }
 
 /// One request, cut short when the server shuts down.
-async fn handle(req: Request<Incoming>, app: Arc<Shared>) -> Result<Resp, io::Error> {
+async fn handle(
+    req: Request<Incoming>,
+    app: Arc<Shared>,
+    peer: std::net::SocketAddr,
+) -> Result<Resp, io::Error> {
     let mut stop = app.stop.clone();
     tokio::select! {
-        res = route(req, &app) => res,
+        res = route(req, &app, peer) => res,
         _ = stop.wait_for(|s| *s) => Err(io::Error::other("app shutting down")),
     }
 }
 
-async fn route(mut req: Request<Incoming>, app: &Arc<Shared>) -> Result<Resp, io::Error> {
+async fn route(
+    mut req: Request<Incoming>,
+    app: &Arc<Shared>,
+    peer: std::net::SocketAddr,
+) -> Result<Resp, io::Error> {
     let fault = *app.fault.borrow();
     tracing::debug!(pod = %app.ctx.pod, method = %req.method(), uri = %req.uri(), ?fault, "app request");
     match fault {
@@ -252,7 +280,9 @@ async fn route(mut req: Request<Incoming>, app: &Arc<Shared>) -> Result<Resp, io
         AppKind::WebsocketTestBackend => {
             Ok(reply(StatusCode::NOT_FOUND, TEXT, "404 page not found\n"))
         }
-        AppKind::EchoBasic | AppKind::GenericEcho => echo_basic(&parts, &path, &app.ctx).await,
+        AppKind::EchoBasic | AppKind::GenericEcho => {
+            echo_basic(&parts, &path, &app.ctx, peer).await
+        }
     }
 }
 
@@ -281,6 +311,7 @@ async fn echo_basic(
     parts: &http::request::Parts,
     path: &str,
     ctx: &AppContext,
+    peer: std::net::SocketAddr,
 ) -> Result<Resp, io::Error> {
     let request_uri = request_uri(parts);
     if path == "/health" {
@@ -304,6 +335,14 @@ async fn echo_basic(
                 "",
             )),
         };
+    }
+    // echoHandler's first line: `fmt.Printf("Echoing back request made to %s to client
+    // (%s)\n", r.RequestURI, r.RemoteAddr)`. The conformance suite's mirror tests find
+    // mirrored requests by it in `kubectl logs` (utils/http/mirror.go).
+    if let Some(log) = &ctx.log {
+        (log.0)(&format!(
+            "Echoing back request made to {request_uri} to client ({peer})"
+        ));
     }
     if let Some(delay) = query_value(parts.uri.query().unwrap_or(""), "delay") {
         match parse_go_duration(&delay) {

@@ -268,6 +268,7 @@ pub fn start(
         namespace: env0.get("NAMESPACE").cloned().unwrap_or_default(),
         service: env0.get("SERVICE_NAME").cloned().unwrap_or_default(),
         ingress: env0.get("INGRESS_NAME").cloned().unwrap_or_default(),
+        log: None,
     });
     let now = meta::now_rfc3339();
     let (fault_tx, _) = watch::channel(Fault::None);
@@ -413,10 +414,18 @@ fn start_container(
                 match bound {
                     Ok(listener) => {
                         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                        // The app prints to this container's log.
+                        let (book, k, c) = (logs.clone(), key.clone(), container_name.clone());
+                        let ctx = Arc::new(AppContext {
+                            log: Some(apps::RequestLog(Arc::new(move |line: &str| {
+                                book.append(&k, &c, line)
+                            }))),
+                            ..(*rp.ctx).clone()
+                        });
                         let task = tokio::spawn(apps::serve(
                             listener,
                             kind,
-                            rp.ctx.clone(),
+                            ctx,
                             rp.fault.subscribe(),
                             async move {
                                 let _ = stopped.await;

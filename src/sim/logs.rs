@@ -3,12 +3,13 @@
 use crate::apiserver::PodLogs;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
+use std::time::SystemTime;
 
 /// Lines kept per container; older lines are dropped.
 const MAX_LINES: usize = 2_000;
 
-/// One pod's containers, in order, each with its recent lines.
-type PodLines = Vec<(String, VecDeque<String>)>;
+/// One pod's containers, in order, each with its recent lines and when each was written.
+type PodLines = Vec<(String, VecDeque<(SystemTime, String)>)>;
 
 /// Log lines per pod (`namespace/name`) and container, in container order.
 #[derive(Default)]
@@ -31,7 +32,7 @@ impl LogBook {
         if lines.len() >= MAX_LINES {
             lines.pop_front();
         }
-        lines.push_back(line.to_string());
+        lines.push_back((SystemTime::now(), line.to_string()));
     }
 
     /// Forgets a pod's logs (it was deleted).
@@ -44,10 +45,15 @@ impl LogBook {
 }
 
 impl PodLogs for LogBook {
-    fn logs(&self, namespace: &str, pod: &str, container: Option<&str>) -> Result<String, String> {
+    fn logs(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: Option<&str>,
+    ) -> Result<Vec<(SystemTime, String)>, String> {
         let pods = self.pods.lock().unwrap_or_else(|e| e.into_inner());
         let Some(containers) = pods.get(&format!("{namespace}/{pod}")) else {
-            return Ok(String::new());
+            return Ok(Vec::new());
         };
         let lines = match container {
             Some(c) => {
@@ -59,9 +65,9 @@ impl PodLogs for LogBook {
             }
             None => match containers.first() {
                 Some((_, l)) => l,
-                None => return Ok(String::new()),
+                None => return Ok(Vec::new()),
             },
         };
-        Ok(lines.iter().map(|l| format!("{l}\n")).collect())
+        Ok(lines.iter().cloned().collect())
     }
 }
