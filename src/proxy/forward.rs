@@ -547,6 +547,7 @@ where
     } else {
         parts.headers = head.to_header_map(2);
         strip_hop_by_hop(&mut parts.headers, false);
+        parts.headers.remove(ORCA_HEADER);
         parts.headers.insert(header::SERVER, server_value());
         for m in &fx.response_headers {
             route::apply_header_modifier(m, &mut parts.headers);
@@ -837,6 +838,10 @@ fn is_upgrade_request(headers: &HeaderMap) -> bool {
 /// Whether a field name is hop-by-hop (RFC 9110 §7.6.1) by itself: not to
 /// be forwarded. Names listed in `Connection` are too; see
 /// [`named_in_connection`].
+/// The ORCA load report a backend adds to its responses: "consumed by Application Gateway for
+/// Containers and **not** forwarded to the downstream client" (load-balancing-strategies.md).
+pub(crate) const ORCA_HEADER: &str = "endpoint-load-metrics";
+
 pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
     const NAMES: [&[u8]; 7] = [
         b"connection",

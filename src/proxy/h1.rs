@@ -677,6 +677,7 @@ impl Field {
             6 if is(b"server") => Field::Server,
             14 if is(b"content-length") => Field::ContentLength,
             2 | 7 | 10 | 16 | 17 if forward::is_hop_by_hop(name) => Field::HopByHop,
+            21 if is(forward::ORCA_HEADER.as_bytes()) => Field::HopByHop,
             _ => Field::Other,
         }
     }

@@ -236,7 +236,11 @@ fn field_names_are_classified_in_any_case() {
     for n in ["te", "Trailer", "upgrade", "Connection", "keep-alive"] {
         assert_eq!(Field::of(n.as_bytes()), Field::HopByHop, "{n}");
     }
-    for n in ["proxy-connection", "Transfer-Encoding"] {
+    for n in [
+        "proxy-connection",
+        "Transfer-Encoding",
+        "Endpoint-Load-Metrics",
+    ] {
         assert_eq!(Field::of(n.as_bytes()), Field::HopByHop, "{n}");
     }
     for n in ["x-date", "servers", "tt", "content-type", "x-upgrade1"] {
