@@ -1,8 +1,8 @@
 //! A Kubernetes-compatible API server that real kubectl (1.27–1.33) drives.
 //!
 //! What kubectl sends and needs was observed on the wire (`../shared/reference/kubectl-contract.md`):
-//! legacy discovery, `/openapi/v3` documents (kubectl 1.29+ then lets the server validate) and an
-//! empty `/openapi/v2` (1.27/1.28 find no schema and skip client-side validation),
+//! legacy discovery, `/openapi/v3` documents (kubectl 1.29+ then lets the server validate) and
+//! `/openapi/v2` (1.27/1.28's check, `explain --output=plaintext-openapiv2`),
 //! JSON objects, Status errors, chunked watch streams, and Table responses for `kubectl get`.
 //! Every request is answered from the [`Store`]; nothing here holds state of its own.
 //!
@@ -25,6 +25,7 @@ mod patch;
 mod podlogs;
 mod protobuf;
 mod smp;
+mod swagger;
 mod table;
 pub mod validation;
 
@@ -337,13 +338,7 @@ impl ApiServer {
             ["apis", g, v] => discovery::resource_list(g, v)
                 .map(|d| json_response(StatusCode::OK, &d))
                 .ok_or(ApiError::NoRoute),
-            // An empty body is a valid empty protobuf Document: kubectl finds no schema and skips
-            // client-side validation (kubectl-contract §3, item 13).
-            ["openapi", "v2"] => Ok(Response::builder()
-                .status(StatusCode::OK)
-                .header(header::CONTENT_TYPE, "application/octet-stream")
-                .body(full(Bytes::new()))
-                .expect("static response")),
+            ["openapi", "v2"] => Ok(openapi_v2(req.headers())),
             ["openapi", "v3", rest @ ..] => openapi_v3(rest),
             ["api", v, rest @ ..] => {
                 let target = handlers::Target::parse("", v, rest)?;
@@ -356,6 +351,43 @@ impl ApiServer {
             _ => Err(ApiError::NoRoute),
         }
     }
+}
+
+/// `/openapi/v2` (see [`swagger`]): JSON or gnostic protobuf as Accept asks, with the ETag
+/// kube-openapi sends (`If-None-Match` on it answers 304), or 406 for any other media type.
+fn openapi_v2(headers: &http::HeaderMap) -> Response<Body> {
+    let header_str = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let format = match swagger::negotiate(header_str(header::ACCEPT)) {
+        Ok(f) => f,
+        Err(e) => return text(StatusCode::NOT_ACCEPTABLE, &e.to_string()),
+    };
+    let doc = swagger::document();
+    let content_type = match format {
+        swagger::Format::Json => "application/json",
+        swagger::Format::Protobuf => swagger::PROTOBUF,
+    };
+    let fresh = header_str(header::IF_NONE_MATCH).is_some_and(|v| {
+        v.split(',')
+            .any(|t| t.trim() == doc.etag || t.trim() == "*")
+    });
+    let (status, body) = if fresh {
+        (StatusCode::NOT_MODIFIED, Bytes::new())
+    } else {
+        (StatusCode::OK, doc.body(format))
+    };
+    let mut resp = Response::new(full(body));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    if let Ok(etag) = HeaderValue::from_str(&doc.etag) {
+        h.insert(header::ETAG, etag);
+    }
+    resp
 }
 
 /// `/openapi/v3` and its group-version documents (see [`openapi`]).

@@ -111,7 +111,7 @@ const BUILTIN_KINDS: &[(&str, &str, &str)] = &[
 const META_DEFS: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.";
 const APIEXTENSIONS_DEFS: &str = "io.k8s.apiextensions-apiserver.";
 
-const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
+pub(super) const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
 
 /// One kind's compiled schema.
 pub struct KindSchema {
@@ -309,6 +309,32 @@ pub fn unregister(group: &str, kind: &str) {
     let mut dynamic = DYNAMIC.write().unwrap_or_else(|e| e.into_inner());
     dynamic.remove(&(group.to_string(), kind.to_string()));
     GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The built-in definitions (OpenAPI v3 form), by name: what `/openapi/v2` converts.
+pub(super) fn builtin_definitions() -> &'static Map<String, Value> {
+    &REGISTRY.builtin
+}
+
+/// Changes whenever the served kinds or their schemas may have: the embedded files, every
+/// [`register`]/[`unregister`], and the kinds served (a CRD whose schema failed to compile is
+/// still served). `/openapi/v2` rebuilds its cached document when it changes.
+pub(super) fn served_fingerprint() -> u64 {
+    let mut h = fnv::FnvHasher::default();
+    REGISTRY.hash.hash(&mut h);
+    GENERATION.load(Ordering::Relaxed).hash(&mut h);
+    for r in resources::all() {
+        (
+            r.group,
+            r.kind,
+            r.plural,
+            r.namespaced,
+            r.versions,
+            r.has_status,
+        )
+            .hash(&mut h);
+    }
+    h.finish()
 }
 
 /// The documentation of an ObjectMeta field (`name`, `creationTimestamp`), as the Table

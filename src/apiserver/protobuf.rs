@@ -572,52 +572,107 @@ mod tables {
     const ROLLING_UPDATE: &[F] = &[f(1, "maxUnavailable", IntOrStr), f(2, "maxSurge", IntOrStr)];
 }
 
+/// A protobuf writer (proto3 wire format), for the responses encoded here: the OpenAPI v2
+/// `Document` (`super::swagger`). Tests also build request bodies with it.
+#[derive(Default)]
+pub(super) struct Writer(pub(super) Vec<u8>);
+
+impl Writer {
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.0.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        self.0.push(v as u8);
+    }
+
+    fn key(&mut self, n: u32, wire: u8) {
+        self.varint(u64::from(n) << 3 | u64::from(wire));
+    }
+
+    /// A varint field (`int64`, `bool`, enums); negative numbers take ten bytes, as in Go.
+    pub(super) fn int(&mut self, n: u32, v: i64) {
+        self.key(n, 0);
+        self.varint(v as u64);
+    }
+
+    /// A `bool` field, left out when false (proto3 writes no default values).
+    pub(super) fn bool(&mut self, n: u32, v: bool) {
+        if v {
+            self.int(n, 1);
+        }
+    }
+
+    /// A `double` field (fixed 64-bit, little-endian).
+    pub(super) fn double(&mut self, n: u32, v: f64) {
+        self.key(n, 1);
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+
+    /// A length-delimited field: `bytes`, or an already encoded message.
+    pub(super) fn bytes(&mut self, n: u32, v: &[u8]) {
+        self.key(n, 2);
+        self.varint(v.len() as u64);
+        self.0.extend_from_slice(v);
+    }
+
+    /// A `string` field, left out when empty.
+    pub(super) fn string(&mut self, n: u32, v: &str) {
+        if !v.is_empty() {
+            self.bytes(n, v.as_bytes());
+        }
+    }
+
+    /// An embedded message, written by `f` (present even when empty, as Go writes a set
+    /// pointer).
+    pub(super) fn message(&mut self, n: u32, f: impl FnOnce(&mut Writer)) {
+        let mut sub = Writer::default();
+        f(&mut sub);
+        self.bytes(n, &sub.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
-    /// A tiny protobuf encoder. The bodies below mirror client-go's gogo marshallers, which
-    /// write every non-pointer field, empty or not.
+    /// A tiny protobuf builder over [`Writer`]. The bodies below mirror client-go's gogo
+    /// marshallers, which write every non-pointer field, empty or not.
     #[derive(Default)]
-    struct E(Vec<u8>);
+    struct E(Writer);
 
     fn e() -> E {
         E::default()
     }
 
-    fn varint(mut v: u64) -> Vec<u8> {
-        let mut out = Vec::new();
-        while v >= 0x80 {
-            out.push(v as u8 | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
-        out
-    }
-
     impl E {
         /// Key (field `n`, wire type) followed by an already encoded payload.
         fn raw(mut self, n: u32, wire: u8, payload: &[u8]) -> Self {
-            self.0.extend(varint(u64::from(n) << 3 | u64::from(wire)));
-            self.0.extend_from_slice(payload);
+            self.0.key(n, wire);
+            self.0 .0.extend_from_slice(payload);
             self
         }
-        fn i(self, n: u32, v: i64) -> Self {
-            self.raw(n, 0, &varint(v as u64))
+        fn i(mut self, n: u32, v: i64) -> Self {
+            self.0.int(n, v);
+            self
         }
-        fn b(self, n: u32, v: &[u8]) -> Self {
-            self.raw(n, 2, &[&varint(v.len() as u64), v].concat())
+        fn b(mut self, n: u32, v: &[u8]) -> Self {
+            self.0.bytes(n, v);
+            self
         }
         fn s(self, n: u32, v: &str) -> Self {
             self.b(n, v.as_bytes())
         }
         fn m(self, n: u32, v: E) -> Self {
-            self.b(n, &v.0)
+            self.b(n, &v.0 .0)
         }
         /// A map entry {key=1, value=2}.
         fn kv(self, n: u32, key: &str, v: &str) -> Self {
             self.m(n, e().s(1, key).s(2, v))
+        }
+        fn bytes(&self) -> &[u8] {
+            &self.0 .0
         }
     }
 
@@ -625,7 +680,7 @@ mod tests {
     fn envelope(api_version: &str, kind: &str, obj: E) -> Vec<u8> {
         let type_meta = e().s(1, api_version).s(2, kind);
         let unknown = e().m(1, type_meta).m(2, obj).s(3, "").s(4, "");
-        [MAGIC, &unknown.0].concat()
+        [MAGIC, unknown.bytes()].concat()
     }
 
     fn meta(name: &str, ns: &str) -> E {
@@ -777,7 +832,7 @@ mod tests {
         assert_eq!(grace, 0, "a pointer field keeps its zero");
 
         let ts = |secs, nanos| {
-            let m = sub(&e().i(1, secs).i(2, nanos).0, TIMESTAMP, "").ok()?;
+            let m = sub(e().i(1, secs).i(2, nanos).bytes(), TIMESTAMP, "").ok()?;
             timestamp(&m).ok()
         };
         assert_eq!(ts(-1, 0), Some("1969-12-31T23:59:59Z".into()));
@@ -817,7 +872,7 @@ mod tests {
         let job = envelope("batch/v1", "Job", e());
         assert!(err(&job).contains("batch/v1/Job: kind not supported"));
         let gzip = e().m(1, e().s(1, "v1").s(2, "Pod")).s(3, "gzip");
-        assert!(err(&[MAGIC, &gzip.0].concat()).contains("contentEncoding \"gzip\""));
+        assert!(err(&[MAGIC, gzip.bytes()].concat()).contains("contentEncoding \"gzip\""));
         let overlong = [&[0x28][..], &[0xff; 10]].concat();
         for (bytes, msg) in [
             (&[0x0b][..], "field 1 has unsupported wire type 3"),

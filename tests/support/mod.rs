@@ -111,6 +111,16 @@ impl Sandbox {
         )
     }
 
+    /// Runs a given kubectl binary (see [`versioned_kubectl`]), with its own cache directory.
+    pub fn kubectl_with(&self, bin: &Path, args: &[&str], stdin: Option<&str>) -> Kubectl {
+        let name = bin.file_name().map(|n| n.to_string_lossy().into_owned());
+        let cache = self
+            .dir
+            .path()
+            .join(format!("kube-cache-{}", name.unwrap_or_default()));
+        kubectl_bin(bin, &self.started.kubeconfig, &cache, args, stdin)
+    }
+
     pub fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> Kubectl {
         kubectl(
             &self.started.kubeconfig,
@@ -142,8 +152,25 @@ impl Kubectl {
 }
 
 pub fn kubectl(kubeconfig: &Path, cache: &Path, args: &[&str], stdin: Option<&str>) -> Kubectl {
+    kubectl_bin(Path::new("kubectl"), kubeconfig, cache, args, stdin)
+}
+
+/// The kubectl of one minor version (`/usr/lib/google-cloud-sdk/bin/kubectl.1.27`), when this
+/// machine has it; `kubectl` on the PATH picks its version from the server's.
+pub fn versioned_kubectl(minor: u32) -> Option<PathBuf> {
+    let p = PathBuf::from(format!("/usr/lib/google-cloud-sdk/bin/kubectl.1.{minor}"));
+    p.exists().then_some(p)
+}
+
+pub fn kubectl_bin(
+    bin: &Path,
+    kubeconfig: &Path,
+    cache: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Kubectl {
     use std::io::Write;
-    let mut cmd = Command::new("kubectl");
+    let mut cmd = Command::new(bin);
     cmd.env("KUBECONFIG", kubeconfig)
         .arg("--cache-dir")
         .arg(cache)
