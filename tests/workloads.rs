@@ -22,27 +22,8 @@ async fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     .await
 }
 
-fn pods(sb: &Sandbox, selector: &str) -> Vec<Value> {
-    let out = sb
-        .kubectl(&[
-            "get",
-            "pods",
-            "-n",
-            "test-infra",
-            "-l",
-            selector,
-            "-o",
-            "json",
-        ])
-        .success();
-    serde_json::from_str::<Value>(&out).unwrap()["items"]
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
 fn ready_pods(sb: &Sandbox, selector: &str, n: usize) -> Option<Vec<Value>> {
-    let ps = pods(sb, selector);
+    let ps = sb.pods(selector);
     let ready = ps.iter().filter(|p| {
         p["status"]["conditions"].as_array().is_some_and(|c| {
             c.iter()
@@ -157,12 +138,7 @@ async fn websocket_backend_serves_scales_and_survives_restart() {
         .success();
     assert!(rollout.contains("successfully rolled out"), "{rollout}");
 
-    let victim = pods(&sb, "app=websocket-backend")[0]["metadata"]["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    sb.kubectl(&["delete", "pod", &victim, "-n", "test-infra"])
-        .success();
+    let victim = sb.delete_first_pod("app=websocket-backend");
     let replaced = eventually("a replacement pod", || {
         ready_pods(&sb, "app=websocket-backend", 3)
             .filter(|ps| ps.iter().all(|p| p["metadata"]["name"] != victim.as_str()))
@@ -352,7 +328,7 @@ spec:
         "{logs}"
     );
     let state = eventually("crash loop", || {
-        let ps = pods(&sb, "app=crasher");
+        let ps = sb.pods("app=crasher");
         let st = ps.first()?["status"]["containerStatuses"][0].clone();
         (st["state"]["waiting"]["reason"] == "CrashLoopBackOff"
             && st["restartCount"].as_u64() >= Some(1))

@@ -111,6 +111,33 @@ impl Sandbox {
         )
     }
 
+    /// `kubectl get <args> -o json`, parsed.
+    pub fn get_json(&self, args: &[&str]) -> Value {
+        let mut a = vec!["get"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["-o", "json"]);
+        let out = self.kubectl(&a).success();
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("kubectl {a:?}: {e}: {out}"))
+    }
+
+    /// The pods in `test-infra` that match the label `selector`.
+    pub fn pods(&self, selector: &str) -> Vec<Value> {
+        let list = self.get_json(&["pods", "-n", "test-infra", "-l", selector]);
+        list["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Deletes the first pod in `test-infra` that matches `selector`, and names it: the
+    /// failover tests watch its replacement come up.
+    pub fn delete_first_pod(&self, selector: &str) -> String {
+        let pods = self.pods(selector);
+        let Some(name) = pods.first().and_then(|p| p["metadata"]["name"].as_str()) else {
+            panic!("no pod matches {selector}: {pods:?}")
+        };
+        self.kubectl(&["delete", "pod", name, "-n", "test-infra"])
+            .success();
+        name.to_string()
+    }
+
     pub fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> Kubectl {
         kubectl(
             &self.started.kubeconfig,
