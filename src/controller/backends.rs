@@ -355,6 +355,34 @@ fn targets(policy: &Value) -> (&str, &str, &str, &str) {
     )
 }
 
+/// The name and namespace `policy`'s (a `kind`) `spec.targetRef` names, once it is known
+/// to name a `want_kind` of `want_group.0` (`want_group.1`: how messages spell that group).
+fn checked_target<'a>(
+    policy: &'a Value,
+    kind: &str,
+    want_group: (&str, &str),
+    want_kind: &str,
+) -> Result<(&'a str, &'a str), (&'static str, String)> {
+    let (group, tkind, name, ns) = targets(policy);
+    if name.is_empty() {
+        return Err(("NoTargetReference", format!("{kind} has no spec.targetRef")));
+    }
+    if group != want_group.0 {
+        let use_ = want_group.1;
+        return Err((
+            "InvalidGroup",
+            format!("targetRef group {group:?} is not supported; use {use_}"),
+        ));
+    }
+    if tkind != want_kind {
+        return Err((
+            "InvalidKind",
+            format!("targetRef kind {tkind} is not supported; use {want_kind}"),
+        ));
+    }
+    Ok((name, ns))
+}
+
 type Verdict = Result<&'static str, (&'static str, String)>;
 
 fn check_override(p: &Value, kind: &str) -> Result<(), (&'static str, String)> {
@@ -373,22 +401,7 @@ fn check_service_target(
     p: &Value,
     kind: &str,
 ) -> Result<(), (&'static str, String)> {
-    let (group, tkind, name, ns) = targets(p);
-    if name.is_empty() {
-        return Err(("NoTargetReference", format!("{kind} has no spec.targetRef")));
-    }
-    if !group.is_empty() {
-        return Err((
-            "InvalidGroup",
-            format!("targetRef group {group:?} is not supported; use \"\" (core)"),
-        ));
-    }
-    if tkind != "Service" {
-        return Err((
-            "InvalidKind",
-            format!("targetRef kind {tkind} is not supported; use Service"),
-        ));
-    }
+    let (name, ns) = checked_target(p, kind, ("", "\"\" (core)"), "Service")?;
     let from = RefFrom {
         group: resources::ALB,
         kind,
@@ -677,25 +690,7 @@ pub fn route_policy_effects(
 
 fn frontend_tls(snap: &Snapshot, idx: &Index<'_>, p: &Value) -> Verdict {
     check_override(p, "FrontendTLSPolicy")?;
-    let (group, kind, name, ns) = targets(p);
-    if name.is_empty() {
-        return Err((
-            "NoTargetReference",
-            "FrontendTLSPolicy has no spec.targetRef".to_owned(),
-        ));
-    }
-    if group != GW_GROUP {
-        return Err((
-            "InvalidGroup",
-            format!("targetRef group {group:?} is not supported; use {GW_GROUP}"),
-        ));
-    }
-    if kind != "Gateway" {
-        return Err((
-            "InvalidKind",
-            format!("targetRef kind {kind} is not supported; use Gateway"),
-        ));
-    }
+    let (name, ns) = checked_target(p, "FrontendTLSPolicy", (GW_GROUP, GW_GROUP), "Gateway")?;
     let Some(gw) = Snapshot::find(&snap.gateways, ns, name) else {
         return Err(("InvalidGateway", format!("Gateway {ns}/{name} not found")));
     };
