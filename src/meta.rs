@@ -7,25 +7,29 @@
 use serde_json::{Map, Value};
 use std::time::{Duration, SystemTime};
 
+/// The string at JSON pointer `at`, or "".
+fn str_at<'a>(obj: &'a Value, at: &str) -> &'a str {
+    obj.pointer(at).and_then(Value::as_str).unwrap_or("")
+}
+
 /// `metadata.name`, or "" when absent.
 pub fn name(obj: &Value) -> &str {
-    obj.pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
+    str_at(obj, "/metadata/name")
 }
 
 /// `metadata.namespace`, or "" when absent.
 pub fn namespace(obj: &Value) -> &str {
-    obj.pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or("")
+    str_at(obj, "/metadata/namespace")
 }
 
 /// `metadata.uid`, or "".
 pub fn uid(obj: &Value) -> &str {
-    obj.pointer("/metadata/uid")
-        .and_then(Value::as_str)
-        .unwrap_or("")
+    str_at(obj, "/metadata/uid")
+}
+
+/// `metadata.creationTimestamp` (RFC 3339), or "".
+pub fn creation_timestamp(obj: &Value) -> &str {
+    str_at(obj, "/metadata/creationTimestamp")
 }
 
 /// `metadata.generation`, or 0.
@@ -37,9 +41,7 @@ pub fn generation(obj: &Value) -> i64 {
 
 /// `metadata.resourceVersion` as written ("" when absent).
 pub fn resource_version_str(obj: &Value) -> &str {
-    obj.pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str)
-        .unwrap_or("")
+    str_at(obj, "/metadata/resourceVersion")
 }
 
 /// `metadata.resourceVersion` parsed as a number (the sandbox only ever writes numbers).
@@ -162,10 +164,7 @@ fn units(big: u64, big_unit: char, small: u64, small_unit: char) -> String {
 
 /// Age of an object from its `creationTimestamp`, formatted as kubectl shows it.
 pub fn age(obj: &Value) -> String {
-    since(
-        obj.pointer("/metadata/creationTimestamp")
-            .and_then(Value::as_str),
-    )
+    since(Some(creation_timestamp(obj)))
 }
 
 /// Time since an RFC 3339 timestamp, formatted as kubectl shows it (`<unknown>` when absent).

@@ -176,11 +176,7 @@ fn albs(
         let gen = meta::generation(alb);
         let old = alb.pointer("/status/conditions");
         let res_name = alb_resource_name(alb);
-        let created = alb
-            .pointer("/metadata/creationTimestamp")
-            .and_then(Value::as_str)
-            .and_then(meta::parse_rfc3339)
-            .unwrap_or(snap.now);
+        let created = meta::parse_rfc3339(meta::creation_timestamp(alb)).unwrap_or(snap.now);
         let ready_at = created + snap.alb_provisioning_delay;
         let deployment = match ready_at.duration_since(snap.now) {
             Ok(left) if !left.is_zero() => {
@@ -660,13 +656,7 @@ fn mark_conflicts(listeners: &mut [ListenerInfo]) {
 fn allocate_addresses(gws: &mut [GatewayInfo<'_>]) {
     let mut order: Vec<usize> = (0..gws.len()).filter(|&i| gws[i].is_accepted()).collect();
     order.sort_by(|&a, &b| {
-        let ts = |i: usize| {
-            gws[i]
-                .obj
-                .pointer("/metadata/creationTimestamp")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-        };
+        let ts = |i: usize| meta::creation_timestamp(gws[i].obj);
         ts(a)
             .cmp(ts(b))
             .then_with(|| (gws[a].ns, gws[a].name).cmp(&(gws[b].ns, gws[b].name)))

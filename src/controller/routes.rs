@@ -538,11 +538,7 @@ fn one_route(
                         Arc::new(RouteRuntime {
                             namespace: ns.to_owned(),
                             name: name.to_owned(),
-                            creation_timestamp: route
-                                .pointer("/metadata/creationTimestamp")
-                                .and_then(Value::as_str)
-                                .unwrap_or("")
-                                .to_owned(),
+                            creation_timestamp: meta::creation_timestamp(route).to_owned(),
                             hostnames: effective.clone(),
                             rules: rules.clone(),
                         })
