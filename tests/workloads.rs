@@ -225,58 +225,39 @@ async fn faults_are_injected_and_healed_with_annotations() {
         pod["status"]["podIP"].as_str().unwrap(),
     );
     let health = format!("http://{ip}:8080/health");
-    sb.kubectl(&[
-        "annotate",
-        "pod",
-        name,
-        "-n",
-        "test-infra",
-        "agc-sandbox.dev/fault=unhealthy",
-    ])
-    .success();
-    eventually("503 while unhealthy", || {
-        Some(()).filter(|_| {
-            std::process::Command::new("curl")
-                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &health])
-                .output()
-                .map(|o| o.stdout == b"503")
-                .unwrap_or(false)
-        })
-    })
-    .await;
-    sb.kubectl(&[
-        "annotate",
-        "--overwrite",
-        "pod",
-        name,
-        "-n",
-        "test-infra",
-        "agc-sandbox.dev/fault=down",
-    ])
-    .success();
+    // `curl`'s status code for the health endpoint is `code`.
+    let health_is = |code: &'static [u8]| {
+        let health = health.clone();
+        move || {
+            Some(()).filter(|_| {
+                std::process::Command::new("curl")
+                    .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &health])
+                    .output()
+                    .is_ok_and(|o| o.stdout == code)
+            })
+        }
+    };
+    let annotate = |fault: &str| {
+        sb.kubectl(&[
+            "annotate",
+            "--overwrite",
+            "pod",
+            name,
+            "-n",
+            "test-infra",
+            fault,
+        ])
+        .success();
+    };
+    annotate("agc-sandbox.dev/fault=unhealthy");
+    eventually("503 while unhealthy", health_is(b"503")).await;
+    annotate("agc-sandbox.dev/fault=down");
     eventually("connection refused while down", || {
         Some(()).filter(|_| std::net::TcpStream::connect((ip, 8080)).is_err())
     })
     .await;
-    sb.kubectl(&[
-        "annotate",
-        "pod",
-        name,
-        "-n",
-        "test-infra",
-        "agc-sandbox.dev/fault-",
-    ])
-    .success();
-    eventually("healthy again", || {
-        Some(()).filter(|_| {
-            std::process::Command::new("curl")
-                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &health])
-                .output()
-                .map(|o| o.stdout == b"200")
-                .unwrap_or(false)
-        })
-    })
-    .await;
+    annotate("agc-sandbox.dev/fault-");
+    eventually("healthy again", health_is(b"200")).await;
     sb.stop().await;
 }
 
