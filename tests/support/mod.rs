@@ -246,6 +246,16 @@ pub async fn http_with(
     request(method, url, headers, body, true).await
 }
 
+/// A GET with `headers` (and the sandbox's token).
+pub async fn get_with(url: &str, headers: &[(&str, &str)]) -> Resp {
+    http_with("GET", url, headers, Bytes::new()).await
+}
+
+/// A GET without the sandbox's token.
+pub async fn get_anonymous(url: &str) -> Resp {
+    http_anonymous("GET", url, &[], Bytes::new()).await
+}
+
 /// Like [`http_with`], but never adds the sandbox's token (to see what an anonymous client gets).
 pub async fn http_anonymous(
     method: &str,
@@ -365,6 +375,17 @@ pub async fn open(
 
 pub async fn get(url: &str) -> Resp {
     http("GET", url, "application/json", Bytes::new()).await
+}
+
+/// A PATCH of `patch`, serialized, as `content_type` (merge, JSON or strategic merge patch).
+pub async fn patch_json(url: &str, content_type: &str, patch: &Value) -> Resp {
+    http(
+        "PATCH",
+        url,
+        content_type,
+        serde_json::to_vec(patch).unwrap(),
+    )
+    .await
 }
 
 pub async fn post_json(url: &str, v: &Value) -> Resp {
