@@ -7,25 +7,29 @@
 use serde_json::{Map, Value};
 use std::time::{Duration, SystemTime};
 
+/// The string at JSON pointer `at`, or "".
+fn str_at<'a>(obj: &'a Value, at: &str) -> &'a str {
+    obj.pointer(at).and_then(Value::as_str).unwrap_or("")
+}
+
 /// `metadata.name`, or "" when absent.
 pub fn name(obj: &Value) -> &str {
-    obj.pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
+    str_at(obj, "/metadata/name")
 }
 
 /// `metadata.namespace`, or "" when absent.
 pub fn namespace(obj: &Value) -> &str {
-    obj.pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or("")
+    str_at(obj, "/metadata/namespace")
 }
 
 /// `metadata.uid`, or "".
 pub fn uid(obj: &Value) -> &str {
-    obj.pointer("/metadata/uid")
-        .and_then(Value::as_str)
-        .unwrap_or("")
+    str_at(obj, "/metadata/uid")
+}
+
+/// `metadata.creationTimestamp` (RFC 3339), or "".
+pub fn creation_timestamp(obj: &Value) -> &str {
+    str_at(obj, "/metadata/creationTimestamp")
 }
 
 /// `metadata.generation`, or 0.
@@ -37,9 +41,7 @@ pub fn generation(obj: &Value) -> i64 {
 
 /// `metadata.resourceVersion` as written ("" when absent).
 pub fn resource_version_str(obj: &Value) -> &str {
-    obj.pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str)
-        .unwrap_or("")
+    str_at(obj, "/metadata/resourceVersion")
 }
 
 /// `metadata.resourceVersion` parsed as a number (the sandbox only ever writes numbers).
@@ -127,56 +129,42 @@ pub fn human_duration(d: Duration) -> String {
     }
     let minutes = secs / 60;
     if minutes < 10 {
-        let s = secs % 60;
-        return if s == 0 {
-            format!("{minutes}m")
-        } else {
-            format!("{minutes}m{s}s")
-        };
+        return units(minutes, 'm', secs % 60, 's');
     }
     if minutes < 60 * 3 {
         return format!("{minutes}m");
     }
     let hours = minutes / 60;
     if hours < 8 {
-        let m = minutes % 60;
-        return if m == 0 {
-            format!("{hours}h")
-        } else {
-            format!("{hours}h{m}m")
-        };
+        return units(hours, 'h', minutes % 60, 'm');
     }
     if hours < 48 {
         return format!("{hours}h");
     }
     if hours < 24 * 8 {
-        let h = hours % 24;
-        return if h == 0 {
-            format!("{}d", hours / 24)
-        } else {
-            format!("{}d{}h", hours / 24, h)
-        };
+        return units(hours / 24, 'd', hours % 24, 'h');
     }
     if hours < 24 * 365 * 2 {
         return format!("{}d", hours / 24);
     }
     if hours < 24 * 365 * 8 {
-        let dy = (hours / 24) % 365;
-        return if dy == 0 {
-            format!("{}y", hours / 24 / 365)
-        } else {
-            format!("{}y{}d", hours / 24 / 365, dy)
-        };
+        return units(hours / 24 / 365, 'y', (hours / 24) % 365, 'd');
     }
     format!("{}y", hours / 24 / 365)
 }
 
+/// `3m2s`, or `3m` when the smaller unit is zero.
+fn units(big: u64, big_unit: char, small: u64, small_unit: char) -> String {
+    if small == 0 {
+        format!("{big}{big_unit}")
+    } else {
+        format!("{big}{big_unit}{small}{small_unit}")
+    }
+}
+
 /// Age of an object from its `creationTimestamp`, formatted as kubectl shows it.
 pub fn age(obj: &Value) -> String {
-    since(
-        obj.pointer("/metadata/creationTimestamp")
-            .and_then(Value::as_str),
-    )
+    since(Some(creation_timestamp(obj)))
 }
 
 /// Time since an RFC 3339 timestamp, formatted as kubectl shows it (`<unknown>` when absent).

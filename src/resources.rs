@@ -70,20 +70,50 @@ impl ResourceDef {
     }
 }
 
-macro_rules! res {
-    ($group:expr, [$($v:expr),+], $kind:expr, $plural:expr, $ns:expr, [$($short:expr),*], status=$st:expr, builtin=$b:expr, cat=[$($c:expr),*]) => {
+impl ResourceDef {
+    /// A kind of `group`/v1 that kubectl knows the Go type of: namespaced, no status, no short
+    /// names, no categories. The setters below state what a kind has besides, so each table
+    /// row says only how it differs.
+    const fn builtin(group: &'static str, kind: &'static str, plural: &'static str) -> Self {
         ResourceDef {
-            group: $group,
-            versions: &[$($v),+],
-            kind: $kind,
-            plural: $plural,
-            namespaced: $ns,
-            short_names: &[$($short),*],
-            has_status: $st,
-            builtin: $b,
-            categories: &[$($c),*],
+            group,
+            versions: &["v1"],
+            kind,
+            plural,
+            namespaced: true,
+            short_names: &[],
+            has_status: false,
+            builtin: true,
+            categories: &[],
         }
-    };
+    }
+    /// A CRD-defined kind (kubectl sends it merge patches): namespaced, with a status.
+    const fn custom(group: &'static str, kind: &'static str, plural: &'static str) -> Self {
+        let mut def = Self::builtin(group, kind, plural);
+        def.builtin = false;
+        def.has_status = true;
+        def
+    }
+    const fn cluster_scoped(mut self) -> Self {
+        self.namespaced = false;
+        self
+    }
+    const fn short(mut self, names: &'static [&'static str]) -> Self {
+        self.short_names = names;
+        self
+    }
+    const fn status(mut self, has_status: bool) -> Self {
+        self.has_status = has_status;
+        self
+    }
+    const fn versions(mut self, versions: &'static [&'static str]) -> Self {
+        self.versions = versions;
+        self
+    }
+    const fn categories(mut self, categories: &'static [&'static str]) -> Self {
+        self.categories = categories;
+        self
+    }
 }
 
 pub const CORE: &str = "";
@@ -93,261 +123,36 @@ pub const GATEWAY: &str = "gateway.networking.k8s.io";
 pub const ALB: &str = "alb.networking.azure.io";
 pub const APIEXTENSIONS: &str = "apiextensions.k8s.io";
 
-/// Every served kind. Order is the order of discovery output.
+const ALL: &[&str] = &["all"];
+const GATEWAY_API: &[&str] = &["gateway-api"];
+const V1_V1BETA1: &[&str] = &["v1", "v1beta1"];
+
+/// Every served kind, one a row. Order is the order of discovery output.
+#[rustfmt::skip]
 pub static RESOURCES: &[ResourceDef] = &[
-    res!(
-        CORE,
-        ["v1"],
-        "Namespace",
-        "namespaces",
-        false,
-        ["ns"],
-        status = true,
-        builtin = true,
-        cat = []
-    ),
-    res!(
-        CORE,
-        ["v1"],
-        "Pod",
-        "pods",
-        true,
-        ["po"],
-        status = true,
-        builtin = true,
-        cat = ["all"]
-    ),
-    res!(
-        CORE,
-        ["v1"],
-        "Service",
-        "services",
-        true,
-        ["svc"],
-        status = true,
-        builtin = true,
-        cat = ["all"]
-    ),
-    res!(
-        CORE,
-        ["v1"],
-        "Endpoints",
-        "endpoints",
-        true,
-        ["ep"],
-        status = false,
-        builtin = true,
-        cat = []
-    ),
-    res!(
-        CORE,
-        ["v1"],
-        "Secret",
-        "secrets",
-        true,
-        [],
-        status = false,
-        builtin = true,
-        cat = []
-    ),
-    res!(
-        CORE,
-        ["v1"],
-        "ConfigMap",
-        "configmaps",
-        true,
-        ["cm"],
-        status = false,
-        builtin = true,
-        cat = []
-    ),
-    res!(
-        CORE,
-        ["v1"],
-        "Event",
-        "events",
-        true,
-        ["ev"],
-        status = false,
-        builtin = true,
-        cat = []
-    ),
-    res!(
-        APPS,
-        ["v1"],
-        "Deployment",
-        "deployments",
-        true,
-        ["deploy"],
-        status = true,
-        builtin = true,
-        cat = ["all"]
-    ),
-    res!(
-        APPS,
-        ["v1"],
-        "ReplicaSet",
-        "replicasets",
-        true,
-        ["rs"],
-        status = true,
-        builtin = true,
-        cat = ["all"]
-    ),
-    res!(
-        DISCOVERY,
-        ["v1"],
-        "EndpointSlice",
-        "endpointslices",
-        true,
-        [],
-        status = false,
-        builtin = true,
-        cat = []
-    ),
-    res!(
-        GATEWAY,
-        ["v1", "v1beta1"],
-        "GatewayClass",
-        "gatewayclasses",
-        false,
-        ["gc"],
-        status = true,
-        builtin = false,
-        cat = ["gateway-api"]
-    ),
-    res!(
-        GATEWAY,
-        ["v1", "v1beta1"],
-        "Gateway",
-        "gateways",
-        true,
-        ["gtw"],
-        status = true,
-        builtin = false,
-        cat = ["gateway-api"]
-    ),
-    res!(
-        GATEWAY,
-        ["v1", "v1beta1"],
-        "HTTPRoute",
-        "httproutes",
-        true,
-        [],
-        status = true,
-        builtin = false,
-        cat = ["gateway-api"]
-    ),
-    res!(
-        GATEWAY,
-        ["v1"],
-        "GRPCRoute",
-        "grpcroutes",
-        true,
-        [],
-        status = true,
-        builtin = false,
-        cat = ["gateway-api"]
-    ),
-    res!(
-        GATEWAY,
-        ["v1beta1"],
-        "ReferenceGrant",
-        "referencegrants",
-        true,
-        ["refgrant"],
-        status = false,
-        builtin = false,
-        cat = ["gateway-api"]
-    ),
-    res!(
-        ALB,
-        ["v1"],
-        "ApplicationLoadBalancer",
-        "applicationloadbalancers",
-        true,
-        ["alb"],
-        status = true,
-        builtin = false,
-        cat = []
-    ),
-    res!(
-        ALB,
-        ["v1"],
-        "HealthCheckPolicy",
-        "healthcheckpolicies",
-        true,
-        ["hcp"],
-        status = true,
-        builtin = false,
-        cat = []
-    ),
-    res!(
-        ALB,
-        ["v1"],
-        "RoutePolicy",
-        "routepolicies",
-        true,
-        [],
-        status = true,
-        builtin = false,
-        cat = []
-    ),
-    res!(
-        ALB,
-        ["v1"],
-        "FrontendTLSPolicy",
-        "frontendtlspolicies",
-        true,
-        [],
-        status = true,
-        builtin = false,
-        cat = []
-    ),
-    res!(
-        ALB,
-        ["v1"],
-        "BackendTLSPolicy",
-        "backendtlspolicies",
-        true,
-        [],
-        status = true,
-        builtin = false,
-        cat = []
-    ),
-    res!(
-        ALB,
-        ["v1"],
-        "BackendLoadBalancingPolicy",
-        "backendloadbalancingpolicies",
-        true,
-        [],
-        status = true,
-        builtin = false,
-        cat = []
-    ),
-    res!(
-        ALB,
-        ["v1"],
-        "WebApplicationFirewallPolicy",
-        "webapplicationfirewallpolicies",
-        true,
-        ["wafpolicy"],
-        status = true,
-        builtin = false,
-        cat = []
-    ),
-    res!(
-        APIEXTENSIONS,
-        ["v1"],
-        "CustomResourceDefinition",
-        "customresourcedefinitions",
-        false,
-        ["crd", "crds"],
-        status = true,
-        builtin = true,
-        cat = []
-    ),
+    ResourceDef::builtin(CORE, "Namespace", "namespaces").cluster_scoped().short(&["ns"]).status(true),
+    ResourceDef::builtin(CORE, "Pod", "pods").short(&["po"]).status(true).categories(ALL),
+    ResourceDef::builtin(CORE, "Service", "services").short(&["svc"]).status(true).categories(ALL),
+    ResourceDef::builtin(CORE, "Endpoints", "endpoints").short(&["ep"]),
+    ResourceDef::builtin(CORE, "Secret", "secrets"),
+    ResourceDef::builtin(CORE, "ConfigMap", "configmaps").short(&["cm"]),
+    ResourceDef::builtin(CORE, "Event", "events").short(&["ev"]),
+    ResourceDef::builtin(APPS, "Deployment", "deployments").short(&["deploy"]).status(true).categories(ALL),
+    ResourceDef::builtin(APPS, "ReplicaSet", "replicasets").short(&["rs"]).status(true).categories(ALL),
+    ResourceDef::builtin(DISCOVERY, "EndpointSlice", "endpointslices"),
+    ResourceDef::custom(GATEWAY, "GatewayClass", "gatewayclasses").cluster_scoped().short(&["gc"]).versions(V1_V1BETA1).categories(GATEWAY_API),
+    ResourceDef::custom(GATEWAY, "Gateway", "gateways").short(&["gtw"]).versions(V1_V1BETA1).categories(GATEWAY_API),
+    ResourceDef::custom(GATEWAY, "HTTPRoute", "httproutes").versions(V1_V1BETA1).categories(GATEWAY_API),
+    ResourceDef::custom(GATEWAY, "GRPCRoute", "grpcroutes").categories(GATEWAY_API),
+    ResourceDef::custom(GATEWAY, "ReferenceGrant", "referencegrants").short(&["refgrant"]).status(false).versions(&["v1beta1"]).categories(GATEWAY_API),
+    ResourceDef::custom(ALB, "ApplicationLoadBalancer", "applicationloadbalancers").short(&["alb"]),
+    ResourceDef::custom(ALB, "HealthCheckPolicy", "healthcheckpolicies").short(&["hcp"]),
+    ResourceDef::custom(ALB, "RoutePolicy", "routepolicies"),
+    ResourceDef::custom(ALB, "FrontendTLSPolicy", "frontendtlspolicies"),
+    ResourceDef::custom(ALB, "BackendTLSPolicy", "backendtlspolicies"),
+    ResourceDef::custom(ALB, "BackendLoadBalancingPolicy", "backendloadbalancingpolicies"),
+    ResourceDef::custom(ALB, "WebApplicationFirewallPolicy", "webapplicationfirewallpolicies").short(&["wafpolicy"]),
+    ResourceDef::builtin(APIEXTENSIONS, "CustomResourceDefinition", "customresourcedefinitions").cluster_scoped().short(&["crd", "crds"]).status(true),
 ];
 
 // === kinds defined at run time (CustomResourceDefinitions) ===
@@ -529,64 +334,40 @@ pub fn in_group_version<'a>(
 
 /// Well-known resource handles, so callers do not repeat string lookups.
 pub mod kinds {
-    use super::{by_plural, ResourceDef, ALB, APPS, CORE, DISCOVERY, GATEWAY};
+    use super::{by_plural, ResourceDef, ALB, APIEXTENSIONS, APPS, CORE, DISCOVERY, GATEWAY};
 
     fn get(group: &str, plural: &str) -> &'static ResourceDef {
         by_plural(group, plural).expect("resource is in the static table")
     }
-    pub fn namespaces() -> &'static ResourceDef {
-        get(CORE, "namespaces")
+
+    /// One handle per `plural: GROUP`, named after the plural.
+    macro_rules! handles {
+        ($($plural:ident: $group:expr),* $(,)?) => {
+            $(pub fn $plural() -> &'static ResourceDef {
+                get($group, stringify!($plural))
+            })*
+        };
     }
-    pub fn pods() -> &'static ResourceDef {
-        get(CORE, "pods")
-    }
-    pub fn services() -> &'static ResourceDef {
-        get(CORE, "services")
-    }
-    pub fn endpoints() -> &'static ResourceDef {
-        get(CORE, "endpoints")
-    }
-    pub fn secrets() -> &'static ResourceDef {
-        get(CORE, "secrets")
-    }
-    pub fn events() -> &'static ResourceDef {
-        get(CORE, "events")
-    }
-    pub fn deployments() -> &'static ResourceDef {
-        get(APPS, "deployments")
-    }
-    pub fn replicasets() -> &'static ResourceDef {
-        get(APPS, "replicasets")
-    }
-    pub fn customresourcedefinitions() -> &'static ResourceDef {
-        get(super::APIEXTENSIONS, "customresourcedefinitions")
-    }
-    pub fn endpointslices() -> &'static ResourceDef {
-        get(DISCOVERY, "endpointslices")
-    }
-    pub fn gatewayclasses() -> &'static ResourceDef {
-        get(GATEWAY, "gatewayclasses")
-    }
-    pub fn gateways() -> &'static ResourceDef {
-        get(GATEWAY, "gateways")
-    }
-    pub fn httproutes() -> &'static ResourceDef {
-        get(GATEWAY, "httproutes")
-    }
-    pub fn grpcroutes() -> &'static ResourceDef {
-        get(GATEWAY, "grpcroutes")
-    }
-    pub fn referencegrants() -> &'static ResourceDef {
-        get(GATEWAY, "referencegrants")
-    }
-    pub fn applicationloadbalancers() -> &'static ResourceDef {
-        get(ALB, "applicationloadbalancers")
-    }
-    pub fn healthcheckpolicies() -> &'static ResourceDef {
-        get(ALB, "healthcheckpolicies")
-    }
-    pub fn routepolicies() -> &'static ResourceDef {
-        get(ALB, "routepolicies")
+
+    handles! {
+        namespaces: CORE,
+        pods: CORE,
+        services: CORE,
+        endpoints: CORE,
+        secrets: CORE,
+        events: CORE,
+        deployments: APPS,
+        replicasets: APPS,
+        customresourcedefinitions: APIEXTENSIONS,
+        endpointslices: DISCOVERY,
+        gatewayclasses: GATEWAY,
+        gateways: GATEWAY,
+        httproutes: GATEWAY,
+        grpcroutes: GATEWAY,
+        referencegrants: GATEWAY,
+        applicationloadbalancers: ALB,
+        healthcheckpolicies: ALB,
+        routepolicies: ALB,
     }
 }
 

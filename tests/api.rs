@@ -171,21 +171,14 @@ async fn status_subresource_and_generation() {
     post_json(&sb.url(GW), &gateway("gw", 80)).await;
     let url = sb.url(&format!("{GW}/gw/status"));
     let patch = json!({"status": {"conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted", "message": "m", "lastTransitionTime": "2024-01-01T00:00:00Z"}]}});
-    let r = http(
-        "PATCH",
-        &url,
-        "application/merge-patch+json",
-        serde_json::to_vec(&patch).unwrap(),
-    )
-    .await;
+    let r = patch_json(&url, "application/merge-patch+json", &patch).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["metadata"]["generation"], 1);
     let label = json!({"metadata": {"labels": {"a": "b"}}, "status": null});
-    let r = http(
-        "PATCH",
+    let r = patch_json(
         &sb.url(&format!("{GW}/gw")),
         "application/merge-patch+json",
-        serde_json::to_vec(&label).unwrap(),
+        &label,
     )
     .await;
     assert_eq!(r.json()["metadata"]["generation"], 1);
@@ -195,11 +188,10 @@ async fn status_subresource_and_generation() {
         "main-resource patch must not drop status"
     );
     let spec = json!([{"op": "replace", "path": "/spec/listeners/0/port", "value": 443}]);
-    let r = http(
-        "PATCH",
+    let r = patch_json(
         &sb.url(&format!("{GW}/gw")),
         "application/json-patch+json",
-        serde_json::to_vec(&spec).unwrap(),
+        &spec,
     )
     .await;
     assert_eq!(r.json()["metadata"]["generation"], 2);
@@ -259,18 +251,16 @@ async fn watch_resource_version_and_field_selector() {
     let watcher = tokio::spawn(async move { watch_events(&url, 1).await });
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let patch = json!({"metadata": {"labels": {"x": "y"}}});
-    http(
-        "PATCH",
+    patch_json(
         &sb.url(&format!("{GW}/b")),
         "application/merge-patch+json",
-        serde_json::to_vec(&patch).unwrap(),
+        &patch,
     )
     .await;
-    http(
-        "PATCH",
+    patch_json(
         &sb.url(&format!("{GW}/a")),
         "application/merge-patch+json",
-        serde_json::to_vec(&patch).unwrap(),
+        &patch,
     )
     .await;
     let events = within("watcher", watcher).await.unwrap();
@@ -292,20 +282,12 @@ async fn token_file_supplies_the_token() {
     let mut args = up_args(dir.path());
     args.token_file = Some(token);
     let sb = Sandbox::start_with(dir, args).await;
-    let r = http_anonymous(
-        "GET",
-        &sb.url("/api/v1/namespaces"),
-        &[],
-        bytes::Bytes::new(),
-    )
-    .await;
+    let r = get_anonymous(&sb.url("/api/v1/namespaces")).await;
     assert_eq!(r.status, 401);
     assert_eq!(r.json()["reason"], "Unauthorized");
-    let ok = http_with(
-        "GET",
+    let ok = get_with(
         &sb.url("/api/v1/namespaces"),
         &[("authorization", "Bearer s3cret")],
-        bytes::Bytes::new(),
     )
     .await;
     assert_eq!(ok.status, 200);
@@ -326,10 +308,6 @@ async fn https_and_a_credential_by_default() {
         "{}",
         sb.started.api_url
     );
-    let anon = |m: &'static str, p: &str| {
-        let url = sb.url(p);
-        async move { http_anonymous(m, &url, &[], bytes::Bytes::new()).await }
-    };
     for path in [
         "/api/v1/namespaces",
         "/apis",
@@ -338,7 +316,7 @@ async fn https_and_a_credential_by_default() {
         "/metrics",
         "/api/v1/namespaces/default/configmaps/x",
     ] {
-        let r = anon("GET", path).await;
+        let r = get_anonymous(&sb.url(path)).await;
         assert_eq!(r.status, 401, "{path}");
         assert_eq!(
             r.json(),
@@ -347,7 +325,7 @@ async fn https_and_a_credential_by_default() {
         );
     }
     for path in ["/readyz", "/livez", "/healthz"] {
-        assert_eq!(anon("GET", path).await.status, 200, "{path}");
+        assert_eq!(get_anonymous(&sb.url(path)).await.status, 200, "{path}");
     }
     // The drive-by: a web page POSTs a Deployment as text/plain (no CORS preflight needed).
     let deploy = r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"evil","annotations":{}},"spec":{"selector":{"matchLabels":{"a":"b"}},"template":{"metadata":{"labels":{"a":"b"},"annotations":{"agc-sandbox.dev/command":"touch /tmp/pwned"}},"spec":{"containers":[{"name":"c","image":"x"}]}}}}"#;
@@ -374,19 +352,15 @@ async fn https_and_a_credential_by_default() {
     let r = http("POST", &url, "text/plain;charset=UTF-8", deploy).await;
     assert_eq!(r.status, 415, "{}", r.text());
     assert_eq!(r.json()["reason"], "UnsupportedMediaType");
-    let r = http_with(
-        "GET",
+    let r = get_with(
         &sb.url("/api/v1/namespaces"),
         &[("origin", "https://evil.example")],
-        bytes::Bytes::new(),
     )
     .await;
     assert_eq!(r.status, 403);
-    let r = http_with(
-        "GET",
+    let r = get_with(
         &sb.url("/api/v1/namespaces"),
         &[("host", "rebound.example:6443")],
-        bytes::Bytes::new(),
     )
     .await;
     assert_eq!(r.status, 403);
@@ -426,11 +400,9 @@ async fn insecure_http_is_explicit_and_loopback_only() {
     let sb = Sandbox::start_with(dir, args).await;
     assert!(sb.started.api_url.starts_with("http://"));
     assert_eq!(get(&sb.url("/api/v1/namespaces")).await.status, 200);
-    let r = http_with(
-        "GET",
+    let r = get_with(
         &sb.url("/api/v1/namespaces"),
         &[("origin", "https://evil.example")],
-        bytes::Bytes::new(),
     )
     .await;
     assert_eq!(r.status, 403, "browsers are refused in every mode");

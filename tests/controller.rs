@@ -29,6 +29,31 @@ fn cond<'a>(conds: &'a Value, t: &str) -> Option<&'a Value> {
     conds.as_array()?.iter().find(|c| c["type"] == t)
 }
 
+/// POSTs `obj` to `path` and asserts it was created.
+async fn create(api: &ApiClient, path: &str, obj: Value) {
+    let (code, body) = call(api, "POST", path, Some(&obj)).await;
+    assert_eq!(
+        code, 201,
+        "POST {path} {}: {body:#}",
+        obj["metadata"]["name"]
+    );
+}
+
+/// Waits for the route at `path` to have a parent status, and returns the first.
+async fn first_parent_status(api: &ApiClient, path: &str) -> Value {
+    let rt = wait_for(api, path, |o| !o["status"]["parents"].is_null()).await;
+    rt["status"]["parents"][0].clone()
+}
+
+/// Asserts that `status` has a `ty` condition whose `field` is `want`.
+fn assert_condition(status: &Value, ty: &str, field: &str, want: &str) {
+    let conds = &status["conditions"];
+    let Some(c) = cond(conds, ty) else {
+        panic!("no {ty} condition in {conds:#}")
+    };
+    assert_eq!(c[field], want, "{ty} condition's {field} in {conds:#}");
+}
+
 /// Polls `path` until `ok` holds, or panics with the last object.
 async fn wait_for(addr: &ApiClient, path: &str, ok: impl Fn(&Value) -> bool) -> Value {
     let deadline = tokio::time::Instant::now() + STEP;
@@ -69,93 +94,52 @@ async fn gateway_and_route_status_converge_through_the_api() {
         "alb.networking.azure.io/alb-controller"
     );
 
-    let (code, _) = call(
+    create(
         &api,
-        "POST",
         "/api/v1/namespaces",
-        Some(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "test-infra"}})),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "test-infra"}}),
     )
     .await;
-    assert_eq!(code, 201);
-    let (code, _) = call(&api, "POST", "/api/v1/namespaces/test-infra/services", Some(&json!({
+    create(&api, "/api/v1/namespaces/test-infra/services", json!({
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": "websocket-backend", "namespace": "test-infra"},
-        "spec": {"ports": [{"name": "http-back", "port": 8080, "targetPort": "http"}], "selector": {"app": "websocket-backend"}}}))).await;
-    assert_eq!(code, 201);
+        "spec": {"ports": [{"name": "http-back", "port": 8080, "targetPort": "http"}], "selector": {"app": "websocket-backend"}}})).await;
     let gw_path = "/apis/gateway.networking.k8s.io/v1/namespaces/test-infra/gateways";
-    let (code, _) = call(&api, "POST", gw_path, Some(&json!({
+    create(&api, gw_path, json!({
         "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
         "metadata": {"name": "gateway-01", "namespace": "test-infra"},
         "spec": {"gatewayClassName": "azure-alb-external", "listeners": [
-            {"name": "http-listener", "port": 80, "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "Same"}}}]}}))).await;
-    assert_eq!(code, 201);
+            {"name": "http-listener", "port": 80, "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "Same"}}}]}})).await;
     let rt_path = "/apis/gateway.networking.k8s.io/v1/namespaces/test-infra/httproutes";
-    let (code, _) = call(
-        &api,
-        "POST",
-        rt_path,
-        Some(&json!({
-        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-        "metadata": {"name": "websocket-example", "namespace": "test-infra"},
-        "spec": {"parentRefs": [{"name": "gateway-01"}], "hostnames": ["contoso.com"],
-                 "rules": [{"backendRefs": [{"name": "websocket-backend", "port": 8080}]}]}})),
-    )
-    .await;
-    assert_eq!(code, 201);
+    let route = |name: &str, spec: Value| {
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+               "metadata": {"name": name, "namespace": "test-infra"}, "spec": spec})
+    };
+    let good = json!({"parentRefs": [{"name": "gateway-01"}], "hostnames": ["contoso.com"],
+                      "rules": [{"backendRefs": [{"name": "websocket-backend", "port": 8080}]}]});
+    create(&api, rt_path, route("websocket-example", good)).await;
     // A broken route next to it must not disturb the good one.
-    let (code, _) = call(
-        &api,
-        "POST",
-        rt_path,
-        Some(&json!({
-        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-        "metadata": {"name": "broken", "namespace": "test-infra"},
-        "spec": {"parentRefs": [{"name": "gateway-01", "sectionName": "nope"}],
-                 "rules": [{"backendRefs": [{"name": "missing", "port": 8080}]}]}})),
-    )
-    .await;
-    assert_eq!(code, 201);
+    let broken = json!({"parentRefs": [{"name": "gateway-01", "sectionName": "nope"}],
+                        "rules": [{"backendRefs": [{"name": "missing", "port": 8080}]}]});
+    create(&api, rt_path, route("broken", broken)).await;
 
     let gw = wait_for(&api, &format!("{gw_path}/gateway-01"), |o| {
         o["status"]["listeners"][0]["attachedRoutes"] == 1
             && cond(&o["status"]["conditions"], "Programmed").is_some_and(|c| c["status"] == "True")
     })
     .await;
-    assert_eq!(
-        cond(&gw["status"]["conditions"], "Accepted").unwrap()["message"],
-        "Valid Gateway"
-    );
+    assert_condition(&gw["status"], "Accepted", "message", "Valid Gateway");
     assert!(gw["status"]["addresses"][0]["value"]
         .as_str()
         .unwrap()
         .starts_with("127.20."));
 
-    let rt = wait_for(&api, &format!("{rt_path}/websocket-example"), |o| {
-        !o["status"]["parents"].is_null()
-    })
-    .await;
-    let p = &rt["status"]["parents"][0];
-    assert_eq!(
-        cond(&p["conditions"], "Accepted").unwrap()["message"],
-        "Route is Accepted"
-    );
-    assert_eq!(
-        cond(&p["conditions"], "ResolvedRefs").unwrap()["reason"],
-        "ResolvedRefs"
-    );
+    let parent = first_parent_status(&api, &format!("{rt_path}/websocket-example")).await;
+    assert_condition(&parent, "Accepted", "message", "Route is Accepted");
+    assert_condition(&parent, "ResolvedRefs", "reason", "ResolvedRefs");
 
-    let broken = wait_for(&api, &format!("{rt_path}/broken"), |o| {
-        !o["status"]["parents"].is_null()
-    })
-    .await;
-    let p = &broken["status"]["parents"][0];
-    assert_eq!(
-        cond(&p["conditions"], "Accepted").unwrap()["reason"],
-        "NoMatchingParent"
-    );
-    assert_eq!(
-        cond(&p["conditions"], "ResolvedRefs").unwrap()["reason"],
-        "BackendNotFound"
-    );
+    let parent = first_parent_status(&api, &format!("{rt_path}/broken")).await;
+    assert_condition(&parent, "Accepted", "reason", "NoMatchingParent");
+    assert_condition(&parent, "ResolvedRefs", "reason", "BackendNotFound");
 
     // The rejection is explained by an Event.
     let events = wait_for(&api, "/api/v1/namespaces/test-infra/events", |o| {

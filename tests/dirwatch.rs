@@ -3,7 +3,7 @@
 
 use agc_sandbox::client::{ApiClient, ObjRef};
 use agc_sandbox::dirwatch::{DirWatch, Report, ANN_SOURCE_FILE};
-use agc_sandbox::resources::kinds;
+use agc_sandbox::resources::{kinds, ResourceDef};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -41,11 +41,51 @@ impl Sandbox {
     }
 }
 
-/// A reporter collecting lines.
-fn collector() -> (agc_sandbox::dirwatch::Reporter, Arc<Mutex<Vec<Report>>>) {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let l = lines.clone();
-    (Arc::new(move |r| l.lock().unwrap().push(r)), lines)
+/// A sandbox (its data in `<tmp>/data`) with a DirWatch on one folder, running until
+/// [`Watch::stop`], the watch's reports collected.
+struct Watch {
+    sb: Sandbox,
+    lines: Arc<Mutex<Vec<Report>>>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Watch {
+    /// Applies `dir` (bounded by [`STEP`]: a walk that followed a symlink loop times out) and
+    /// follows it.
+    async fn start(tmp: &Path, dir: &Path) -> Watch {
+        let sb = Sandbox::start(&tmp.join("data"), vec![]).await;
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let l = lines.clone();
+        let report: agc_sandbox::dirwatch::Reporter = Arc::new(move |r| l.lock().unwrap().push(r));
+        let dw = timeout(
+            STEP,
+            DirWatch::start(sb.client.clone(), &[dir.to_path_buf()], report),
+        )
+        .await
+        .expect("DirWatch start timed out (did the walk follow a symlink loop?)")
+        .expect("DirWatch start");
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(dw.run(async move {
+            let _ = stop_rx.await;
+        }));
+        Watch {
+            sb,
+            lines,
+            stop,
+            task,
+        }
+    }
+
+    /// Stops the watch, then the sandbox.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        timeout(STEP, self.task)
+            .await
+            .expect("DirWatch stop timed out")
+            .expect("DirWatch task panicked");
+        self.sb.stop().await;
+    }
 }
 
 async fn wait_report(lines: &Arc<Mutex<Vec<Report>>>, what: &str) -> Report {
@@ -69,12 +109,16 @@ async fn wait_report(lines: &Arc<Mutex<Vec<Report>>>, what: &str) -> Report {
     }
 }
 
-fn route_ref(name: &str) -> ObjRef {
+fn obj_ref(res: &'static ResourceDef, namespace: &str, name: &str) -> ObjRef {
     ObjRef {
-        res: kinds::httproutes(),
-        namespace: "test-infra".into(),
+        res,
+        namespace: namespace.into(),
         name: name.into(),
     }
+}
+
+fn route_ref(name: &str) -> ObjRef {
+    obj_ref(kinds::httproutes(), "test-infra", name)
 }
 
 async fn get(c: &ApiClient, r: &ObjRef) -> Option<Value> {
@@ -96,6 +140,20 @@ async fn wait_gone(c: &ApiClient, r: &ObjRef) {
     }
 }
 
+/// A temp folder holding the manifests folder `m` with `files` (paths relative to `m`).
+fn manifests(files: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    for (name, text) in files {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+    (tmp, dir)
+}
+
 const NS: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: test-infra\n";
 const GW: &str = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: gateway-01\n  namespace: test-infra\nspec:\n  gatewayClassName: azure-alb-external\n  listeners:\n  - name: http\n    port: 80\n    protocol: HTTP\n";
 
@@ -105,27 +163,15 @@ fn route(name: &str, host: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn folder_is_applied_in_order_and_followed() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("m");
-    std::fs::create_dir_all(dir.join("sub")).unwrap();
     // The namespace sorts last by name: the kind order must put it first.
-    std::fs::write(dir.join("a-route.yaml"), route("r1", "contoso.com")).unwrap();
-    std::fs::write(dir.join("sub/gateway.yml"), GW).unwrap();
-    std::fs::write(dir.join("z-namespace.yaml"), NS).unwrap();
-    std::fs::write(dir.join("notes.txt"), "not a manifest").unwrap();
-    let sb = Sandbox::start(&tmp.path().join("data"), vec![]).await;
-    let (report, lines) = collector();
-    let dw = timeout(
-        STEP,
-        DirWatch::start(sb.client.clone(), std::slice::from_ref(&dir), report),
-    )
-    .await
-    .expect("start timed out")
-    .expect("start");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(dw.run(async move {
-        let _ = stop_rx.await;
-    }));
+    let (tmp, dir) = manifests(&[
+        ("a-route.yaml", &route("r1", "contoso.com")),
+        ("sub/gateway.yml", GW),
+        ("z-namespace.yaml", NS),
+        ("notes.txt", "not a manifest"),
+    ]);
+    let watch = Watch::start(tmp.path(), &dir).await;
+    let (sb, lines) = (&watch.sb, &watch.lines);
     {
         let l = lines.lock().unwrap();
         let text: Vec<String> = l.iter().map(|r| r.to_string()).collect();
@@ -149,7 +195,7 @@ async fn folder_is_applied_in_order_and_followed() {
 
     // An in-place edit is re-applied: "configured".
     std::fs::write(dir.join("a-route.yaml"), route("r1", "fabrikam.com")).unwrap();
-    wait_report(&lines, "httproute.gateway.networking.k8s.io/r1 configured").await;
+    wait_report(lines, "httproute.gateway.networking.k8s.io/r1 configured").await;
     let r1 = get(&sb.client, &route_ref("r1")).await.unwrap();
     assert_eq!(r1["spec"]["hostnames"][0], "fabrikam.com");
 
@@ -160,7 +206,7 @@ async fn folder_is_applied_in_order_and_followed() {
     std::fs::write(dir.join("a-route.yaml~"), "junk: [").unwrap();
     std::fs::write(dir.join("r2.yaml.tmp"), route("r2", "x.com")).unwrap();
     std::fs::rename(dir.join("r2.yaml.tmp"), dir.join("r2.yaml")).unwrap();
-    wait_report(&lines, "httproute.gateway.networking.k8s.io/r2 created").await;
+    wait_report(lines, "httproute.gateway.networking.k8s.io/r2 created").await;
     assert_eq!(
         lines.lock().unwrap().len(),
         before + 1,
@@ -171,43 +217,26 @@ async fn folder_is_applied_in_order_and_followed() {
     // A file that stops declaring an object removes it; a deleted file removes its objects.
     let two = format!("{}---\n{}", route("r3", "a.com"), route("r4", "b.com"));
     std::fs::write(dir.join("multi.yaml"), two).unwrap();
-    wait_report(&lines, "httproute.gateway.networking.k8s.io/r4 created").await;
+    wait_report(lines, "httproute.gateway.networking.k8s.io/r4 created").await;
     std::fs::write(dir.join("multi.yaml"), route("r3", "a.com")).unwrap();
-    wait_report(&lines, "httproute.gateway.networking.k8s.io/r4 deleted").await;
+    wait_report(lines, "httproute.gateway.networking.k8s.io/r4 deleted").await;
     wait_gone(&sb.client, &route_ref("r4")).await;
     assert!(get(&sb.client, &route_ref("r3")).await.is_some());
     std::fs::remove_file(dir.join("r2.yaml")).unwrap();
-    wait_report(&lines, "httproute.gateway.networking.k8s.io/r2 deleted").await;
+    wait_report(lines, "httproute.gateway.networking.k8s.io/r2 deleted").await;
     wait_gone(&sb.client, &route_ref("r2")).await;
 
-    let _ = stop_tx.send(());
-    timeout(STEP, task)
-        .await
-        .expect("watch stop")
-        .expect("join");
-    sb.stop().await;
+    watch.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_files_are_rejected_whole_and_the_last_good_version_keeps_running() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("m");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("ns.yaml"), NS).unwrap();
-    std::fs::write(dir.join("routes.yaml"), route("good", "contoso.com")).unwrap();
-    let sb = Sandbox::start(&tmp.path().join("data"), vec![]).await;
-    let (report, lines) = collector();
-    let dw = timeout(
-        STEP,
-        DirWatch::start(sb.client.clone(), std::slice::from_ref(&dir), report),
-    )
-    .await
-    .expect("start timed out")
-    .expect("start");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(dw.run(async move {
-        let _ = stop_rx.await;
-    }));
+    let (tmp, dir) = manifests(&[
+        ("ns.yaml", NS),
+        ("routes.yaml", &route("good", "contoso.com")),
+    ]);
+    let watch = Watch::start(tmp.path(), &dir).await;
+    let (sb, lines) = (&watch.sb, &watch.lines);
     assert!(get(&sb.client, &route_ref("good")).await.is_some());
 
     // Invalid YAML: the error names file, line and column; the good route keeps running.
@@ -216,7 +245,7 @@ async fn bad_files_are_rejected_whole_and_the_last_good_version_keeps_running() 
         format!("{}---\nkind: [oops\n", route("good", "changed.com")),
     )
     .unwrap();
-    let r = wait_report(&lines, "invalid YAML").await;
+    let r = wait_report(lines, "invalid YAML").await;
     assert!(matches!(r, Report::Rejected(_)), "{r}");
     let text = r.to_string();
     assert!(text.contains("routes.yaml:16:1:"), "{text}");
@@ -232,7 +261,7 @@ async fn bad_files_are_rejected_whole_and_the_last_good_version_keeps_running() 
         format!("{}---\n{}", route("good", "changed.com"), bad_route),
     )
     .unwrap();
-    let r = wait_report(&lines, "httproute.gateway.networking.k8s.io/bad:").await;
+    let r = wait_report(lines, "httproute.gateway.networking.k8s.io/bad:").await;
     let text = r.to_string();
     assert!(text.contains("routes.yaml:15: error:"), "{text}");
     assert!(text.contains("is invalid"), "{text}");
@@ -251,31 +280,24 @@ async fn bad_files_are_rejected_whole_and_the_last_good_version_keeps_running() 
         ),
     )
     .unwrap();
-    wait_report(&lines, "httproute.gateway.networking.k8s.io/bad created").await;
+    wait_report(lines, "httproute.gateway.networking.k8s.io/bad created").await;
     let good = get(&sb.client, &route_ref("good")).await.unwrap();
     assert_eq!(good["spec"]["hostnames"][0], "changed.com");
 
-    let _ = stop_tx.send(());
-    timeout(STEP, task)
-        .await
-        .expect("watch stop")
-        .expect("join");
-    sb.stop().await;
+    watch.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ownership_survives_a_restart() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("m");
+    let (tmp, dir) = manifests(&[
+        ("ns.yaml", NS),
+        (
+            "routes.yaml",
+            &format!("{}---\n{}", route("keep", "a.com"), route("drop", "b.com")),
+        ),
+        ("gone.yaml", &route("gone", "c.com")),
+    ]);
     let data = tmp.path().join("data");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("ns.yaml"), NS).unwrap();
-    std::fs::write(
-        dir.join("routes.yaml"),
-        format!("{}---\n{}", route("keep", "a.com"), route("drop", "b.com")),
-    )
-    .unwrap();
-    std::fs::write(dir.join("gone.yaml"), route("gone", "c.com")).unwrap();
     // `up --watch` applies the folder before it reports being up.
     let sb = Sandbox::start(&data, vec![dir.clone()]).await;
     for n in ["keep", "drop", "gone"] {
@@ -298,45 +320,21 @@ async fn ownership_survives_a_restart() {
 /// still applied.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn symlink_loops_are_reported_once_and_never_followed() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("m");
+    let (tmp, dir) = manifests(&[
+        ("z-namespace.yaml", NS),
+        ("../outside/secret.yaml", &route("nope", "outside.example")),
+    ]);
     std::fs::create_dir_all(dir.join("sub")).unwrap();
     let outside = tmp.path().join("outside");
-    std::fs::create_dir_all(&outside).unwrap();
-    std::fs::write(
-        outside.join("secret.yaml"),
-        route("nope", "outside.example"),
-    )
-    .unwrap();
-    std::fs::write(dir.join("z-namespace.yaml"), NS).unwrap();
     std::os::unix::fs::symlink("..", dir.join("up")).unwrap();
     std::os::unix::fs::symlink("..", dir.join("sub/up")).unwrap();
     std::os::unix::fs::symlink(&outside, dir.join("out")).unwrap();
-    let sb = Sandbox::start(&tmp.path().join("data"), vec![]).await;
-    let (report, lines) = collector();
-    let dw = timeout(
-        STEP,
-        DirWatch::start(sb.client.clone(), std::slice::from_ref(&dir), report),
-    )
-    .await
-    .expect("start timed out: the walk followed a loop")
-    .expect("start");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(dw.run(async move {
-        let _ = stop_rx.await;
-    }));
+    let watch = Watch::start(tmp.path(), &dir).await;
+    let (sb, lines) = (&watch.sb, &watch.lines);
     // A rescan (a new file) must not repeat the warnings.
     std::fs::write(dir.join("sub/gw.yaml"), GW).unwrap();
-    let ns_ref = ObjRef {
-        res: kinds::namespaces(),
-        namespace: String::new(),
-        name: "test-infra".into(),
-    };
-    let gw_ref = ObjRef {
-        res: kinds::gateways(),
-        namespace: "test-infra".into(),
-        name: "gateway-01".into(),
-    };
+    let ns_ref = obj_ref(kinds::namespaces(), "", "test-infra");
+    let gw_ref = obj_ref(kinds::gateways(), "test-infra", "gateway-01");
     timeout(STEP, async {
         while sb.client.get(&gw_ref).await.unwrap().is_none() {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -345,13 +343,8 @@ async fn symlink_loops_are_reported_once_and_never_followed() {
     .await
     .expect("the gateway from sub/gw.yaml was applied");
     assert!(sb.client.get(&ns_ref).await.unwrap().is_some());
-    let route_ref = ObjRef {
-        res: kinds::httproutes(),
-        namespace: "test-infra".into(),
-        name: "nope".into(),
-    };
     assert!(
-        sb.client.get(&route_ref).await.unwrap().is_none(),
+        sb.client.get(&route_ref("nope")).await.unwrap().is_none(),
         "the link out was not followed"
     );
     let warnings: Vec<String> = lines
@@ -372,7 +365,5 @@ async fn symlink_loops_are_reported_once_and_never_followed() {
             "{link}: {warnings:#?}"
         );
     }
-    let _ = stop_tx.send(());
-    let _ = timeout(STEP, task).await;
-    sb.stop().await;
+    watch.stop().await;
 }

@@ -10,11 +10,10 @@ use tokio::time::timeout;
 
 const STEP: Duration = Duration::from_secs(60);
 
-const PASSING: &str = r#"
-name: gateway status
-namespace: test-infra
-steps:
-  - apply:
+/// The step both scenarios start with: the namespace and a Gateway with one HTTP listener.
+macro_rules! apply_gateway {
+    () => {
+        r#"  - apply:
       yaml: |
         apiVersion: v1
         kind: Namespace
@@ -27,7 +26,18 @@ steps:
           gatewayClassName: azure-alb-external
           listeners:
           - {name: http-listener, port: 80, protocol: HTTP}
-  - wait: {ref: gateway/gateway-01, condition: Accepted, timeout: 10s}
+"#
+    };
+}
+
+const PASSING: &str = concat!(
+    r#"
+name: gateway status
+namespace: test-infra
+steps:
+"#,
+    apply_gateway!(),
+    r#"  - wait: {ref: gateway/gateway-01, condition: Accepted, timeout: 10s}
   - assert:
       ref: gateway/gateway-01
       status:
@@ -38,25 +48,16 @@ steps:
   - assert: {ref: gateway/gateway-01, object: {metadata: {labels: {team: a}}}}
   - delete: {ref: gateway/gateway-01, wait: true}
   - sleep: 10ms
-"#;
+"#
+);
 
-const FAILING: &str = r#"
+const FAILING: &str = concat!(
+    r#"
 name: a wrong expectation
 steps:
-  - apply:
-      yaml: |
-        apiVersion: v1
-        kind: Namespace
-        metadata: {name: test-infra}
-        ---
-        apiVersion: gateway.networking.k8s.io/v1
-        kind: Gateway
-        metadata: {name: gateway-01, namespace: test-infra}
-        spec:
-          gatewayClassName: azure-alb-external
-          listeners:
-          - {name: http-listener, port: 80, protocol: HTTP}
-  - wait: {ref: gateway/gateway-01, namespace: test-infra, condition: Accepted}
+"#,
+    apply_gateway!(),
+    r#"  - wait: {ref: gateway/gateway-01, namespace: test-infra, condition: Accepted}
   - name: expects the <wrong> message
     assert:
       ref: gateway/gateway-01
@@ -66,7 +67,8 @@ steps:
         conditions:
           - {type: Accepted, message: "Totally & wrong"}
   - sleep: 1s
-"#;
+"#
+);
 
 fn collect() -> (Out, Arc<Mutex<Vec<String>>>) {
     let lines = Arc::new(Mutex::new(Vec::new()));

@@ -13,22 +13,39 @@ metadata:
   name: test-infra
 ";
 
-/// A Gateway whose first listener misspells `allowedRoutes`.
-const GW_TYPO: &str = "apiVersion: gateway.networking.k8s.io/v1
+/// gateway-01 up to its listeners, which follow.
+macro_rules! gateway_head {
+    () => {
+        "apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata:
   name: gateway-01
   namespace: test-infra
 spec:
   gatewayClassName: azure-alb-external
-  listeners:
+"
+    };
+}
+
+/// A Gateway whose first listener misspells `allowedRoutes`.
+const GW_TYPO: &str = concat!(
+    gateway_head!(),
+    "  listeners:
   - name: http
     port: 80
     protocol: HTTP
     alowedRoutes:
       namespaces:
         from: Same
-";
+"
+);
+
+/// `kubectl apply` of `manifest` fails, and its stderr says `error`.
+fn apply_refused(sb: &Sandbox, manifest: &str, error: &str) {
+    let out = sb.kubectl_stdin(&["apply", "-f", "-"], manifest);
+    assert!(!out.ok, "applied: {out:?}");
+    assert!(out.stderr.contains(error), "{}", out.stderr);
+}
 
 async fn sandbox_with_ns() -> Sandbox {
     let sb = Sandbox::start().await;
@@ -41,24 +58,18 @@ async fn sandbox_with_ns() -> Sandbox {
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_gateway_field_strict_warn_ignore() {
     let sb = sandbox_with_ns().await;
-    let listners = "apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: gateway-01
-  namespace: test-infra
-spec:
-  gatewayClassName: azure-alb-external
-  listners:
+    let listners = concat!(
+        gateway_head!(),
+        "  listners:
   - name: http
     port: 80
     protocol: HTTP
-";
-    let out = sb.kubectl_stdin(&["apply", "-f", "-"], listners);
-    assert!(!out.ok);
-    assert!(
-        out.stderr.contains(r#"Error from server (BadRequest): error when creating "STDIN": Gateway in version "v1" cannot be handled as a Gateway: strict decoding error: unknown field "spec.listners""#),
-        "{}",
-        out.stderr
+"
+    );
+    apply_refused(
+        &sb,
+        listners,
+        r#"Error from server (BadRequest): error when creating "STDIN": Gateway in version "v1" cannot be handled as a Gateway: strict decoding error: unknown field "spec.listners""#,
     );
     let get = sb.kubectl(&["get", "gateway", "gateway-01", "-n", "test-infra"]);
     assert!(!get.ok && get.stderr.contains("not found"), "{get:?}");
@@ -71,18 +82,7 @@ spec:
         "{}",
         warn.stderr
     );
-    let stored = sb
-        .kubectl(&[
-            "get",
-            "gateway",
-            "gateway-01",
-            "-n",
-            "test-infra",
-            "-o",
-            "json",
-        ])
-        .success();
-    let stored: serde_json::Value = serde_json::from_str(&stored).unwrap();
+    let stored = sb.get_json(&["gateway", "gateway-01", "-n", "test-infra"]);
     let l = &stored["spec"]["listeners"][0];
     assert!(l.get("alowedRoutes").is_none(), "dropped: {l}");
     assert_eq!(
@@ -121,11 +121,10 @@ async fn server_side_apply_unknown_field() {
 async fn builtin_unknown_fields_and_types() {
     let sb = sandbox_with_ns().await;
     let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: test-infra\ndat:\n  a: b\n";
-    let out = sb.kubectl_stdin(&["apply", "-f", "-"], cm);
-    assert!(
-        out.stderr.contains(r#"ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: unknown field "dat""#),
-        "{}",
-        out.stderr
+    apply_refused(
+        &sb,
+        cm,
+        r#"ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: unknown field "dat""#,
     );
     let deploy = "apiVersion: apps/v1
 kind: Deployment
@@ -145,18 +144,16 @@ spec:
         image: echo:1
         imagePullPolicyy: Always
 ";
-    let out = sb.kubectl_stdin(&["apply", "-f", "-"], deploy);
-    assert!(
-        out.stderr.contains(r#"Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: unknown field "spec.replicaz", unknown field "spec.template.spec.containers[0].imagePullPolicyy""#),
-        "{}",
-        out.stderr
+    apply_refused(
+        &sb,
+        deploy,
+        r#"Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: unknown field "spec.replicaz", unknown field "spec.template.spec.containers[0].imagePullPolicyy""#,
     );
     let svc = "apiVersion: v1\nkind: Service\nmetadata:\n  name: echo\n  namespace: test-infra\nspec:\n  ports:\n  - name: 12345\n    port: 80\n";
-    let out = sb.kubectl_stdin(&["apply", "-f", "-"], svc);
-    assert!(
-        out.stderr.contains(r#"Error from server (BadRequest): error when creating "STDIN": Service in version "v1" cannot be handled as a Service: json: cannot unmarshal number into Go struct field ServicePort.spec.ports.name of type string"#),
-        "{}",
-        out.stderr
+    apply_refused(
+        &sb,
+        svc,
+        r#"Error from server (BadRequest): error when creating "STDIN": Service in version "v1" cannot be handled as a Service: json: cannot unmarshal number into Go struct field ServicePort.spec.ports.name of type string"#,
     );
     for kind in ["configmap/c", "deployment/web", "service/echo"] {
         assert!(
@@ -165,6 +162,22 @@ spec:
         );
     }
     sb.stop().await;
+}
+
+/// `(method, url, content type, body)` sent with `fieldValidation=Strict` is a 400 with `message`.
+async fn strict_refuses(
+    (method, url, content_type, body): (&str, &str, &str, Vec<u8>),
+    message: &str,
+) {
+    let r = http(
+        method,
+        &format!("{url}?fieldValidation=Strict"),
+        content_type,
+        body,
+    )
+    .await;
+    assert_eq!(r.status, 400, "{method} {url}: {}", r.text());
+    assert_eq!(r.json()["message"], message, "{method} {url}");
 }
 
 /// PUT and the patch types: Strict is a bare strict decoding error for patches, the server's
@@ -181,18 +194,11 @@ async fn update_and_patch_field_validation() {
         sb.url("/apis/gateway.networking.k8s.io/v1/namespaces/test-infra/gateways/gateway-01");
 
     let merge = r#"{"spec":{"listners":[]}}"#;
-    let r = http(
-        "PATCH",
-        &format!("{item}?fieldValidation=Strict"),
-        "application/merge-patch+json",
-        merge,
+    strict_refuses(
+        ("PATCH", &item, "application/merge-patch+json", merge.into()),
+        r#"strict decoding error: unknown field "spec.listners""#,
     )
     .await;
-    assert_eq!(r.status, 400, "{}", r.text());
-    assert_eq!(
-        r.json()["message"],
-        r#"strict decoding error: unknown field "spec.listners""#
-    );
 
     let json_patch = r#"[{"op":"add","path":"/spec/foo","value":1}]"#;
     let r = http("PATCH", &item, "application/json-patch+json", json_patch).await;
@@ -208,18 +214,11 @@ async fn update_and_patch_field_validation() {
     let mut obj = get(&item).await.json();
     obj["spec"]["bogus"] = json!(true);
     let body = serde_json::to_vec(&obj).unwrap();
-    let r = http(
-        "PUT",
-        &format!("{item}?fieldValidation=Strict"),
-        "application/json",
-        body,
+    strict_refuses(
+        ("PUT", &item, "application/json", body),
+        r#"Gateway in version "v1" cannot be handled as a Gateway: strict decoding error: unknown field "spec.bogus""#,
     )
     .await;
-    assert_eq!(r.status, 400);
-    assert_eq!(
-        r.json()["message"],
-        r#"Gateway in version "v1" cannot be handled as a Gateway: strict decoding error: unknown field "spec.bogus""#
-    );
     // The controller writes status meanwhile: re-read and retry on a resourceVersion conflict.
     let mut r = None;
     for _ in 0..10 {
@@ -247,18 +246,16 @@ async fn update_and_patch_field_validation() {
     sb.kubectl_stdin(&["apply", "-f", "-"], cm).success();
     let cm = sb.url("/api/v1/namespaces/test-infra/configmaps/c");
     let smp = r#"{"dat":{"a":"c"}}"#;
-    let r = http(
-        "PATCH",
-        &format!("{cm}?fieldValidation=Strict"),
-        "application/strategic-merge-patch+json",
-        smp,
+    strict_refuses(
+        (
+            "PATCH",
+            &cm,
+            "application/strategic-merge-patch+json",
+            smp.into(),
+        ),
+        r#"strict decoding error: unknown field "dat""#,
     )
     .await;
-    assert_eq!(r.status, 400, "{}", r.text());
-    assert_eq!(
-        r.json()["message"],
-        r#"strict decoding error: unknown field "dat""#
-    );
 
     let r = http(
         "PATCH",

@@ -80,13 +80,6 @@ spec:
       path: /health
 ";
 
-fn get_json(sb: &Sandbox, args: &[&str]) -> Value {
-    let mut a = vec!["get"];
-    a.extend_from_slice(args);
-    a.extend_from_slice(&["-o", "json"]);
-    serde_json::from_str(&sb.kubectl(&a).success()).unwrap()
-}
-
 fn condition<'a>(conds: &'a Value, type_: &str) -> &'a Value {
     conds
         .as_array()
@@ -175,7 +168,7 @@ async fn run_tutorial(mode: &str) {
 
     // The Gateway's status block, as the tutorial shows it.
     let gw = eventually("attachedRoutes 1", || {
-        let gw = get_json(&sb, &["gateway", "gateway-01", "-n", "test-infra"]);
+        let gw = sb.get_json(&["gateway", "gateway-01", "-n", "test-infra"]);
         async move { (gw["status"]["listeners"][0]["attachedRoutes"] == 1).then_some(gw) }
     })
     .await;
@@ -200,7 +193,7 @@ async fn run_tutorial(mode: &str) {
     let addr = format!("{ip}:{}", 80 + offset);
 
     // The HTTPRoute's status block.
-    let route = get_json(&sb, &["httproute", "websocket-example", "-n", "test-infra"]);
+    let route = sb.get_json(&["httproute", "websocket-example", "-n", "test-infra"]);
     let parent = &route["status"]["parents"][0];
     assert_eq!(
         parent["controllerName"],
@@ -242,15 +235,12 @@ async fn run_tutorial(mode: &str) {
     );
 
     sb.kubectl_stdin(&["apply", "-f", "-"], HCP).success();
-    let hcp = get_json(
-        &sb,
-        &[
-            "healthcheckpolicy",
-            "websockets-backend-health-check-policy",
-            "-n",
-            "test-infra",
-        ],
-    );
+    let hcp = sb.get_json(&[
+        "healthcheckpolicy",
+        "websockets-backend-health-check-policy",
+        "-n",
+        "test-infra",
+    ]);
     assert_condition(
         &hcp["status"]["conditions"],
         "Accepted",
@@ -265,16 +255,7 @@ async fn run_tutorial(mode: &str) {
     assert_eq!(echoed, "Hello world!!!");
 
     // Deleting the only pod fails over to its replacement.
-    let pods = get_json(
-        &sb,
-        &["pods", "-n", "test-infra", "-l", "app=websocket-backend"],
-    );
-    let pod = pods["items"][0]["metadata"]["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    sb.kubectl(&["delete", "pod", &pod, "-n", "test-infra"])
-        .success();
+    sb.delete_first_pod("app=websocket-backend");
     let echoed = eventually("echo after the pod was replaced", || {
         let addr = addr.clone();
         async move { chat(&addr, "again").await.ok() }

@@ -22,27 +22,8 @@ async fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     .await
 }
 
-fn pods(sb: &Sandbox, selector: &str) -> Vec<Value> {
-    let out = sb
-        .kubectl(&[
-            "get",
-            "pods",
-            "-n",
-            "test-infra",
-            "-l",
-            selector,
-            "-o",
-            "json",
-        ])
-        .success();
-    serde_json::from_str::<Value>(&out).unwrap()["items"]
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
 fn ready_pods(sb: &Sandbox, selector: &str, n: usize) -> Option<Vec<Value>> {
-    let ps = pods(sb, selector);
+    let ps = sb.pods(selector);
     let ready = ps.iter().filter(|p| {
         p["status"]["conditions"].as_array().is_some_and(|c| {
             c.iter()
@@ -51,6 +32,53 @@ fn ready_pods(sb: &Sandbox, selector: &str, n: usize) -> Option<Vec<Value>> {
     });
     let ready: Vec<Value> = ready.cloned().collect();
     (ready.len() == n && ps.len() == n).then_some(ready)
+}
+
+/// A one-container Deployment `name` in test-infra whose pods run the user's `command`.
+fn command_deployment(name: &str, command: &str, container: &str) -> String {
+    format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: test-infra}}
+spec:
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+      annotations: {{agc-sandbox.dev/command: \"{command}\"}}
+    spec:
+      containers: [{container}]
+"
+    )
+}
+
+/// Applies the seed's websocket-backend Deployment.
+fn apply_seed_backend(sb: &Sandbox) {
+    let manifest = seed("websocket-deployment.yaml");
+    sb.kubectl(&["apply", "-f", &manifest.to_string_lossy()])
+        .success();
+}
+
+/// `kubectl scale` of the seed's websocket-backend Deployment.
+fn scale_seed_backend(sb: &Sandbox, replicas: u32) {
+    let replicas = format!("--replicas={replicas}");
+    sb.kubectl(&[
+        "scale",
+        "deployment",
+        "websocket-backend",
+        "-n",
+        "test-infra",
+        &replicas,
+    ])
+    .success();
+}
+
+/// Applies the seed's websocket-backend Deployment and waits for its one ready pod.
+async fn seed_backend_pod(sb: &Sandbox) -> Value {
+    apply_seed_backend(sb);
+    eventually("a ready pod", || ready_pods(sb, "app=websocket-backend", 1))
+        .await
+        .remove(0)
 }
 
 async fn ws_echo(addr: &str, msg: &str) -> String {
@@ -75,17 +103,7 @@ async fn ws_echo(addr: &str, msg: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn websocket_backend_serves_scales_and_survives_restart() {
     let sb = Sandbox::start().await;
-    sb.kubectl(&[
-        "apply",
-        "-f",
-        seed("websocket-deployment.yaml").to_str().unwrap(),
-    ])
-    .success();
-    let pod = eventually("a ready pod", || {
-        ready_pods(&sb, "app=websocket-backend", 1)
-    })
-    .await
-    .remove(0);
+    let pod = seed_backend_pod(&sb).await;
     let ip = pod["status"]["podIP"].as_str().unwrap().to_string();
     assert!(ip.starts_with("127.10."), "{ip}");
     let wide = sb
@@ -103,15 +121,7 @@ async fn websocket_backend_serves_scales_and_survives_restart() {
         "Hello world!!!"
     );
 
-    sb.kubectl(&[
-        "scale",
-        "deployment",
-        "websocket-backend",
-        "-n",
-        "test-infra",
-        "--replicas=3",
-    ])
-    .success();
+    scale_seed_backend(&sb, 3);
     eventually("3 ready pods", || {
         ready_pods(&sb, "app=websocket-backend", 3)
     })
@@ -157,12 +167,7 @@ async fn websocket_backend_serves_scales_and_survives_restart() {
         .success();
     assert!(rollout.contains("successfully rolled out"), "{rollout}");
 
-    let victim = pods(&sb, "app=websocket-backend")[0]["metadata"]["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    sb.kubectl(&["delete", "pod", &victim, "-n", "test-infra"])
-        .success();
+    let victim = sb.delete_first_pod("app=websocket-backend");
     let replaced = eventually("a replacement pod", || {
         ready_pods(&sb, "app=websocket-backend", 3)
             .filter(|ps| ps.iter().all(|p| p["metadata"]["name"] != victim.as_str()))
@@ -233,74 +238,45 @@ async fn echo_json_names_the_answering_pod() {
 #[tokio::test(flavor = "multi_thread")]
 async fn faults_are_injected_and_healed_with_annotations() {
     let sb = Sandbox::start().await;
-    sb.kubectl(&[
-        "apply",
-        "-f",
-        seed("websocket-deployment.yaml").to_str().unwrap(),
-    ])
-    .success();
-    let pod = eventually("a ready pod", || {
-        ready_pods(&sb, "app=websocket-backend", 1)
-    })
-    .await
-    .remove(0);
+    let pod = seed_backend_pod(&sb).await;
     let (name, ip) = (
         pod["metadata"]["name"].as_str().unwrap(),
         pod["status"]["podIP"].as_str().unwrap(),
     );
     let health = format!("http://{ip}:8080/health");
-    sb.kubectl(&[
-        "annotate",
-        "pod",
-        name,
-        "-n",
-        "test-infra",
-        "agc-sandbox.dev/fault=unhealthy",
-    ])
-    .success();
-    eventually("503 while unhealthy", || {
-        Some(()).filter(|_| {
-            std::process::Command::new("curl")
-                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &health])
-                .output()
-                .map(|o| o.stdout == b"503")
-                .unwrap_or(false)
-        })
-    })
-    .await;
-    sb.kubectl(&[
-        "annotate",
-        "--overwrite",
-        "pod",
-        name,
-        "-n",
-        "test-infra",
-        "agc-sandbox.dev/fault=down",
-    ])
-    .success();
+    // `curl`'s status code for the health endpoint is `code`.
+    let health_is = |code: &'static [u8]| {
+        let health = health.clone();
+        move || {
+            Some(()).filter(|_| {
+                std::process::Command::new("curl")
+                    .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &health])
+                    .output()
+                    .is_ok_and(|o| o.stdout == code)
+            })
+        }
+    };
+    let annotate = |fault: &str| {
+        sb.kubectl(&[
+            "annotate",
+            "--overwrite",
+            "pod",
+            name,
+            "-n",
+            "test-infra",
+            fault,
+        ])
+        .success();
+    };
+    annotate("agc-sandbox.dev/fault=unhealthy");
+    eventually("503 while unhealthy", health_is(b"503")).await;
+    annotate("agc-sandbox.dev/fault=down");
     eventually("connection refused while down", || {
         Some(()).filter(|_| std::net::TcpStream::connect((ip, 8080)).is_err())
     })
     .await;
-    sb.kubectl(&[
-        "annotate",
-        "pod",
-        name,
-        "-n",
-        "test-infra",
-        "agc-sandbox.dev/fault-",
-    ])
-    .success();
-    eventually("healthy again", || {
-        Some(()).filter(|_| {
-            std::process::Command::new("curl")
-                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &health])
-                .output()
-                .map(|o| o.stdout == b"200")
-                .unwrap_or(false)
-        })
-    })
-    .await;
+    annotate("agc-sandbox.dev/fault-");
+    eventually("healthy again", health_is(b"200")).await;
     sb.stop().await;
 }
 
@@ -309,35 +285,17 @@ async fn faults_are_injected_and_healed_with_annotations() {
 #[tokio::test(flavor = "multi_thread")]
 async fn user_commands_run_per_replica_with_logs_and_backoff() {
     let sb = Sandbox::start().await;
-    let manifest = r#"apiVersion: v1
-kind: Namespace
-metadata: {name: test-infra}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: mine, namespace: test-infra}
-spec:
-  selector: {matchLabels: {app: mine}}
-  template:
-    metadata:
-      labels: {app: mine}
-      annotations: {agc-sandbox.dev/command: "echo hello from $POD_NAME in $NAMESPACE; exec python3 -m http.server $PORT --bind $POD_IP"}
-    spec:
-      containers: [{name: web, image: example.com/mine:1, ports: [{containerPort: 9000}]}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: crasher, namespace: test-infra}
-spec:
-  selector: {matchLabels: {app: crasher}}
-  template:
-    metadata:
-      labels: {app: crasher}
-      annotations: {agc-sandbox.dev/command: "echo boom; exit 3"}
-    spec:
-      containers: [{name: c, image: example.com/crash:1}]
-"#;
-    sb.kubectl_stdin(&["apply", "-f", "-"], manifest).success();
+    let manifest = [
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: test-infra}\n".to_string(),
+        command_deployment(
+            "mine",
+            "echo hello from $POD_NAME in $NAMESPACE; exec python3 -m http.server $PORT --bind $POD_IP",
+            "{name: web, image: example.com/mine:1, ports: [{containerPort: 9000}]}",
+        ),
+        command_deployment("crasher", "echo boom; exit 3", "{name: c, image: example.com/crash:1}"),
+    ]
+    .join("---\n");
+    sb.kubectl_stdin(&["apply", "-f", "-"], &manifest).success();
     let pod = eventually("command pod ready", || ready_pods(&sb, "app=mine", 1))
         .await
         .remove(0);
@@ -352,7 +310,7 @@ spec:
         "{logs}"
     );
     let state = eventually("crash loop", || {
-        let ps = pods(&sb, "app=crasher");
+        let ps = sb.pods("app=crasher");
         let st = ps.first()?["status"]["containerStatuses"][0].clone();
         (st["state"]["waiting"]["reason"] == "CrashLoopBackOff"
             && st["restartCount"].as_u64() >= Some(1))
@@ -372,21 +330,8 @@ async fn shared_pod_ip_allocates_ports_per_pod() {
     let mut args = up_args(dir.path());
     args.shared_pod_ip = true;
     let sb = Sandbox::start_with(dir, args).await;
-    sb.kubectl(&[
-        "apply",
-        "-f",
-        seed("websocket-deployment.yaml").to_str().unwrap(),
-    ])
-    .success();
-    sb.kubectl(&[
-        "scale",
-        "deployment",
-        "websocket-backend",
-        "-n",
-        "test-infra",
-        "--replicas=2",
-    ])
-    .success();
+    apply_seed_backend(&sb);
+    scale_seed_backend(&sb, 2);
     let ready = eventually("2 ready pods with their ports", || {
         ready_pods(&sb, "app=websocket-backend", 2).filter(|ps| {
             ps.iter()
@@ -529,14 +474,19 @@ fn user_commands_die_with_the_sandbox_even_by_kill_9() {
             .unwrap();
         String::from_utf8_lossy(&out.stdout).lines().count()
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while running() < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the commands did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // Polls `running()` until `done` holds, or fails with `what` after `limit`.
+    let wait = |limit: u64, done: &dyn Fn(usize) -> bool, what: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(limit);
+        loop {
+            let n = running();
+            if done(n) {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{what} ({n} running)");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait(20, &|n| n >= 2, "the commands did not start");
     kubectl(
         &kubeconfig,
         &cache,
@@ -544,25 +494,9 @@ fn user_commands_die_with_the_sandbox_even_by_kill_9() {
         None,
     )
     .success();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while running() != 1 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "scaling down left {} behind",
-            running()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait(20, &|n| n == 1, "scaling down left processes behind");
     up.kill(); // SIGKILL
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while running() != 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} command processes outlived kill -9",
-            running()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait(5, &|n| n == 0, "command processes outlived kill -9");
 }
 
 /// Request mirroring made visible as the conformance suite sees it: the mirror's echo-basic

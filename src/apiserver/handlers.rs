@@ -89,12 +89,7 @@ pub async fn dispatch(
     q: Query,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
-    let accept = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let accept = header_str(&req, header::ACCEPT).unwrap_or("").to_string();
     let as_table = table::wants_table(&accept);
     let method = req.method().clone();
     let sub = t.sub.clone();
@@ -147,15 +142,9 @@ async fn dispatch_inner(
         (Method::GET, true, None) | (Method::GET, true, Some("status")) => get(api, &t, as_table),
         (Method::GET, true, Some("scale")) => get_scale(api, &t),
         (Method::GET, true, Some("log")) if std::ptr::eq(t.res, kinds::pods()) => logs(api, &t, &q),
-        (Method::POST, false, None) => {
-            options::check(options::Verb::Create, &q, None)?;
-            let (ct, body) = read_body(req).await?;
-            create(api, &t, &q, &ct, &body).await
-        }
+        (Method::POST, false, None) => write_object(api, &t, &q, options::Verb::Create, req).await,
         (Method::PUT, true, None) | (Method::PUT, true, Some("status")) => {
-            options::check(options::Verb::Update, &q, None)?;
-            let (ct, body) = read_body(req).await?;
-            update(api, &t, &q, &ct, &body).await
+            write_object(api, &t, &q, options::Verb::Update, req).await
         }
         (Method::PATCH, true, None)
         | (Method::PATCH, true, Some("status"))
@@ -186,18 +175,17 @@ async fn dispatch_inner(
 
 // === reading ===
 
+/// A request header's value, if it is there and text.
+fn header_str<B>(req: &Request<B>, name: header::HeaderName) -> Option<&str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
 async fn read_body(req: Request<Incoming>) -> Result<(String, Bytes), ApiError> {
-    let ct = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
+    let ct = header_str(&req, header::CONTENT_TYPE)
         .unwrap_or("application/json")
         .to_string();
-    if let Some(len) = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
+    if let Some(len) =
+        header_str(&req, header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok())
     {
         if len > MAX_BODY {
             return Err(ApiError::TooLarge);
@@ -733,27 +721,33 @@ async fn persisted(api: &ApiServer, t: &Target) -> Result<(), ApiError> {
     api.store.persisted().await.map_err(ApiError::store(t.res))
 }
 
-async fn create(
+/// Waits for the write to be on disk, unless it was a dry run (which writes nothing).
+async fn persisted_unless_dry_run(api: &ApiServer, t: &Target, q: &Query) -> Result<(), ApiError> {
+    if dry_run(q) {
+        return Ok(());
+    }
+    persisted(api, t).await
+}
+
+/// A create or update body, decoded, defaulted, checked and admitted, with the warnings to
+/// send back. An update's `url_name` fills in or must match the body's name.
+fn admitted_body(
     api: &ApiServer,
     t: &Target,
     q: &Query,
     ct: &str,
     body: &[u8],
-) -> Result<Response<Body>, ApiError> {
+    url_name: Option<&str>,
+) -> Result<(Value, Vec<String>), ApiError> {
     let fv = field_validation(q)?;
     let mut obj = decode(body, ct)?;
+    if let Some(name) = url_name {
+        name_from_url(&mut obj, name)?;
+    }
     prepare(t, &mut obj)?;
     let warnings = decode_checks(t, &mut obj, fv, Write::Decode)?;
     admit(api, t, &mut obj)?;
-    let created = api
-        .store
-        .create(t.res, obj, dry_run(q))
-        .map_err(ApiError::store(t.res))?;
-    if !dry_run(q) {
-        persisted(api, t).await?;
-    }
-    let resp = object_response(t, StatusCode::CREATED, &created, None);
-    Ok(with_warnings(resp, &warnings))
+    Ok((obj, warnings))
 }
 
 fn subresource(t: &Target) -> Subresource {
@@ -764,27 +758,36 @@ fn subresource(t: &Target) -> Subresource {
     }
 }
 
-async fn update(
+/// POST (`Verb::Create`) or PUT (`Verb::Update`) of a whole object: options checked, the body
+/// admitted, stored, persisted, and returned with the decoder's warnings.
+async fn write_object(
     api: &ApiServer,
     t: &Target,
     q: &Query,
-    ct: &str,
-    body: &[u8],
+    verb: options::Verb,
+    req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
-    let fv = field_validation(q)?;
-    let mut obj = decode(body, ct)?;
-    name_from_url(&mut obj, t.name.as_deref().unwrap_or(""))?;
-    prepare(t, &mut obj)?;
-    let warnings = decode_checks(t, &mut obj, fv, Write::Decode)?;
-    admit(api, t, &mut obj)?;
-    let updated = api
-        .store
-        .update(t.res, obj, subresource(t), dry_run(q))
-        .map_err(ApiError::store(t.res))?;
-    if !dry_run(q) {
-        persisted(api, t).await?;
-    }
-    let resp = object_response(t, StatusCode::OK, &updated, None);
+    options::check(verb, q, None)?;
+    let (ct, body) = read_body(req).await?;
+    let (ct, body) = (ct.as_str(), &body[..]);
+    let creating = matches!(verb, options::Verb::Create);
+    let url_name = (!creating).then(|| t.name.as_deref().unwrap_or(""));
+    let (obj, warnings) = admitted_body(api, t, q, ct, body, url_name)?;
+    let (written, code) = if creating {
+        (
+            api.store.create(t.res, obj, dry_run(q)),
+            StatusCode::CREATED,
+        )
+    } else {
+        let sub = subresource(t);
+        (
+            api.store.update(t.res, obj, sub, dry_run(q)),
+            StatusCode::OK,
+        )
+    };
+    let written = written.map_err(ApiError::store(t.res))?;
+    persisted_unless_dry_run(api, t, q).await?;
+    let resp = object_response(t, code, &written, None);
     Ok(with_warnings(resp, &warnings))
 }
 
@@ -843,9 +846,7 @@ async fn patch(
         };
         match result {
             Ok(done) => {
-                if !dry_run(q) {
-                    persisted(api, t).await?;
-                }
+                persisted_unless_dry_run(api, t, q).await?;
                 let status = if creating {
                     StatusCode::CREATED
                 } else {

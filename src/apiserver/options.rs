@@ -98,16 +98,7 @@ pub fn check(verb: Verb, q: &Query, dry_run_body: Option<&[String]>) -> Result<(
     if let Some(body) = dry_run_body {
         dry.extend(body.iter().cloned());
     }
-    if dry.iter().any(|d| d != "All") {
-        causes.push(Cause {
-            reason: "FieldValueNotSupported",
-            field: "dryRun".into(),
-            message: format!(
-                "Unsupported value: {}: supported values: \"All\"",
-                go_strings(&dry)
-            ),
-        });
-    }
+    check_dry_run(&dry, &mut causes);
     if verb != Verb::Delete {
         if let Some(v) = q.get("fieldValidation") {
             if !matches!(v, "" | "Ignore" | "Warn" | "Strict") {
@@ -121,6 +112,25 @@ pub fn check(verb: Verb, q: &Query, dry_run_body: Option<&[String]>) -> Result<(
             }
         }
     }
+    invalid_options(verb.kind(), causes)
+}
+
+/// `dryRun` takes only `All`.
+fn check_dry_run(dry: &[String], causes: &mut Vec<Cause>) {
+    if dry.iter().any(|d| d != "All") {
+        causes.push(Cause {
+            reason: "FieldValueNotSupported",
+            field: "dryRun".into(),
+            message: format!(
+                "Unsupported value: {}: supported values: \"All\"",
+                go_strings(dry)
+            ),
+        });
+    }
+}
+
+/// `Ok` without causes, else the 422 of an options object (`<kind>.meta.k8s.io "" is invalid`).
+fn invalid_options(kind: &'static str, causes: Vec<Cause>) -> Result<(), ApiError> {
     if causes.is_empty() {
         return Ok(());
     }
@@ -134,8 +144,8 @@ pub fn check(verb: Verb, q: &Query, dry_run_body: Option<&[String]>) -> Result<(
         format!("[{}]", shown.join(", "))
     };
     Err(ApiError::InvalidOptions {
-        kind: verb.kind(),
-        message: format!("{}.meta.k8s.io \"\" is invalid: {list}", verb.kind()),
+        kind,
+        message: format!("{kind}.meta.k8s.io \"\" is invalid: {list}"),
         causes,
     })
 }
@@ -235,33 +245,8 @@ impl DeleteOptions {
             }
         }
         let dry = self.dry_run.clone().unwrap_or_default();
-        if dry.iter().any(|d| d != "All") {
-            causes.push(Cause {
-                reason: "FieldValueNotSupported",
-                field: "dryRun".into(),
-                message: format!(
-                    "Unsupported value: {}: supported values: \"All\"",
-                    go_strings(&dry)
-                ),
-            });
-        }
-        if causes.is_empty() {
-            return Ok(());
-        }
-        let shown: Vec<String> = causes
-            .iter()
-            .map(|c| format!("{}: {}", c.field, c.message))
-            .collect();
-        let list = if shown.len() == 1 {
-            shown[0].clone()
-        } else {
-            format!("[{}]", shown.join(", "))
-        };
-        Err(ApiError::InvalidOptions {
-            kind: "DeleteOptions",
-            message: format!("DeleteOptions.meta.k8s.io \"\" is invalid: {list}"),
-            causes,
-        })
+        check_dry_run(&dry, &mut causes);
+        invalid_options("DeleteOptions", causes)
     }
 
     /// `dryRun: ["All"]`.

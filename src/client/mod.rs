@@ -485,22 +485,21 @@ mod tests {
 
     #[test]
     fn kinds_resolve_like_kubectl() {
-        assert!(std::ptr::eq(
-            resolve_kind("Gateway").unwrap(),
-            kinds::gateways()
-        ));
-        assert!(std::ptr::eq(
-            resolve_kind("httproutes").unwrap(),
-            kinds::httproutes()
-        ));
-        assert!(std::ptr::eq(
-            resolve_kind("svc").unwrap(),
-            kinds::services()
-        ));
-        assert!(std::ptr::eq(
-            resolve_kind("healthcheckpolicy.alb.networking.azure.io").unwrap(),
-            kinds::healthcheckpolicies()
-        ));
+        for (name, want) in [
+            ("Gateway", kinds::gateways()),
+            ("httproutes", kinds::httproutes()),
+            ("svc", kinds::services()),
+            (
+                "healthcheckpolicy.alb.networking.azure.io",
+                kinds::healthcheckpolicies(),
+            ),
+        ] {
+            let got = resolve_kind(name);
+            assert!(
+                got.is_some_and(|r| std::ptr::eq(r, want)),
+                "{name}: {got:?}"
+            );
+        }
         assert!(resolve_kind("nope").is_none());
     }
 

@@ -11,7 +11,8 @@ use std::time::Duration;
 use super::model::{Outcome, StatusWrite};
 use super::snapshot::{Index, Snapshot};
 use super::util::{
-    condition, grant_allows, merge_conditions, parse_go_duration, str_of, RefFrom, GW_GROUP,
+    condition, grant_allows, items, items_at, merge_conditions, parse_go_duration, str_of, RefFrom,
+    GW_GROUP,
 };
 use crate::meta;
 use crate::resources::{self, kinds, ResourceDef};
@@ -85,11 +86,7 @@ pub fn resolve_ref(
             fatal: true,
         });
     };
-    let ports: Vec<i64> = svc
-        .pointer("/spec/ports")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    let ports: Vec<i64> = items_at(svc, "/spec/ports")
         .filter_map(|p| p.get("port").and_then(Value::as_i64))
         .collect();
     let port = match br.get("port").and_then(Value::as_i64) {
@@ -133,11 +130,7 @@ pub fn build(
         else {
             continue;
         };
-        let Some(sport) = svc
-            .pointer("/spec/ports")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
+        let Some(sport) = items_at(svc, "/spec/ports")
             .find(|p| p.get("port").and_then(Value::as_i64) == Some(i64::from(key.port)))
         else {
             continue;
@@ -183,11 +176,7 @@ fn endpoints_of(idx: &Index<'_>, key: &BackendKey, sport: &Value) -> Vec<Endpoin
         .slices
         .get(&(key.namespace.as_str(), key.service.as_str()));
     for sl in slices.into_iter().flatten() {
-        let ports: Vec<&Value> = sl
-            .get("ports")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().collect())
-            .unwrap_or_default();
+        let ports: Vec<&Value> = items(sl, "ports").collect();
         let port = ports
             .iter()
             .find(|p| str_of(p, "name") == port_name)
@@ -195,12 +184,7 @@ fn endpoints_of(idx: &Index<'_>, key: &BackendKey, sport: &Value) -> Vec<Endpoin
             .and_then(|p| p.get("port").and_then(Value::as_u64))
             .and_then(|p| u16::try_from(p).ok());
         let Some(port) = port else { continue };
-        for ep in sl
-            .get("endpoints")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for ep in items(sl, "endpoints") {
             let ready = ep
                 .pointer("/conditions/ready")
                 .and_then(Value::as_bool)
@@ -215,12 +199,7 @@ fn endpoints_of(idx: &Index<'_>, key: &BackendKey, sport: &Value) -> Vec<Endpoin
                         .unwrap_or(&key.namespace);
                     format!("{ns}/{}", str_of(t, "name"))
                 });
-            for a in ep
-                .get("addresses")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            for a in items(ep, "addresses") {
                 if let Some(ip) = a.as_str().and_then(|s| s.parse::<IpAddr>().ok()) {
                     out.push(Endpoint {
                         addr: SocketAddr::new(ip, port),
@@ -237,17 +216,8 @@ fn endpoints_of(idx: &Index<'_>, key: &BackendKey, sport: &Value) -> Vec<Endpoin
             .endpoints
             .get(&(key.namespace.as_str(), key.service.as_str()))
         {
-            for subset in eps
-                .get("subsets")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let ports: Vec<&Value> = subset
-                    .get("ports")
-                    .and_then(Value::as_array)
-                    .map(|a| a.iter().collect())
-                    .unwrap_or_default();
+            for subset in items(eps, "subsets") {
+                let ports: Vec<&Value> = items(subset, "ports").collect();
                 let Some(port) = ports
                     .iter()
                     .find(|p| str_of(p, "name") == port_name)
@@ -258,12 +228,7 @@ fn endpoints_of(idx: &Index<'_>, key: &BackendKey, sport: &Value) -> Vec<Endpoin
                     continue;
                 };
                 for (field, ready) in [("addresses", true), ("notReadyAddresses", false)] {
-                    for a in subset
-                        .get(field)
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                    {
+                    for a in items(subset, field) {
                         if let Ok(ip) = str_of(a, "ip").parse::<IpAddr>() {
                             let pod = a
                                 .get("targetRef")
@@ -315,11 +280,7 @@ fn readiness_probe(
     }
     let target = sport.get("targetPort");
     for pod in pods {
-        let containers: Vec<&Value> = pod
-            .pointer("/spec/containers")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().collect())
-            .unwrap_or_default();
+        let containers: Vec<&Value> = items_at(pod, "/spec/containers").collect();
         // Prefer the container serving the target port.
         let serves = |c: &Value| {
             c.get("ports")
@@ -394,6 +355,34 @@ fn targets(policy: &Value) -> (&str, &str, &str, &str) {
     )
 }
 
+/// The name and namespace `policy`'s (a `kind`) `spec.targetRef` names, once it is known
+/// to name a `want_kind` of `want_group.0` (`want_group.1`: how messages spell that group).
+fn checked_target<'a>(
+    policy: &'a Value,
+    kind: &str,
+    want_group: (&str, &str),
+    want_kind: &str,
+) -> Result<(&'a str, &'a str), (&'static str, String)> {
+    let (group, tkind, name, ns) = targets(policy);
+    if name.is_empty() {
+        return Err(("NoTargetReference", format!("{kind} has no spec.targetRef")));
+    }
+    if group != want_group.0 {
+        let use_ = want_group.1;
+        return Err((
+            "InvalidGroup",
+            format!("targetRef group {group:?} is not supported; use {use_}"),
+        ));
+    }
+    if tkind != want_kind {
+        return Err((
+            "InvalidKind",
+            format!("targetRef kind {tkind} is not supported; use {want_kind}"),
+        ));
+    }
+    Ok((name, ns))
+}
+
 type Verdict = Result<&'static str, (&'static str, String)>;
 
 fn check_override(p: &Value, kind: &str) -> Result<(), (&'static str, String)> {
@@ -412,22 +401,7 @@ fn check_service_target(
     p: &Value,
     kind: &str,
 ) -> Result<(), (&'static str, String)> {
-    let (group, tkind, name, ns) = targets(p);
-    if name.is_empty() {
-        return Err(("NoTargetReference", format!("{kind} has no spec.targetRef")));
-    }
-    if !group.is_empty() {
-        return Err((
-            "InvalidGroup",
-            format!("targetRef group {group:?} is not supported; use \"\" (core)"),
-        ));
-    }
-    if tkind != "Service" {
-        return Err((
-            "InvalidKind",
-            format!("targetRef kind {tkind} is not supported; use Service"),
-        ));
-    }
+    let (name, ns) = checked_target(p, kind, ("", "\"\" (core)"), "Service")?;
     let from = RefFrom {
         group: resources::ALB,
         kind,
@@ -689,12 +663,7 @@ fn route_policy(
             }
         });
     }
-    let route_has_timeouts = route
-        .pointer("/spec/rules")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .any(|r| r.get("timeouts").is_some());
+    let route_has_timeouts = items_at(route, "/spec/rules").any(|r| r.get("timeouts").is_some());
     let reason = if eff.timeout.is_some() && route_has_timeouts {
         "AcceptedWithTimeoutConflict"
     } else {
@@ -721,42 +690,13 @@ pub fn route_policy_effects(
 
 fn frontend_tls(snap: &Snapshot, idx: &Index<'_>, p: &Value) -> Verdict {
     check_override(p, "FrontendTLSPolicy")?;
-    let (group, kind, name, ns) = targets(p);
-    if name.is_empty() {
-        return Err((
-            "NoTargetReference",
-            "FrontendTLSPolicy has no spec.targetRef".to_owned(),
-        ));
-    }
-    if group != GW_GROUP {
-        return Err((
-            "InvalidGroup",
-            format!("targetRef group {group:?} is not supported; use {GW_GROUP}"),
-        ));
-    }
-    if kind != "Gateway" {
-        return Err((
-            "InvalidKind",
-            format!("targetRef kind {kind} is not supported; use Gateway"),
-        ));
-    }
+    let (name, ns) = checked_target(p, "FrontendTLSPolicy", (GW_GROUP, GW_GROUP), "Gateway")?;
     let Some(gw) = Snapshot::find(&snap.gateways, ns, name) else {
         return Err(("InvalidGateway", format!("Gateway {ns}/{name} not found")));
     };
     let t = p.pointer("/spec/targetRef").unwrap_or(&Value::Null);
-    for s in t
-        .get("sectionNames")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-    {
-        let exists = gw
-            .pointer("/spec/listeners")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .any(|l| str_of(l, "name") == s);
+    for s in items(t, "sectionNames").filter_map(Value::as_str) {
+        let exists = items_at(gw, "/spec/listeners").any(|l| str_of(l, "name") == s);
         if !exists {
             return Err((
                 "InvalidGateway",

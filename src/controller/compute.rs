@@ -12,11 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::backends::{self, BackendSet};
+use super::model::CONTROLLER_NAME;
 use super::model::*;
-use super::model::{CONTROLLER_NAME, PROGRAMMED_MESSAGE};
 use super::routes::{self, RouteMemo};
 use super::snapshot::{Index, Snapshot};
-use super::util::{condition, merge_conditions, str_of, GW_GROUP};
+use super::util::{condition, items_at, merge_conditions, programmed_condition, str_of, GW_GROUP};
 use crate::meta;
 use crate::resources::kinds;
 use crate::routing::{
@@ -176,11 +176,7 @@ fn albs(
         let gen = meta::generation(alb);
         let old = alb.pointer("/status/conditions");
         let res_name = alb_resource_name(alb);
-        let created = alb
-            .pointer("/metadata/creationTimestamp")
-            .and_then(Value::as_str)
-            .and_then(meta::parse_rfc3339)
-            .unwrap_or(snap.now);
+        let created = meta::parse_rfc3339(meta::creation_timestamp(alb)).unwrap_or(snap.now);
         let ready_at = created + snap.alb_provisioning_delay;
         let deployment = match ready_at.duration_since(snap.now) {
             Ok(left) if !left.is_zero() => {
@@ -277,11 +273,7 @@ fn gateways<'a>(
                 Ok(()),
             )
         };
-        let specs: Vec<&Value> = gw
-            .pointer("/spec/listeners")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().collect())
-            .unwrap_or_default();
+        let specs: Vec<&Value> = items_at(gw, "/spec/listeners").collect();
         if accepted.is_ok() && specs.len() > MAX_LISTENERS {
             accepted = Err((
                 "ListenersNotValid",
@@ -312,11 +304,7 @@ fn frontend_mode(
     gw: &Value,
     albs: &HashMap<(String, String), Result<(), String>>,
 ) -> (Verdict, Result<(), String>) {
-    let addrs: Vec<&Value> = gw
-        .pointer("/spec/addresses")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().collect())
-        .unwrap_or_default();
+    let addrs: Vec<&Value> = items_at(gw, "/spec/addresses").collect();
     if let Some(bad) = addrs
         .iter()
         .map(|a| a.get("type").and_then(Value::as_str).unwrap_or("IPAddress"))
@@ -533,11 +521,7 @@ fn certificates(
     l: &Value,
     hostname: Option<&str>,
 ) -> Result<TlsSettings, (&'static str, String)> {
-    let refs: Vec<&Value> = l
-        .pointer("/tls/certificateRefs")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().collect())
-        .unwrap_or_default();
+    let refs: Vec<&Value> = items_at(l, "/tls/certificateRefs").collect();
     if refs.is_empty() {
         return Err((
             "InvalidCertificateRef",
@@ -672,25 +656,14 @@ fn mark_conflicts(listeners: &mut [ListenerInfo]) {
 fn allocate_addresses(gws: &mut [GatewayInfo<'_>]) {
     let mut order: Vec<usize> = (0..gws.len()).filter(|&i| gws[i].is_accepted()).collect();
     order.sort_by(|&a, &b| {
-        let ts = |i: usize| {
-            gws[i]
-                .obj
-                .pointer("/metadata/creationTimestamp")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-        };
+        let ts = |i: usize| meta::creation_timestamp(gws[i].obj);
         ts(a)
             .cmp(ts(b))
             .then_with(|| (gws[a].ns, gws[a].name).cmp(&(gws[b].ns, gws[b].name)))
     });
     let mut used = HashSet::new();
     for &i in &order {
-        let existing = gws[i]
-            .obj
-            .pointer("/status/addresses")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
+        let existing = items_at(gws[i].obj, "/status/addresses")
             .filter(|a| str_of(a, "type") == "IPAddress")
             .filter_map(|a| str_of(a, "value").parse::<Ipv4Addr>().ok())
             .find(|ip| {
@@ -789,15 +762,7 @@ fn gateway_status(snap: &Snapshot, gw: &GatewayInfo<'_>, now: &str, out: &mut Ou
         };
         any_programmed |= programmed.is_ok();
         conds.push(match programmed {
-            Ok(()) => condition(
-                "Programmed",
-                true,
-                "Programmed",
-                PROGRAMMED_MESSAGE,
-                gen,
-                old,
-                now,
-            ),
+            Ok(()) => programmed_condition(gen, old, now),
             Err((r, m)) => condition("Programmed", false, r, &m, gen, old, now),
         });
         if let Some(reason) = l.conflicted {
@@ -870,15 +835,7 @@ fn gateway_status(snap: &Snapshot, gw: &GatewayInfo<'_>, now: &str, out: &mut Ou
         Err((r, m)) => condition("Accepted", false, r, m, gen, old_conds, now),
     }];
     conds.push(match &programmed {
-        Ok(()) => condition(
-            "Programmed",
-            true,
-            "Programmed",
-            PROGRAMMED_MESSAGE,
-            gen,
-            old_conds,
-            now,
-        ),
+        Ok(()) => programmed_condition(gen, old_conds, now),
         Err((r, m)) => condition("Programmed", false, r, m, gen, old_conds, now),
     });
 

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use http::{HeaderName, HeaderValue, Method};
 
 use super::backends::{self, BackendSet, RoutePolicyEffect};
+use super::model::CONTROLLER_NAME;
 use super::model::{EventNote, FromNs, GatewayInfo, Outcome, StatusWrite};
-use super::model::{CONTROLLER_NAME, PROGRAMMED_MESSAGE};
 use super::snapshot::{Index, Snapshot};
 use super::util::{
-    condition, intersection, meta_rv, meta_str, parse_go_duration, str_of, GW_GROUP,
+    condition, intersection, items, items_at, meta_rv, meta_str, parse_go_duration,
+    programmed_condition, str_of, GW_GROUP,
 };
 use crate::meta;
 use crate::resources::kinds;
@@ -424,11 +425,7 @@ fn one_route(
         deps,
     );
 
-    let hostnames: Vec<String> = route
-        .pointer("/spec/hostnames")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    let hostnames: Vec<String> = items_at(route, "/spec/hostnames")
         .filter_map(Value::as_str)
         .map(str::to_ascii_lowercase)
         .collect();
@@ -454,12 +451,7 @@ fn one_route(
     let mut attached_to: HashSet<(usize, usize)> = HashSet::new();
     let mut any_accepted = false;
 
-    for pr in route
-        .pointer("/spec/parentRefs")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for pr in items_at(route, "/spec/parentRefs") {
         let group = pr.get("group").and_then(Value::as_str).unwrap_or(GW_GROUP);
         let pkind = pr.get("kind").and_then(Value::as_str).unwrap_or("Gateway");
         if group != GW_GROUP || pkind != "Gateway" {
@@ -536,15 +528,7 @@ fn one_route(
                     old_conds,
                     now,
                 ));
-                conds.push(condition(
-                    "Programmed",
-                    true,
-                    "Programmed",
-                    PROGRAMMED_MESSAGE,
-                    gen,
-                    old_conds,
-                    now,
-                ));
+                conds.push(programmed_condition(gen, old_conds, now));
                 for (li, effective) in listeners {
                     if !attached_to.insert((gi, *li)) {
                         continue;
@@ -554,11 +538,7 @@ fn one_route(
                         Arc::new(RouteRuntime {
                             namespace: ns.to_owned(),
                             name: name.to_owned(),
-                            creation_timestamp: route
-                                .pointer("/metadata/creationTimestamp")
-                                .and_then(Value::as_str)
-                                .unwrap_or("")
-                                .to_owned(),
+                            creation_timestamp: meta::creation_timestamp(route).to_owned(),
                             hostnames: effective.clone(),
                             rules: rules.clone(),
                         })
@@ -743,52 +723,27 @@ fn compile_rules(
             }
         }
     };
-    for rule in route
-        .pointer("/spec/rules")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for rule in items_at(route, "/spec/rules") {
         let mut rr = RuleRuntime::default();
-        for m in rule
-            .get("matches")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for m in items(rule, "matches") {
             let parsed = if grpc { grpc_match(m) } else { http_match(m) };
             match parsed {
                 Ok(hm) => rr.matches.push(hm),
                 Err(e) => fail(e, unsupported),
             }
         }
-        for f in rule
-            .get("filters")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for f in items(rule, "filters") {
             match filter(f, &mut |br| target(br, resolved)) {
                 Ok(Some(f)) => rr.filters.push(f),
                 Ok(None) => {}
                 Err(e) => fail(e, unsupported),
             }
         }
-        for br in rule
-            .get("backendRefs")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for br in items(rule, "backendRefs") {
             let weight = br.get("weight").and_then(Value::as_u64).unwrap_or(1) as u32;
             let t = target(br, resolved);
             let mut filters = Vec::new();
-            for f in br
-                .get("filters")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            for f in items(br, "filters") {
                 match filter(f, &mut |b| target(b, resolved)) {
                     Ok(Some(f)) => filters.push(f),
                     Ok(None) => {}
@@ -829,12 +784,7 @@ fn string_match(m: &Value) -> Result<StringMatch, String> {
 
 fn headers_of(m: &Value) -> Result<Vec<HeaderMatch>, String> {
     let mut out = Vec::new();
-    for h in m
-        .get("headers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for h in items(m, "headers") {
         let name = str_of(h, "name");
         out.push(
             HeaderMatch::new(name, string_match(h)?)
@@ -867,12 +817,7 @@ fn http_match(m: &Value) -> Result<HttpMatch, String> {
         }
     };
     let mut query = Vec::new();
-    for q in m
-        .get("queryParams")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for q in items(m, "queryParams") {
         query.push(QueryMatch {
             name: str_of(q, "name").to_owned(),
             value: string_match(q)?,
@@ -943,13 +888,7 @@ fn header_modifier(v: Option<&Value>) -> Result<HeaderModifier, String> {
     for h in v.get("add").and_then(Value::as_array).into_iter().flatten() {
         hm.add.push(pair(h)?);
     }
-    for n in v
-        .get("remove")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-    {
+    for n in items(v, "remove").filter_map(Value::as_str) {
         hm.remove.push(
             HeaderName::from_bytes(n.as_bytes())
                 .map_err(|_| format!("invalid header name {n:?}"))?,

@@ -106,8 +106,42 @@ fn c3(s: &str, r: &str, m: &str) -> (String, String, String) {
     (s.into(), r.into(), m.into())
 }
 
+/// The conditions of a listener or route parent that resolved, was accepted (with
+/// `accepted` as the message) and is programmed.
+fn all_true(accepted: &str) -> [(&str, &str, &str, &str); 3] {
+    [
+        ("ResolvedRefs", "True", "ResolvedRefs", ""),
+        ("Accepted", "True", "Accepted", accepted),
+        ("Programmed", "True", "Programmed", PROGRAMMED_MESSAGE),
+    ]
+}
+
+/// Asserts each `(type, status, reason, message)` of `want` against the condition list `conds`.
+fn assert_conds(conds: &Value, want: &[(&str, &str, &str, &str)]) {
+    for &(t, status, reason, message) in want {
+        assert_eq!(
+            cond(conds, t),
+            c3(status, reason, message),
+            "{t} in {conds:#}"
+        );
+    }
+}
+
 fn route_parent(out: &Outcome, name: &str) -> Value {
     status(out, "HTTPRoute", name)["parents"][0].clone()
+}
+
+/// (status, reason, message) of condition `t` of gateway-01's listener `i`.
+fn listener_cond(out: &Outcome, i: usize, t: &str) -> (String, String, String) {
+    cond(
+        &status(out, "Gateway", "gateway-01")["listeners"][i]["conditions"],
+        t,
+    )
+}
+
+/// (status, reason, message) of HTTPRoute `name`'s condition `t` on its first parent.
+fn parent_cond(out: &Outcome, name: &str, t: &str) -> (String, String, String) {
+    cond(&route_parent(out, name)["conditions"], t)
 }
 
 #[test]
@@ -116,9 +150,9 @@ fn our_class_is_accepted_and_foreign_classes_are_left_alone() {
     objs.push(json!({"kind": "GatewayClass", "metadata": {"name": "other"}, "spec": {"controllerName": "example.com/x"}}));
     let out = run(objs);
     let st = status(&out, "GatewayClass", "azure-alb-external");
-    assert_eq!(
-        cond(&st["conditions"], "Accepted"),
-        c3("True", "Accepted", "Valid GatewayClass")
+    assert_conds(
+        &st["conditions"],
+        &[("Accepted", "True", "Accepted", "Valid GatewayClass")],
     );
     assert!(!out.statuses.iter().any(|s| s.name == "other"));
 }
@@ -127,13 +161,12 @@ fn our_class_is_accepted_and_foreign_classes_are_left_alone() {
 fn gateway_status_matches_the_seed_tutorial() {
     let out = run(base());
     let st = status(&out, "Gateway", "gateway-01");
-    assert_eq!(
-        cond(&st["conditions"], "Accepted"),
-        c3("True", "Accepted", "Valid Gateway")
-    );
-    assert_eq!(
-        cond(&st["conditions"], "Programmed"),
-        c3("True", "Programmed", PROGRAMMED_MESSAGE)
+    assert_conds(
+        &st["conditions"],
+        &[
+            ("Accepted", "True", "Accepted", "Valid Gateway"),
+            ("Programmed", "True", "Programmed", PROGRAMMED_MESSAGE),
+        ],
     );
     assert_eq!(st["conditions"][0]["observedGeneration"], 1);
     let l = &st["listeners"][0];
@@ -143,18 +176,7 @@ fn gateway_status_matches_the_seed_tutorial() {
         l["supportedKinds"],
         json!([{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}])
     );
-    assert_eq!(
-        cond(&l["conditions"], "ResolvedRefs"),
-        c3("True", "ResolvedRefs", "")
-    );
-    assert_eq!(
-        cond(&l["conditions"], "Accepted"),
-        c3("True", "Accepted", "Listener is accepted")
-    );
-    assert_eq!(
-        cond(&l["conditions"], "Programmed"),
-        c3("True", "Programmed", PROGRAMMED_MESSAGE)
-    );
+    assert_conds(&l["conditions"], &all_true("Listener is accepted"));
     assert_eq!(
         st["addresses"],
         json!([{"type": "IPAddress", "value": "127.20.0.1"}])
@@ -207,13 +229,14 @@ fn managed_gateway_with_alb_is_programmed_and_alb_is_ready() {
     let st = status(&out, "Gateway", "gateway-01");
     assert_eq!(cond(&st["conditions"], "Programmed").0, "True");
     let a = status(&out, "ApplicationLoadBalancer", "alb-test");
-    assert_eq!(
-        cond(&a["conditions"], "Accepted"),
-        c3(
+    assert_conds(
+        &a["conditions"],
+        &[(
+            "Accepted",
             "True",
             "Accepted",
-            "Valid Application Gateway for Containers resource"
-        )
+            "Valid Application Gateway for Containers resource",
+        )],
     );
     let (s, r, m) = cond(&a["conditions"], "Deployment");
     assert_eq!((s.as_str(), r.as_str()), ("True", "Ready"));
@@ -233,13 +256,14 @@ fn alb_provisioning_delay_shows_in_progress_and_holds_the_gateway() {
     snap.alb_provisioning_delay = Duration::from_secs(30);
     let out = compute(&snap);
     let a = status(&out, "ApplicationLoadBalancer", "alb-test");
-    assert_eq!(
-        cond(&a["conditions"], "Deployment"),
-        c3(
+    assert_conds(
+        &a["conditions"],
+        &[(
+            "Deployment",
             "True",
             "InProgress",
-            "Application Gateway for Containers resource alb-497eb140 is undergoing an update."
-        )
+            "Application Gateway for Containers resource alb-497eb140 is undergoing an update.",
+        )],
     );
     let st = status(&out, "Gateway", "gateway-01");
     assert_eq!(cond(&st["conditions"], "Accepted").0, "True");
@@ -303,26 +327,21 @@ fn listener_protocol_and_port_limits() {
     );
     let out = run(objs);
     let st = status(&out, "Gateway", "gateway-01");
-    assert_eq!(
-        cond(&st["listeners"][1]["conditions"], "Accepted").1,
-        "UnsupportedProtocol"
-    );
+    assert_eq!(listener_cond(&out, 1, "Accepted").1, "UnsupportedProtocol");
     assert_eq!(st["listeners"][1]["supportedKinds"], json!([]));
-    let (s, r, m) = cond(&st["listeners"][2]["conditions"], "Accepted");
+    let (s, r, m) = listener_cond(&out, 2, "Accepted");
     assert_eq!((s.as_str(), r.as_str()), ("False", "PortUnavailable"));
     assert!(m.contains("80 and 443"), "{m}");
-    assert_eq!(
-        cond(&st["listeners"][2]["conditions"], "Programmed").0,
-        "False"
-    );
+    assert_eq!(listener_cond(&out, 2, "Programmed").0, "False");
     // One good listener keeps the Gateway Accepted and Programmed.
-    assert_eq!(
-        cond(&st["conditions"], "Accepted"),
-        c3(
+    assert_conds(
+        &st["conditions"],
+        &[(
+            "Accepted",
             "True",
             "ListenersNotValid",
-            "Listeners [tcp, p8080] are not valid; the others are accepted"
-        )
+            "Listeners [tcp, p8080] are not valid; the others are accepted",
+        )],
     );
     assert_eq!(cond(&st["conditions"], "Programmed").0, "True");
     assert_eq!(out.table.gateways[0].listeners.len(), 1);
@@ -365,11 +384,7 @@ fn https_listener_with_valid_secret_fills_tls_settings() {
     objs[2] = https_gateway(None);
     objs.push(tls_secret("test-infra", TLS_CRT));
     let out = run(objs);
-    let st = status(&out, "Gateway", "gateway-01");
-    assert_eq!(
-        cond(&st["listeners"][0]["conditions"], "ResolvedRefs").0,
-        "True"
-    );
+    assert_eq!(listener_cond(&out, 0, "ResolvedRefs").0, "True");
     let tls = out.table.gateways[0].listeners[0].tls.as_ref().unwrap();
     assert_eq!(tls.certificates[0].secret, "test-infra/listener-tls-secret");
     assert_eq!(tls.certificates[0].cert_chain_pem, TLS_CRT);
@@ -380,25 +395,15 @@ fn https_listener_with_missing_or_malformed_secret_is_invalid_certificate_ref() 
     let mut objs = base();
     objs[2] = https_gateway(None);
     let out = run(objs.clone());
-    let st = status(&out, "Gateway", "gateway-01");
     assert_eq!(
-        cond(&st["listeners"][0]["conditions"], "ResolvedRefs").1,
+        listener_cond(&out, 0, "ResolvedRefs").1,
         "InvalidCertificateRef"
     );
-    assert_eq!(
-        cond(&st["listeners"][0]["conditions"], "Programmed").0,
-        "False"
-    );
-    assert_eq!(
-        cond(&st["listeners"][0]["conditions"], "Accepted").0,
-        "True"
-    );
+    assert_eq!(listener_cond(&out, 0, "Programmed").0, "False");
+    assert_eq!(listener_cond(&out, 0, "Accepted").0, "True");
     objs.push(tls_secret("test-infra", "Hello world"));
     let out = run(objs);
-    let (_, r, m) = cond(
-        &status(&out, "Gateway", "gateway-01")["listeners"][0]["conditions"],
-        "ResolvedRefs",
-    );
+    let (_, r, m) = listener_cond(&out, 0, "ResolvedRefs");
     assert_eq!(r, "InvalidCertificateRef");
     assert!(m.contains("tls.crt"), "{m}");
 }
@@ -410,27 +415,13 @@ fn cross_namespace_certificate_needs_a_reference_grant() {
     objs.push(ns("certs", json!({})));
     // Missing secret in another namespace: the grant is checked first.
     let out = run(objs.clone());
-    assert_eq!(
-        cond(
-            &status(&out, "Gateway", "gateway-01")["listeners"][0]["conditions"],
-            "ResolvedRefs"
-        )
-        .1,
-        "RefNotPermitted"
-    );
+    assert_eq!(listener_cond(&out, 0, "ResolvedRefs").1, "RefNotPermitted");
     objs.push(tls_secret("certs", TLS_CRT));
     objs.push(json!({"kind": "ReferenceGrant", "metadata": {"name": "g", "namespace": "certs"},
         "spec": {"from": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": "test-infra"}],
                  "to": [{"group": "", "kind": "Secret"}]}}));
     let out = run(objs);
-    assert_eq!(
-        cond(
-            &status(&out, "Gateway", "gateway-01")["listeners"][0]["conditions"],
-            "ResolvedRefs"
-        )
-        .0,
-        "True"
-    );
+    assert_eq!(listener_cond(&out, 0, "ResolvedRefs").0, "True");
 }
 
 #[test]
@@ -444,10 +435,7 @@ fn more_than_two_certificate_refs_is_rejected() {
     );
     objs.push(tls_secret("test-infra", TLS_CRT));
     let out = run(objs);
-    let (_, r, m) = cond(
-        &status(&out, "Gateway", "gateway-01")["listeners"][0]["conditions"],
-        "ResolvedRefs",
-    );
+    let (_, r, m) = listener_cond(&out, 0, "ResolvedRefs");
     assert_eq!(r, "InvalidCertificateRef");
     assert!(m.contains("at most 2"), "{m}");
 }
@@ -495,18 +483,16 @@ fn listeners_on_one_port_with_different_protocols_conflict() {
     let out = run(objs);
     let st = status(&out, "Gateway", "gateway-01");
     for i in 0..2 {
-        assert_eq!(
-            cond(&st["listeners"][i]["conditions"], "Conflicted"),
-            c3(
+        assert_conds(
+            &st["listeners"][i]["conditions"],
+            &[(
+                "Conflicted",
                 "True",
                 "ProtocolConflict",
-                "Listener conflicts with another listener on port 80"
-            )
+                "Listener conflicts with another listener on port 80",
+            )],
         );
-        assert_eq!(
-            cond(&st["listeners"][i]["conditions"], "Accepted").0,
-            "False"
-        );
+        assert_eq!(listener_cond(&out, i, "Accepted").0, "False");
     }
 }
 
@@ -521,18 +507,7 @@ fn route_status_matches_the_seed_and_counts_attached_routes() {
         p["parentRef"],
         json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gateway-01", "namespace": "test-infra"})
     );
-    assert_eq!(
-        cond(&p["conditions"], "ResolvedRefs"),
-        c3("True", "ResolvedRefs", "")
-    );
-    assert_eq!(
-        cond(&p["conditions"], "Accepted"),
-        c3("True", "Accepted", "Route is Accepted")
-    );
-    assert_eq!(
-        cond(&p["conditions"], "Programmed"),
-        c3("True", "Programmed", PROGRAMMED_MESSAGE)
-    );
+    assert_conds(&p["conditions"], &all_true("Route is Accepted"));
     assert_eq!(
         status(&out, "Gateway", "gateway-01")["listeners"][0]["attachedRoutes"],
         1
@@ -559,13 +534,14 @@ fn missing_backend_is_backend_not_found_but_route_stays_accepted() {
         {"name": "websocket-backend", "port": 8080, "weight": 3}, {"name": "nope", "port": 8080, "weight": 1}]}]})));
     let out = run(objs);
     let p = route_parent(&out, "r");
-    assert_eq!(
-        cond(&p["conditions"], "ResolvedRefs"),
-        c3(
+    assert_conds(
+        &p["conditions"],
+        &[(
+            "ResolvedRefs",
             "False",
             "BackendNotFound",
-            "Service test-infra/nope not found"
-        )
+            "Service test-infra/nope not found",
+        )],
     );
     assert_eq!(cond(&p["conditions"], "Accepted").0, "True");
     let b = &out.table.gateways[0].listeners[0].routes.routes()[0].rules[0].backends;
@@ -588,18 +564,12 @@ fn cross_namespace_backend_needs_a_reference_grant() {
         {"name": "svc", "namespace": "other", "port": 8080}]}]}),
     ));
     let out = run(objs.clone());
-    assert_eq!(
-        cond(&route_parent(&out, "r")["conditions"], "ResolvedRefs").1,
-        "RefNotPermitted"
-    );
+    assert_eq!(parent_cond(&out, "r", "ResolvedRefs").1, "RefNotPermitted");
     objs.push(json!({"kind": "ReferenceGrant", "metadata": {"name": "g", "namespace": "other"},
         "spec": {"from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": "test-infra"}],
                  "to": [{"group": "", "kind": "Service", "name": "svc"}]}}));
     let out = run(objs);
-    assert_eq!(
-        cond(&route_parent(&out, "r")["conditions"], "ResolvedRefs").0,
-        "True"
-    );
+    assert_eq!(parent_cond(&out, "r", "ResolvedRefs").0, "True");
 }
 
 #[test]
@@ -611,10 +581,7 @@ fn unknown_backend_kind_is_invalid_kind() {
         {"group": "unknownkind.example.com", "kind": "NonExistent", "name": "x", "port": 8080}]}]}),
     ));
     let out = run(objs);
-    assert_eq!(
-        cond(&route_parent(&out, "r")["conditions"], "ResolvedRefs").1,
-        "InvalidKind"
-    );
+    assert_eq!(parent_cond(&out, "r", "ResolvedRefs").1, "InvalidKind");
 }
 
 #[test]
@@ -649,16 +616,13 @@ fn route_from_other_namespace_is_not_allowed_by_same_and_allowed_by_selector() {
     objs.push(r);
     let out = run(objs.clone());
     assert_eq!(
-        cond(&route_parent(&out, "r")["conditions"], "Accepted").1,
+        parent_cond(&out, "r", "Accepted").1,
         "NotAllowedByListeners"
     );
     objs[2]["spec"]["listeners"][0]["allowedRoutes"] =
         json!({"namespaces": {"from": "Selector", "selector": {"matchLabels": {"team": "web"}}}});
     let out = run(objs);
-    assert_eq!(
-        cond(&route_parent(&out, "r")["conditions"], "Accepted").0,
-        "True"
-    );
+    assert_eq!(parent_cond(&out, "r", "Accepted").0, "True");
 }
 
 #[test]
@@ -672,13 +636,10 @@ fn hostnames_must_intersect_the_listener() {
     objs.push(route("yes", json!({"parentRefs": [{"name": "gateway-01"}], "hostnames": ["foo.bar.wildcard.io", "other.com"]})));
     let out = run(objs);
     assert_eq!(
-        cond(&route_parent(&out, "no")["conditions"], "Accepted").1,
+        parent_cond(&out, "no", "Accepted").1,
         "NoMatchingListenerHostname"
     );
-    assert_eq!(
-        cond(&route_parent(&out, "yes")["conditions"], "Accepted").0,
-        "True"
-    );
+    assert_eq!(parent_cond(&out, "yes", "Accepted").0, "True");
     let l = &out.table.gateways[0].listeners[0];
     assert_eq!(l.routes.routes()[0].hostnames, ["foo.bar.wildcard.io"]);
     assert_eq!(
@@ -745,10 +706,7 @@ fn unknown_filter_type_is_unsupported_value() {
     let mut objs = base();
     objs.push(route("r", json!({"parentRefs": [{"name": "gateway-01"}], "rules": [{"filters": [{"type": "Bogus"}]}]})));
     let out = run(objs);
-    assert_eq!(
-        cond(&route_parent(&out, "r")["conditions"], "Accepted").1,
-        "UnsupportedValue"
-    );
+    assert_eq!(parent_cond(&out, "r", "Accepted").1, "UnsupportedValue");
 }
 
 fn hcp(default: Value) -> Value {
@@ -933,10 +891,7 @@ fn a_listener_the_proxy_could_not_bind_is_not_programmed() {
     );
     snap.bindings = std::sync::Arc::new(b);
     let out = compute(&snap);
-    let (s, _, m) = cond(
-        &status(&out, "Gateway", "gateway-01")["listeners"][0]["conditions"],
-        "Programmed",
-    );
+    let (s, _, m) = listener_cond(&out, 0, "Programmed");
     assert_eq!(s, "False");
     assert!(m.contains("address in use"), "{m}");
 }
@@ -1092,10 +1047,7 @@ fn memo_reuses_settled_routes_and_evaluates_only_new_ones() {
     assert_eq!(w.hits_misses(), (2, 1));
     // The new route's status and the Gateway's attachedRoutes.
     assert_eq!(writes, 2);
-    assert_eq!(
-        cond(&route_parent(&out, "r3")["conditions"], "Accepted").0,
-        "True"
-    );
+    assert_eq!(parent_cond(&out, "r3", "Accepted").0, "True");
     assert_eq!(out.table.gateways[0].listeners[0].routes.len(), 3);
     // r3 is evaluated once more at its new resourceVersion, then everything is reused: the
     // Gateway's status write (attachedRoutes) does not invalidate its routes.
@@ -1125,7 +1077,7 @@ fn memo_recomputes_routes_whose_service_changed() {
     let (out, _) = w.pass();
     assert_eq!(w.hits_misses(), (1, 1), "only r1 uses the Service");
     assert_eq!(
-        cond(&route_parent(&out, "r1")["conditions"], "ResolvedRefs"),
+        parent_cond(&out, "r1", "ResolvedRefs"),
         c3(
             "False",
             "BackendNotFound",
@@ -1137,18 +1089,12 @@ fn memo_recomputes_routes_whose_service_changed() {
     w.remove("Service", "test-infra", "other-backend");
     let (out, _) = w.pass();
     assert_eq!(w.hits_misses(), (1, 1));
-    assert_eq!(
-        cond(&route_parent(&out, "r2")["conditions"], "ResolvedRefs").1,
-        "BackendNotFound"
-    );
+    assert_eq!(parent_cond(&out, "r2", "ResolvedRefs").1, "BackendNotFound");
     w.settle();
     w.put(service("test-infra", "other-backend"));
     let (out, _) = w.pass();
     assert_eq!(w.hits_misses(), (1, 1));
-    assert_eq!(
-        cond(&route_parent(&out, "r2")["conditions"], "ResolvedRefs").0,
-        "True"
-    );
+    assert_eq!(parent_cond(&out, "r2", "ResolvedRefs").0, "True");
 }
 
 #[test]
@@ -1190,29 +1136,20 @@ fn memo_recomputes_routes_when_a_reference_grant_changes() {
     ));
     let mut w = World::new(objs);
     let out = w.settle();
-    assert_eq!(
-        cond(&route_parent(&out, "r")["conditions"], "ResolvedRefs").1,
-        "RefNotPermitted"
-    );
+    assert_eq!(parent_cond(&out, "r", "ResolvedRefs").1, "RefNotPermitted");
     w.put(json!({"kind": "ReferenceGrant", "metadata": {"name": "g", "namespace": "other"},
         "spec": {"from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": "test-infra"}],
                  "to": [{"group": "", "kind": "Service", "name": "svc"}]}}));
     let (out, _) = w.pass();
     assert_eq!(w.hits_misses(), (0, 1));
-    assert_eq!(
-        cond(&route_parent(&out, "r")["conditions"], "ResolvedRefs").0,
-        "True"
-    );
+    assert_eq!(parent_cond(&out, "r", "ResolvedRefs").0, "True");
     w.settle();
     w.edit("ReferenceGrant", "other", "g", |g| {
         g["spec"]["to"][0]["name"] = json!("not-svc");
     });
     let (out, _) = w.pass();
     assert_eq!(w.hits_misses(), (0, 1));
-    assert_eq!(
-        cond(&route_parent(&out, "r")["conditions"], "ResolvedRefs").1,
-        "RefNotPermitted"
-    );
+    assert_eq!(parent_cond(&out, "r", "ResolvedRefs").1, "RefNotPermitted");
 }
 
 #[test]
@@ -1229,7 +1166,7 @@ fn memo_recomputes_routes_when_their_namespace_labels_change() {
     let mut w = World::new(objs);
     let out = w.settle();
     assert_eq!(
-        cond(&route_parent(&out, "r")["conditions"], "Accepted").1,
+        parent_cond(&out, "r", "Accepted").1,
         "NotAllowedByListeners"
     );
     w.edit("Namespace", "", "web", |n| {
@@ -1237,10 +1174,7 @@ fn memo_recomputes_routes_when_their_namespace_labels_change() {
     });
     let (out, _) = w.pass();
     assert_eq!(w.hits_misses(), (0, 1));
-    assert_eq!(
-        cond(&route_parent(&out, "r")["conditions"], "Accepted").0,
-        "True"
-    );
+    assert_eq!(parent_cond(&out, "r", "Accepted").0, "True");
     assert_eq!(out.table.gateways[0].listeners[0].routes.len(), 1);
 }
 
@@ -1254,7 +1188,7 @@ fn memo_recomputes_routes_when_the_gateway_or_a_route_policy_changes() {
     let (out, _) = w.pass();
     assert_eq!(w.hits_misses(), (0, 2));
     assert_eq!(
-        cond(&route_parent(&out, "r2")["conditions"], "Accepted").1,
+        parent_cond(&out, "r2", "Accepted").1,
         "NoMatchingListenerHostname"
     );
     w.settle();

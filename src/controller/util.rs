@@ -1,6 +1,7 @@
 //! Small pure helpers of the controller: conditions, Go durations, PEM checks, hostname
 //! intersection and ReferenceGrant lookups.
 
+use super::model::PROGRAMMED_MESSAGE;
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 
@@ -242,6 +243,35 @@ pub fn meta_rv(o: &Value) -> Option<u64> {
         .ok()
 }
 
+/// The elements of the array at `key`, none when it is absent or not an array.
+pub fn items<'a>(v: &'a Value, key: &str) -> std::slice::Iter<'a, Value> {
+    list(v.get(key))
+}
+
+/// The elements of the array at JSON pointer `pointer`, none when it is absent or not an array.
+pub fn items_at<'a>(v: &'a Value, pointer: &str) -> std::slice::Iter<'a, Value> {
+    list(v.pointer(pointer))
+}
+
+fn list(v: Option<&Value>) -> std::slice::Iter<'_, Value> {
+    v.and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice)
+        .iter()
+}
+
+/// The `Programmed` condition of a listener, Gateway or route that is programmed.
+pub fn programmed_condition(generation: i64, old: Option<&Value>, now: &str) -> Value {
+    condition(
+        "Programmed",
+        true,
+        "Programmed",
+        PROGRAMMED_MESSAGE,
+        generation,
+        old,
+        now,
+    )
+}
+
 /// String field of a JSON object, or "".
 pub fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
@@ -307,34 +337,38 @@ mod tests {
 
     #[test]
     fn hostname_intersection_rules() {
-        assert_eq!(
-            intersection("very.specific.com", "very.specific.com").as_deref(),
-            Some("very.specific.com")
-        );
-        assert_eq!(
-            intersection("*.wildcard.io", "foo.bar.wildcard.io").as_deref(),
-            Some("foo.bar.wildcard.io")
-        );
-        assert_eq!(intersection("*.wildcard.io", "wildcard.io"), None);
-        assert_eq!(
-            intersection("very.specific.com", "*.specific.com").as_deref(),
-            Some("very.specific.com")
-        );
-        assert_eq!(
-            intersection("*.anotherwildcard.io", "*.anotherwildcard.io").as_deref(),
-            Some("*.anotherwildcard.io")
-        );
-        assert_eq!(
-            intersection("*.a.example.com", "*.example.com").as_deref(),
-            Some("*.a.example.com")
-        );
-        assert_eq!(
-            intersection("*.example.com", "*.a.example.com").as_deref(),
-            Some("*.a.example.com")
-        );
-        assert_eq!(
-            intersection("specific.but.wrong.com", "*.wildcard.io"),
-            None
-        );
+        // (listener hostname, route hostname, the effective hostname)
+        for (listener, route, want) in [
+            (
+                "very.specific.com",
+                "very.specific.com",
+                Some("very.specific.com"),
+            ),
+            (
+                "*.wildcard.io",
+                "foo.bar.wildcard.io",
+                Some("foo.bar.wildcard.io"),
+            ),
+            ("*.wildcard.io", "wildcard.io", None),
+            (
+                "very.specific.com",
+                "*.specific.com",
+                Some("very.specific.com"),
+            ),
+            (
+                "*.anotherwildcard.io",
+                "*.anotherwildcard.io",
+                Some("*.anotherwildcard.io"),
+            ),
+            ("*.a.example.com", "*.example.com", Some("*.a.example.com")),
+            ("*.example.com", "*.a.example.com", Some("*.a.example.com")),
+            ("specific.but.wrong.com", "*.wildcard.io", None),
+        ] {
+            assert_eq!(
+                intersection(listener, route).as_deref(),
+                want,
+                "listener {listener}, route {route}"
+            );
+        }
     }
 }

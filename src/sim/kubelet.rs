@@ -349,27 +349,21 @@ pub fn start(
     }
     for i in 0..rp.containers.len() {
         start_container(&mut rp, i, &envs[i], logs, signals);
-        if let Some(probe) = containers[i].get("readinessProbe") {
-            rp.tasks.push(spawn_probe(
-                probe.clone(),
-                &containers[i],
-                ip,
-                uid.clone(),
-                i,
-                ProbeRole::Readiness,
-                signals.clone(),
-            ));
-        }
-        if let Some(probe) = containers[i].get("livenessProbe") {
-            rp.tasks.push(spawn_probe(
-                probe.clone(),
-                &containers[i],
-                ip,
-                uid.clone(),
-                i,
-                ProbeRole::Liveness,
-                signals.clone(),
-            ));
+        for (field, role) in [
+            ("readinessProbe", ProbeRole::Readiness),
+            ("livenessProbe", ProbeRole::Liveness),
+        ] {
+            if let Some(probe) = containers[i].get(field) {
+                rp.tasks.push(spawn_probe(
+                    probe.clone(),
+                    &containers[i],
+                    ip,
+                    uid.clone(),
+                    i,
+                    role,
+                    signals.clone(),
+                ));
+            }
         }
     }
     for c in rp.containers.iter().filter(|c| c.running) {
@@ -832,7 +826,7 @@ fn spawn_probe(
                     ok_run = 0;
                 }
             }
-            match role {
+            let signal = match role {
                 ProbeRole::Readiness => {
                     let state = if ok_run >= success_threshold {
                         Some(true)
@@ -841,38 +835,26 @@ fn spawn_probe(
                     } else {
                         last
                     };
-                    if state != last {
-                        last = state;
-                        if let Some(ready) = state {
-                            if signals
-                                .send(Signal::Readiness {
-                                    uid: uid.clone(),
-                                    container: idx,
-                                    ready,
-                                })
-                                .is_err()
-                            {
-                                return;
-                            }
-                        }
-                    }
+                    let changed = state != last;
+                    last = state;
+                    state.filter(|_| changed).map(|ready| Signal::Readiness {
+                        uid: uid.clone(),
+                        container: idx,
+                        ready,
+                    })
                 }
-                ProbeRole::Liveness => {
-                    if fail_run >= failure_threshold {
-                        fail_run = 0;
-                        let reason = result.err().unwrap_or_default();
-                        if signals
-                            .send(Signal::LivenessFailed {
-                                uid: uid.clone(),
-                                container: idx,
-                                reason,
-                            })
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
+                ProbeRole::Liveness if fail_run >= failure_threshold => {
+                    fail_run = 0;
+                    Some(Signal::LivenessFailed {
+                        uid: uid.clone(),
+                        container: idx,
+                        reason: result.err().unwrap_or_default(),
+                    })
                 }
+                ProbeRole::Liveness => None,
+            };
+            if signal.is_some_and(|s| signals.send(s).is_err()) {
+                return;
             }
             tokio::time::sleep(period).await;
         }

@@ -303,15 +303,7 @@ impl Sim {
                 ready_total,
                 Some(d),
             );
-            if d.get("status") != Some(&status) {
-                let _ = store.modify(
-                    kinds::deployments(),
-                    ns,
-                    meta::name(d),
-                    Subresource::Status,
-                    |o| o["status"] = status,
-                );
-            }
+            write_status(&store, kinds::deployments(), d, status);
         }
     }
 
@@ -411,15 +403,7 @@ impl Sim {
             let owned = Self::pods_owned_by(&store.list(kinds::pods(), Some(ns)).0, meta::uid(rs));
             let refs: Vec<&Value> = owned.iter().map(|p| &**p).collect();
             let status = workloads::replicaset_status(rs, &refs);
-            if rs.get("status") != Some(&status) {
-                let _ = store.modify(
-                    kinds::replicasets(),
-                    ns,
-                    meta::name(rs),
-                    Subresource::Status,
-                    |o| o["status"] = status,
-                );
-            }
+            write_status(&store, kinds::replicasets(), rs, status);
         }
     }
 
@@ -547,15 +531,7 @@ impl Sim {
                 }
             }
             let status = running.status(pod);
-            if pod.get("status") != Some(&status) {
-                let _ = store.modify(
-                    kinds::pods(),
-                    meta::namespace(pod),
-                    meta::name(pod),
-                    Subresource::Status,
-                    |o| o["status"] = status,
-                );
-            }
+            write_status(&store, kinds::pods(), pod, status);
         }
     }
 
@@ -661,6 +637,19 @@ fn allocate(used: &HashSet<Ipv4Addr>, cursor: &mut usize) -> Option<Ipv4Addr> {
             *cursor = (i + 1) % POD_RANGE_SIZE;
             pod_ip(i)
         })
+}
+
+/// Writes `status` to `obj`'s status subresource when it differs from the current one.
+fn write_status(store: &Store, res: &'static ResourceDef, obj: &Value, status: Value) {
+    if obj.get("status") != Some(&status) {
+        let _ = store.modify(
+            res,
+            meta::namespace(obj),
+            meta::name(obj),
+            Subresource::Status,
+            |o| o["status"] = status,
+        );
+    }
 }
 
 #[cfg(test)]

@@ -316,14 +316,7 @@ pub fn pods_to_delete<'a>(
     let mut ranked: Vec<&Value> = pods.to_vec();
     ranked.sort_by(|a, b| {
         pod_ready(a).cmp(&pod_ready(b)).then_with(|| {
-            let ta = a
-                .pointer("/metadata/creationTimestamp")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let tb = b
-                .pointer("/metadata/creationTimestamp")
-                .and_then(Value::as_str)
-                .unwrap_or("");
+            let (ta, tb) = (meta::creation_timestamp(a), meta::creation_timestamp(b));
             tb.cmp(ta)
                 .then_with(|| created(b).cmp(&created(a)))
                 .then_with(|| meta::name(b).cmp(meta::name(a)))

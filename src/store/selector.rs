@@ -1073,30 +1073,41 @@ mod tests {
     /// Each kind's field labels and refusal text, as its `ConvertFieldLabel` gives them.
     #[test]
     fn field_labels_per_kind_as_kube_apiserver() {
-        let err = |s: &str, r| field_sel(s, r).unwrap_err().to_string();
-        // A kind with its own conversion (pkg/apis/core/v1/conversion.go).
-        assert_eq!(
-            err("spec.foo=bar", kinds::pods()),
-            "field label not supported: spec.foo"
-        );
-        assert_eq!(
-            err("metadata.namespace=x", kinds::namespaces()),
-            "field label not supported: metadata.namespace"
-        );
-        // apps/v1 registers none: the scheme default.
-        assert_eq!(
-            err("status.replicas=1", kinds::replicasets()),
-            r#""status.replicas" is not a known field selector: only "metadata.name", "metadata.namespace""#
-        );
-        // Custom resources (crConverter), cluster-scoped ones without metadata.namespace.
-        assert_eq!(
-            err("status.phase=x", kinds::gateways()),
-            "field label not supported: status.phase"
-        );
-        assert_eq!(
-            err("metadata.namespace=x", kinds::gatewayclasses()),
-            "field label not supported: metadata.namespace"
-        );
+        let unsupported = "field label not supported:";
+        let apps = r#"is not a known field selector: only "metadata.name", "metadata.namespace""#;
+        for (sel, res, want) in [
+            // A kind with its own conversion (pkg/apis/core/v1/conversion.go).
+            (
+                "spec.foo=bar",
+                kinds::pods(),
+                format!("{unsupported} spec.foo"),
+            ),
+            (
+                "metadata.namespace=x",
+                kinds::namespaces(),
+                format!("{unsupported} metadata.namespace"),
+            ),
+            // apps/v1 registers none: the scheme default.
+            (
+                "status.replicas=1",
+                kinds::replicasets(),
+                format!(r#""status.replicas" {apps}"#),
+            ),
+            // Custom resources (crConverter), cluster-scoped ones without metadata.namespace.
+            (
+                "status.phase=x",
+                kinds::gateways(),
+                format!("{unsupported} status.phase"),
+            ),
+            (
+                "metadata.namespace=x",
+                kinds::gatewayclasses(),
+                format!("{unsupported} metadata.namespace"),
+            ),
+        ] {
+            let got = field_sel(sel, res).map(|_| ()).map_err(|e| e.to_string());
+            assert_eq!(got, Err(want), "{sel} on {}", res.kind);
+        }
         for (s, r) in [
             ("spec.type=ClusterIP,spec.clusterIP=None", kinds::services()),
             (

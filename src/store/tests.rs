@@ -16,6 +16,19 @@ fn gateway(name: &str) -> Value {
            "spec": {"gatewayClassName": "azure-alb-external", "listeners": []}})
 }
 
+/// Creates a Gateway, which the test expects to succeed.
+fn create_gw(store: &Store, obj: Value) -> Arc<Value> {
+    let name = meta::name(&obj).to_string();
+    store
+        .create(kinds::gateways(), obj, false)
+        .unwrap_or_else(|e| panic!("create gateway {name}: {e}"))
+}
+
+/// Updates a Gateway's main resource.
+fn update_gw(store: &Store, obj: Value) -> Result<Arc<Value>, StoreError> {
+    store.update(kinds::gateways(), obj, Subresource::Main, false)
+}
+
 #[test]
 fn fresh_store_has_the_builtin_namespaces_labelled() {
     let (_d, store) = open();
@@ -29,9 +42,7 @@ fn fresh_store_has_the_builtin_namespaces_labelled() {
 #[test]
 fn create_sets_identity_and_rejects_duplicates_and_missing_namespaces() {
     let (_d, store) = open();
-    let obj = store
-        .create(kinds::gateways(), gateway("gw"), false)
-        .unwrap();
+    let obj = create_gw(&store, gateway("gw"));
     assert!(!meta::uid(&obj).is_empty());
     assert_eq!(meta::generation(&obj), 1);
     assert!(obj.pointer("/metadata/creationTimestamp").is_some());
@@ -53,14 +64,10 @@ fn create_sets_identity_and_rejects_duplicates_and_missing_namespaces() {
 #[test]
 fn generation_moves_only_with_spec() {
     let (_d, store) = open();
-    let obj = store
-        .create(kinds::gateways(), gateway("gw"), false)
-        .unwrap();
+    let obj = create_gw(&store, gateway("gw"));
     let mut labelled = (*obj).clone();
     labelled["metadata"]["labels"] = json!({"a": "b"});
-    let obj2 = store
-        .update(kinds::gateways(), labelled, Subresource::Main, false)
-        .unwrap();
+    let obj2 = update_gw(&store, labelled).unwrap();
     assert_eq!(meta::generation(&obj2), 1);
     let obj3 = store
         .modify(
@@ -74,9 +81,7 @@ fn generation_moves_only_with_spec() {
     assert_eq!(meta::generation(&obj3), 1);
     let mut respec = (*obj3).clone();
     respec["spec"]["listeners"] = json!([{"name": "http", "port": 80, "protocol": "HTTP"}]);
-    let obj4 = store
-        .update(kinds::gateways(), respec, Subresource::Main, false)
-        .unwrap();
+    let obj4 = update_gw(&store, respec).unwrap();
     assert_eq!(meta::generation(&obj4), 2);
     // Status survived the main-resource update.
     assert_eq!(obj4["status"], json!({"conditions": []}));
@@ -85,21 +90,13 @@ fn generation_moves_only_with_spec() {
 #[test]
 fn stale_resource_version_conflicts_and_noop_keeps_rv() {
     let (_d, store) = open();
-    let obj = store
-        .create(kinds::gateways(), gateway("gw"), false)
-        .unwrap();
-    let same = store
-        .update(kinds::gateways(), (*obj).clone(), Subresource::Main, false)
-        .unwrap();
+    let obj = create_gw(&store, gateway("gw"));
+    let same = update_gw(&store, (*obj).clone()).unwrap();
     assert_eq!(meta::resource_version(&same), meta::resource_version(&obj));
     let mut changed = (*obj).clone();
     changed["spec"]["gatewayClassName"] = json!("other");
-    store
-        .update(kinds::gateways(), changed.clone(), Subresource::Main, false)
-        .unwrap();
-    let err = store
-        .update(kinds::gateways(), changed, Subresource::Main, false)
-        .unwrap_err();
+    update_gw(&store, changed.clone()).unwrap();
+    let err = update_gw(&store, changed).unwrap_err();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
 }
 
@@ -108,30 +105,22 @@ fn objects_survive_reopen_with_uid_and_increasing_rv() {
     let dir = tempfile::tempdir().unwrap();
     let (uid, rv) = {
         let store = Store::open(dir.path()).unwrap();
-        let obj = store
-            .create(kinds::gateways(), gateway("gw"), false)
-            .unwrap();
+        let obj = create_gw(&store, gateway("gw"));
         (meta::uid(&obj).to_string(), store.resource_version())
     };
     let store = Store::open(dir.path()).unwrap();
     let obj = store.get(kinds::gateways(), "default", "gw").unwrap();
     assert_eq!(meta::uid(&obj), uid);
-    let next = store
-        .create(kinds::gateways(), gateway("gw2"), false)
-        .unwrap();
+    let next = create_gw(&store, gateway("gw2"));
     assert!(meta::resource_version(&next).unwrap() > rv);
 }
 
 #[test]
 fn watch_replays_from_rv_and_expires_before_history() {
     let (_d, store) = open();
-    let a = store
-        .create(kinds::gateways(), gateway("a"), false)
-        .unwrap();
+    let a = create_gw(&store, gateway("a"));
     let rv_a = meta::resource_version(&a).unwrap();
-    store
-        .create(kinds::gateways(), gateway("b"), false)
-        .unwrap();
+    create_gw(&store, gateway("b"));
     let w = store.watch(Some(kinds::gateways()), Some(rv_a)).unwrap();
     assert_eq!(w.initial.len(), 1);
     assert_eq!(meta::name(&w.initial[0].object), "b");
@@ -145,9 +134,7 @@ fn watch_from_before_a_restart_is_expired() {
     let dir = tempfile::tempdir().unwrap();
     let rv = {
         let store = Store::open(dir.path()).unwrap();
-        store
-            .create(kinds::gateways(), gateway("a"), false)
-            .unwrap();
+        create_gw(&store, gateway("a"));
         store.resource_version()
     };
     let store = Store::open(dir.path()).unwrap();
@@ -165,7 +152,7 @@ fn finalizers_hold_deletion_until_removed() {
     let (_d, store) = open();
     let mut g = gateway("gw");
     g["metadata"]["finalizers"] = json!(["example.com/hold"]);
-    store.create(kinds::gateways(), g, false).unwrap();
+    create_gw(&store, g);
     let d = store
         .delete(kinds::gateways(), "default", "gw", false)
         .unwrap();
@@ -181,13 +168,11 @@ fn finalizers_hold_deletion_until_removed() {
 #[test]
 fn deleting_an_owner_deletes_its_dependents() {
     let (_d, store) = open();
-    let owner = store
-        .create(kinds::gateways(), gateway("owner"), false)
-        .unwrap();
+    let owner = create_gw(&store, gateway("owner"));
     let mut dep = gateway("dep");
     dep["metadata"]["ownerReferences"] = json!([{"apiVersion": "gateway.networking.k8s.io/v1",
         "kind": "Gateway", "name": "owner", "uid": meta::uid(&owner)}]);
-    store.create(kinds::gateways(), dep, false).unwrap();
+    create_gw(&store, dep);
     store
         .delete(kinds::gateways(), "default", "owner", false)
         .unwrap();
@@ -206,7 +191,7 @@ fn namespace_delete_is_graceful_then_removes_contents() {
         .unwrap();
     let mut g = gateway("gw");
     g["metadata"]["namespace"] = json!("test-infra");
-    store.create(kinds::gateways(), g, false).unwrap();
+    create_gw(&store, g);
     // No runtime here, so the drain runs inline; the handler path is covered by API tests.
     let d = store
         .delete(kinds::namespaces(), "", "test-infra", false)

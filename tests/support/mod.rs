@@ -121,6 +121,33 @@ impl Sandbox {
         kubectl_bin(bin, &self.started.kubeconfig, &cache, args, stdin)
     }
 
+    /// `kubectl get <args> -o json`, parsed.
+    pub fn get_json(&self, args: &[&str]) -> Value {
+        let mut a = vec!["get"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["-o", "json"]);
+        let out = self.kubectl(&a).success();
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("kubectl {a:?}: {e}: {out}"))
+    }
+
+    /// The pods in `test-infra` that match the label `selector`.
+    pub fn pods(&self, selector: &str) -> Vec<Value> {
+        let list = self.get_json(&["pods", "-n", "test-infra", "-l", selector]);
+        list["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Deletes the first pod in `test-infra` that matches `selector`, and names it: the
+    /// failover tests watch its replacement come up.
+    pub fn delete_first_pod(&self, selector: &str) -> String {
+        let pods = self.pods(selector);
+        let Some(name) = pods.first().and_then(|p| p["metadata"]["name"].as_str()) else {
+            panic!("no pod matches {selector}: {pods:?}")
+        };
+        self.kubectl(&["delete", "pod", name, "-n", "test-infra"])
+            .success();
+        name.to_string()
+    }
+
     pub fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> Kubectl {
         kubectl(
             &self.started.kubeconfig,
@@ -246,6 +273,16 @@ pub async fn http_with(
     request(method, url, headers, body, true).await
 }
 
+/// A GET with `headers` (and the sandbox's token).
+pub async fn get_with(url: &str, headers: &[(&str, &str)]) -> Resp {
+    http_with("GET", url, headers, Bytes::new()).await
+}
+
+/// A GET without the sandbox's token.
+pub async fn get_anonymous(url: &str) -> Resp {
+    http_anonymous("GET", url, &[], Bytes::new()).await
+}
+
 /// Like [`http_with`], but never adds the sandbox's token (to see what an anonymous client gets).
 pub async fn http_anonymous(
     method: &str,
@@ -365,6 +402,17 @@ pub async fn open(
 
 pub async fn get(url: &str) -> Resp {
     http("GET", url, "application/json", Bytes::new()).await
+}
+
+/// A PATCH of `patch`, serialized, as `content_type` (merge, JSON or strategic merge patch).
+pub async fn patch_json(url: &str, content_type: &str, patch: &Value) -> Resp {
+    http(
+        "PATCH",
+        url,
+        content_type,
+        serde_json::to_vec(patch).unwrap(),
+    )
+    .await
 }
 
 pub async fn post_json(url: &str, v: &Value) -> Resp {
