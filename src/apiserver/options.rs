@@ -134,20 +134,24 @@ fn invalid_options(kind: &'static str, causes: Vec<Cause>) -> Result<(), ApiErro
     if causes.is_empty() {
         return Ok(());
     }
+    Err(ApiError::InvalidOptions {
+        kind,
+        message: format!("{kind}.meta.k8s.io \"\" is invalid: {}", aggregate(&causes)),
+        causes,
+    })
+}
+
+/// The causes as Go's `ErrorList.ToAggregate()` prints them: one alone, several in brackets.
+pub(super) fn aggregate(causes: &[Cause]) -> String {
     let shown: Vec<String> = causes
         .iter()
         .map(|c| format!("{}: {}", c.field, c.message))
         .collect();
-    let list = if shown.len() == 1 {
+    if shown.len() == 1 {
         shown[0].clone()
     } else {
         format!("[{}]", shown.join(", "))
-    };
-    Err(ApiError::InvalidOptions {
-        kind,
-        message: format!("{kind}.meta.k8s.io \"\" is invalid: {list}"),
-        causes,
-    })
+    }
 }
 
 /// `metav1.DeleteOptions`, as DELETE and deletecollection decode them

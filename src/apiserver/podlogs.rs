@@ -66,18 +66,12 @@ impl LogOptions {
             _ => {}
         }
         if !causes.is_empty() {
-            let shown: Vec<String> = causes
-                .iter()
-                .map(|c| format!("{}: {}", c.field, c.message))
-                .collect();
-            let list = if shown.len() == 1 {
-                shown[0].clone()
-            } else {
-                format!("[{}]", shown.join(", "))
-            };
             return Err(ApiError::InvalidOptions {
                 kind: "PodLogOptions",
-                message: format!("PodLogOptions {name:?} is invalid: {list}"),
+                message: format!(
+                    "PodLogOptions {name:?} is invalid: {}",
+                    super::options::aggregate(&causes)
+                ),
                 causes,
             });
         }
