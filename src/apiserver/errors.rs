@@ -47,11 +47,6 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     Internal(String),
-    /// A failure kube-apiserver reports without a reason (a plain Go error): 500 with an empty
-    /// `reason`, which kubectl prints as `Error from server: <message>`. Server-side apply's
-    /// "failed to create typed patch object" is one (kubernetes/kubernetes#139253).
-    #[error("{0}")]
-    Unknown(String),
 }
 
 impl ApiError {
@@ -81,7 +76,6 @@ impl ApiError {
             ApiError::Unauthorized => (401, "Unauthorized"),
             ApiError::Forbidden(_) => (403, "Forbidden"),
             ApiError::Internal(_) => (500, "InternalError"),
-            ApiError::Unknown(_) => (500, ""),
         }
     }
 

@@ -654,6 +654,9 @@ fn decode_checks(
 
 /// Server-side apply converts the apply configuration to a typed object first, which fails on
 /// any undeclared field whatever `fieldValidation` says (managedfields structuredmerge.go).
+/// kube-apiserver returns that plain Go error as a 500 (kubernetes/kubernetes#139253); the
+/// sandbox answers 400 BadRequest with the same message, as the pending fix
+/// (kubernetes/kubernetes#139255) does, since the fault is the client's.
 fn check_apply_configuration(t: &Target, applied: &Value) -> Result<(), ApiError> {
     let Some(ks) = openapi::schema(t.res.group, t.res.kind) else {
         return Ok(());
@@ -663,7 +666,7 @@ fn check_apply_configuration(t: &Target, applied: &Value) -> Result<(), ApiError
         return Ok(());
     }
     // objectGVKNN: "<namespace>/<name>; <group>/<version>, Kind=<kind>".
-    Err(ApiError::Unknown(format!(
+    Err(ApiError::BadRequest(format!(
         "failed to create typed patch object ({}/{}; {}/{}, Kind={}): {}",
         meta::namespace(applied),
         meta::name(applied),
