@@ -17,6 +17,7 @@
 //! channel; requests clone the current `Arc` and never take a lock the
 //! controller holds. Health arrives the same way from [`crate::health`].
 
+pub mod cors;
 pub mod forward;
 mod h1;
 pub mod metrics;
