@@ -744,6 +744,8 @@ pub enum Filter {
     RequestRedirect(RequestRedirect),
     UrlRewrite(UrlRewrite),
     RequestMirror(RequestMirror),
+    /// `CORS` (GEP-1767): preflights answered by the gateway, headers added to the rest.
+    Cors(CorsPolicy),
     /// A filter the controller accepted but cannot honour (e.g. an
     /// unresolved `ExtensionRef`). "the filter MUST NOT be skipped. Instead,
     /// requests that would have been processed by that filter MUST receive a
@@ -751,6 +753,18 @@ pub enum Filter {
     Unsupported {
         reason: String,
     },
+}
+
+/// `HTTPCORSFilter`'s fields; the rules that read them are in `proxy::cors`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CorsPolicy {
+    pub allow_origins: Vec<String>,
+    pub allow_credentials: bool,
+    pub allow_methods: Vec<String>,
+    pub allow_headers: Vec<String>,
+    pub expose_headers: Vec<String>,
+    /// Seconds; the CRD defaults it to 5.
+    pub max_age: u32,
 }
 
 /// `HTTPHeaderFilter`. Names are parsed [`HeaderName`]s (lower-cased), values

@@ -18,9 +18,9 @@ use super::util::{
 use crate::meta;
 use crate::resources::kinds;
 use crate::routing::{
-    BackendTarget, Filter, HeaderMatch, HeaderModifier, HttpMatch, PathMatch, PathModifier,
-    QueryMatch, RequestMirror, RequestRedirect, RouteRuntime, RuleRuntime, StringMatch, Timeouts,
-    UrlRewrite, WeightedBackend,
+    BackendTarget, CorsPolicy, Filter, HeaderMatch, HeaderModifier, HttpMatch, PathMatch,
+    PathModifier, QueryMatch, RequestMirror, RequestRedirect, RouteRuntime, RuleRuntime,
+    StringMatch, Timeouts, UrlRewrite, WeightedBackend,
 };
 
 type Failure = (&'static str, String);
@@ -910,8 +910,33 @@ fn path_modifier(p: Option<&Value>) -> Result<Option<PathModifier>, String> {
     }
 }
 
-/// Converts one filter. `Ok(None)` = accepted but nothing for the data plane to do (CORS is not
-/// modelled by the routing table yet).
+/// `HTTPCORSFilter`; `maxAge` absent is the CRD default, 5 seconds (AGC's default too).
+fn cors(c: &Value) -> CorsPolicy {
+    let strings = |k: &str| -> Vec<String> {
+        c.get(k)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    CorsPolicy {
+        allow_origins: strings("allowOrigins"),
+        allow_credentials: c.get("allowCredentials").and_then(Value::as_bool) == Some(true),
+        allow_methods: strings("allowMethods"),
+        allow_headers: strings("allowHeaders"),
+        expose_headers: strings("exposeHeaders"),
+        max_age: c
+            .get("maxAge")
+            .and_then(Value::as_u64)
+            .map_or(5, |v| u32::try_from(v).unwrap_or(u32::MAX)),
+    }
+}
+
+/// Converts one filter. `Ok(None)` = accepted but nothing for the data plane to do.
 fn filter(
     f: &Value,
     target: &mut dyn FnMut(&Value) -> BackendTarget,
@@ -969,7 +994,7 @@ fn filter(
         "ExtensionRef" => Filter::Unsupported {
             reason: "ExtensionRef filters are not supported by AGC".to_owned(),
         },
-        "CORS" => return Ok(None),
+        "CORS" => Filter::Cors(cors(f.get("cors").unwrap_or(&Value::Null))),
         other => return Err(format!("Unsupported filter type {other}")),
     }))
 }

@@ -1,6 +1,11 @@
-//! Pure matching rules of the HTTPRoute `CORS` filter (GEP-1767,
-//! `HTTPCORSFilter` in gateway-api `apis/v1/httproute_types.go`). Not yet
-//! wired into the routing table or the request path.
+//! Pure rules of the HTTPRoute `CORS` filter (GEP-1767, `HTTPCORSFilter` in
+//! gateway-api v1.5.1 `apis/v1/httproute_types.go`; AGC's `how-to-cors-gateway-api`):
+//! which origins match, what a preflight is answered, what an actual response gets.
+
+use http::header::{self, HeaderMap, HeaderName};
+use http::Method;
+
+pub use crate::routing::CorsPolicy;
 
 /// Whether `origin` (the request's `Origin` header) is allowed by one
 /// `allowOrigins` entry. `*` alone allows every origin; otherwise scheme and
@@ -51,69 +56,105 @@ fn host_port<'a>(rest: &'a str, scheme: &str) -> (&'a str, Option<&'a str>) {
     }
 }
 
-/// The filter's fields as the spec names them; `max_age` defaults to 5.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct CorsPolicy {
-    pub allow_origins: Vec<String>,
-    pub allow_credentials: bool,
-    pub allow_methods: Vec<String>,
-    pub allow_headers: Vec<String>,
-    pub expose_headers: Vec<String>,
-    pub max_age: u32,
-}
-
 /// `Access-Control-Allow-Origin`: `None` (no CORS headers at all) for a
 /// missing or disallowed origin; `*` only when allowed by `*` without
-/// credentials, otherwise the request's origin echoed.
+/// credentials, otherwise the request's origin echoed. An empty
+/// `allowOrigins` allows every origin, as the v1.5.1 conformance test
+/// `CORSAllowCredentialsBehavior` expects (its filters set only
+/// `allowCredentials`, and the origin must come back).
 pub fn allow_origin(p: &CorsPolicy, origin: Option<&str>) -> Option<String> {
     let origin = origin?;
-    let hit = p.allow_origins.iter().find(|o| origin_allowed(o, origin))?;
-    Some(if hit == "*" && !p.allow_credentials {
+    let star = p.allow_origins.is_empty()
+        || p.allow_origins.iter().find(|o| origin_allowed(o, origin))? == "*";
+    Some(if star && !p.allow_credentials {
         "*".to_owned()
     } else {
         origin.to_owned()
     })
 }
 
+/// A CORS preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method` (Fetch
+/// standard, "CORS-preflight request").
+pub fn is_preflight(method: &Method, headers: &HeaderMap) -> bool {
+    method == Method::OPTIONS
+        && headers.contains_key(header::ORIGIN)
+        && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
+/// A list header's value. AGC's article shows them joined without spaces
+/// (`Access-Control-Allow-Methods: GET,POST,OPTIONS`).
+fn list(v: &[String]) -> String {
+    v.join(",")
+}
+
 /// Headers of the gateway's own 200 answer to a preflight, or `None` when
-/// the origin is not allowed. With credentials a `*` in allowMethods or
-/// allowHeaders is replaced by the request's values (omitted if absent).
+/// the origin is not allowed (the answer then carries no CORS headers). With
+/// credentials a `*` in allowMethods or allowHeaders is replaced by the
+/// request's values, and omitted when the request has none (GEP-1767).
 pub fn preflight_headers(
     p: &CorsPolicy,
     origin: Option<&str>,
     req_method: Option<&str>,
     req_headers: Option<&str>,
-) -> Option<Vec<(&'static str, String)>> {
-    let mut out = vec![("access-control-allow-origin", allow_origin(p, origin)?)];
+) -> Option<Vec<(HeaderName, String)>> {
+    let mut out = vec![(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        allow_origin(p, origin)?,
+    )];
     let star = |v: &[String]| v.len() == 1 && v[0] == "*";
-    let methods = if star(&p.allow_methods) && p.allow_credentials {
-        req_method.map(str::to_owned)
-    } else if p.allow_methods.is_empty() {
-        None
-    } else {
-        Some(p.allow_methods.join(", "))
+    let echo_or_list = |v: &[String], req: Option<&str>| {
+        if star(v) && p.allow_credentials {
+            req.map(str::to_owned)
+        } else if v.is_empty() {
+            None
+        } else {
+            Some(list(v))
+        }
     };
-    if let Some(m) = methods {
-        out.push(("access-control-allow-methods", m));
+    if let Some(m) = echo_or_list(&p.allow_methods, req_method) {
+        out.push((header::ACCESS_CONTROL_ALLOW_METHODS, m));
     }
-    let headers = if star(&p.allow_headers) && p.allow_credentials {
-        req_headers.map(str::to_owned)
-    } else if p.allow_headers.is_empty() {
-        None
-    } else {
-        Some(p.allow_headers.join(", "))
-    };
-    if let Some(h) = headers {
-        out.push(("access-control-allow-headers", h));
+    if let Some(h) = echo_or_list(&p.allow_headers, req_headers) {
+        out.push((header::ACCESS_CONTROL_ALLOW_HEADERS, h));
     }
     if !p.expose_headers.is_empty() {
-        out.push(("access-control-expose-headers", p.expose_headers.join(", ")));
+        out.push((
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            list(&p.expose_headers),
+        ));
     }
-    out.push(("access-control-max-age", p.max_age.max(1).to_string()));
+    out.push((header::ACCESS_CONTROL_MAX_AGE, p.max_age.max(1).to_string()));
     if p.allow_credentials {
-        out.push(("access-control-allow-credentials", "true".to_owned()));
+        out.push((header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true".to_owned()));
     }
     Some(out)
+}
+
+/// Headers added to an actual (non-preflight) response from an allowed
+/// origin: the origin, credentials and the exposed headers, as AGC's article
+/// shows; `None` for a missing or disallowed origin.
+pub fn response_headers(p: &CorsPolicy, origin: Option<&str>) -> Option<Vec<(HeaderName, String)>> {
+    let mut out = vec![(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        allow_origin(p, origin)?,
+    )];
+    if p.allow_credentials {
+        out.push((header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true".to_owned()));
+    }
+    if !p.expose_headers.is_empty() {
+        out.push((
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            list(&p.expose_headers),
+        ));
+    }
+    Some(out)
+}
+
+/// Whether answers depend on the request's `Origin`, so caches must be told
+/// (`Vary: Origin`, Fetch standard "CORS protocol and HTTP caches"): every
+/// policy but the one that answers `*` to everyone.
+pub fn varies_by_origin(p: &CorsPolicy) -> bool {
+    p.allow_credentials || !(p.allow_origins.is_empty() || p.allow_origins == ["*"])
 }
 
 #[cfg(test)]
@@ -135,10 +176,13 @@ mod tests {
     fn preflight_lists_configured_values() {
         let h = preflight_headers(&conf1(), Some("https://www.bar.com"), Some("GET"), None);
         let h = h.unwrap_or_default();
-        assert!(h.contains(&("access-control-allow-origin", "https://www.bar.com".into())));
-        assert!(h.contains(&("access-control-allow-methods", "GET, OPTIONS".into())));
-        assert!(h.contains(&("access-control-max-age", "3600".into())));
-        assert!(h.contains(&("access-control-allow-credentials", "true".into())));
+        assert!(h.contains(&(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            "https://www.bar.com".into()
+        )));
+        assert!(h.contains(&(header::ACCESS_CONTROL_ALLOW_METHODS, "GET,OPTIONS".into())));
+        assert!(h.contains(&(header::ACCESS_CONTROL_MAX_AGE, "3600".into())));
+        assert!(h.contains(&(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true".into())));
     }
 
     #[test]
@@ -183,8 +227,8 @@ mod tests {
             Some("x-a, x-b"),
         );
         let h = h.unwrap_or_default();
-        assert!(h.contains(&("access-control-allow-methods", "PUT".into())));
-        assert!(h.contains(&("access-control-allow-headers", "x-a, x-b".into())));
+        assert!(h.contains(&(header::ACCESS_CONTROL_ALLOW_METHODS, "PUT".into())));
+        assert!(h.contains(&(header::ACCESS_CONTROL_ALLOW_HEADERS, "x-a, x-b".into())));
     }
 
     #[test]
@@ -213,5 +257,84 @@ mod tests {
     fn default_ports_are_assumed() {
         assert!(origin_allowed("https://a.com", "https://a.com:443"));
         assert!(!origin_allowed("https://a.com", "https://a.com:8443"));
+    }
+
+    #[test]
+    fn empty_allow_origins_allows_any_origin() {
+        let mut p = CorsPolicy {
+            allow_credentials: true,
+            ..Default::default()
+        };
+        let h = response_headers(&p, Some("https://app.example")).unwrap_or_default();
+        assert!(h.contains(&(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            "https://app.example".into()
+        )));
+        assert!(h.contains(&(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true".into())));
+        p.allow_credentials = false;
+        let h = response_headers(&p, Some("https://app.example")).unwrap_or_default();
+        assert_eq!(h, vec![(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*".into())]);
+        assert!(!varies_by_origin(&p));
+    }
+
+    #[test]
+    fn actual_responses_get_origin_credentials_and_exposed_headers() {
+        let h = response_headers(&conf1(), Some("https://www.foo.com")).unwrap_or_default();
+        assert_eq!(
+            h,
+            vec![
+                (
+                    header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                    "https://www.foo.com".into()
+                ),
+                (header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true".into()),
+                (
+                    header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                    "x-header-3,x-header-4".into()
+                ),
+            ]
+        );
+        assert_eq!(response_headers(&conf1(), Some("https://foobar.com")), None);
+        assert!(varies_by_origin(&conf1()));
+    }
+
+    #[test]
+    fn star_lists_without_credentials_stay_star() {
+        let p = CorsPolicy {
+            allow_origins: vec!["https://www.foo.com".into()],
+            allow_methods: vec!["*".into()],
+            max_age: 5,
+            ..Default::default()
+        };
+        let h = preflight_headers(&p, Some("https://www.foo.com"), Some("POST"), None);
+        let h = h.unwrap_or_default();
+        assert!(h.contains(&(header::ACCESS_CONTROL_ALLOW_METHODS, "*".into())));
+        assert!(h.contains(&(header::ACCESS_CONTROL_MAX_AGE, "5".into())));
+        assert!(!h
+            .iter()
+            .any(|(n, _)| n == header::ACCESS_CONTROL_ALLOW_CREDENTIALS));
+    }
+
+    #[test]
+    fn preflight_needs_options_origin_and_request_method() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::ORIGIN,
+            http::HeaderValue::from_static("https://a.com"),
+        );
+        assert!(!is_preflight(&Method::OPTIONS, &h));
+        h.insert(
+            header::ACCESS_CONTROL_REQUEST_METHOD,
+            http::HeaderValue::from_static("PUT"),
+        );
+        assert!(is_preflight(&Method::OPTIONS, &h));
+        assert!(!is_preflight(&Method::GET, &h));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn origin_matching_never_panics(p in "\\PC{0,40}", o in "\\PC{0,40}") {
+            let _ = origin_allowed(&p, &o);
+        }
     }
 }

@@ -43,7 +43,7 @@ use crate::proxy::options::ProxyOptions;
 use crate::proxy::pool::{
     Forwarded, Forwarding, Pool, RawHead, TlsTarget, UpstreamBody, UpstreamError,
 };
-use crate::proxy::{mirror, route, upgrade};
+use crate::proxy::{cors, mirror, route, upgrade};
 use crate::routing::{
     BackendKey, BackendRuntime, BackendTarget, Filter, HeaderModifier, ListenerProtocol,
     RequestMirror, RouteRuntime, RoutingTable, SessionAffinity, AGC_SERVER_NAME,
@@ -542,7 +542,8 @@ where
         parts.headers.insert(header::SERVER, server_value());
         return Response::from_parts(parts, ProxyBody::Local(None));
     }
-    if conn.raw_heads && fx.response_headers.is_empty() && set_cookie.is_none() {
+    if conn.raw_heads && fx.response_headers.is_empty() && fx.cors.is_none() && set_cookie.is_none()
+    {
         outcome.raw_head = Some(head);
     } else {
         parts.headers = head.to_header_map(2);
@@ -551,6 +552,9 @@ where
         parts.headers.insert(header::SERVER, server_value());
         for m in &fx.response_headers {
             route::apply_header_modifier(m, &mut parts.headers);
+        }
+        if let Some((found, vary)) = fx.cors.take() {
+            add_cors(&mut parts.headers, found, vary);
         }
         if let Some(c) = set_cookie {
             if let Some(v) = c(used) {
@@ -641,6 +645,8 @@ impl<F: Future + Unpin> Future for WithTimer<'_, F> {
 #[derive(Default)]
 struct Effects<'a> {
     response_headers: Vec<&'a HeaderModifier>,
+    /// CORS headers for the response, and whether it must say `Vary: Origin`.
+    cors: Option<(Vec<(HeaderName, String)>, bool)>,
     /// Mirrors selected for this request (their fraction already drawn).
     mirrors: Vec<&'a RequestMirror>,
     host: Option<&'a str>,
@@ -694,6 +700,29 @@ fn apply_filters<'a, B>(
                     fx.mirrors.push(mirror);
                 }
             }
+            Filter::Cors(p) => {
+                let origin = req
+                    .headers()
+                    .get(header::ORIGIN)
+                    .and_then(|v| v.to_str().ok());
+                let vary = cors::varies_by_origin(p);
+                if cors::is_preflight(req.method(), req.headers()) {
+                    // The gateway answers preflights itself, never the backend (AGC's article);
+                    // a disallowed origin gets the same 200 without CORS headers (GEP-1767).
+                    let h = req.headers();
+                    let text = |n| h.get(n).and_then(|v: &HeaderValue| v.to_str().ok());
+                    let found = cors::preflight_headers(
+                        p,
+                        origin,
+                        text(header::ACCESS_CONTROL_REQUEST_METHOD),
+                        text(header::ACCESS_CONTROL_REQUEST_HEADERS),
+                    );
+                    let mut resp = local_reply(StatusCode::OK, "");
+                    add_cors(resp.headers_mut(), found.unwrap_or_default(), vary);
+                    return Some(resp);
+                }
+                fx.cors = Some((cors::response_headers(p, origin).unwrap_or_default(), vary));
+            }
             Filter::Unsupported { reason } => {
                 tracing::debug!(%reason, "unsupported filter: 500");
                 return Some(local_reply(StatusCode::INTERNAL_SERVER_ERROR, ""));
@@ -701,6 +730,19 @@ fn apply_filters<'a, B>(
         }
     }
     None
+}
+
+/// Sets the CORS headers computed for a response (replacing any the backend sent, so the
+/// policy is what the browser sees) and `Vary: Origin` when the answer depends on it.
+fn add_cors(h: &mut HeaderMap, found: Vec<(HeaderName, String)>, vary: bool) {
+    for (name, value) in found {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    }
+    if vary {
+        h.append(header::VARY, HeaderValue::from_static("Origin"));
+    }
 }
 
 /// What the request says about a pinned endpoint.
