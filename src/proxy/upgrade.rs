@@ -214,15 +214,25 @@ async fn splice(
     drop((c_ahead, b_ahead));
     let (c_read, c_write) = c.split();
     let (b_read, b_write) = b.split();
+    // The backend's end of stream ends the tunnel, once all it sent has been passed on: both
+    // sockets are then closed (a FIN each, no half-close round trip), as nginx does for
+    // upgraded connections. A client that ends first half-closes the backend, which may still
+    // answer (its close frame), and the tunnel ends when the backend does.
     let copy = async {
-        tokio::try_join!(
-            pump(c_read, b_write, &c_pending, from_client),
-            pump(b_read, c_write, &b_pending, to_client)
-        )
+        let up = pump(c_read, b_write, &c_pending, from_client, true);
+        let down = pump(b_read, c_write, &b_pending, to_client, false);
+        tokio::pin!(up, down);
+        tokio::select! {
+            r = &mut down => r,
+            r = &mut up => match r {
+                Ok(()) => down.await,
+                Err(e) => Err(e),
+            },
+        }
     };
     tokio::select! {
         r = copy => match r {
-            Ok(_) => "closed".to_owned(),
+            Ok(()) => "closed".to_owned(),
             Err(e) => format!("error: {e}"),
         },
         _ = crate::proxy::timeouts::signalled(stop) => "proxy shutdown".to_owned(),
@@ -231,7 +241,8 @@ async fn splice(
 }
 
 /// Moves bytes from `from` to `to` (after `pending`, read before the tunnel began) until `from`
-/// reaches end of stream, then half-closes `to` so the other direction can finish.
+/// reaches end of stream, then (with `half_close`) half-closes `to` so the other direction can
+/// finish.
 ///
 /// A message is read into a per-thread scratch buffer and written on in the same
 /// poll; only what the peer cannot take yet is copied out, so an idle tunnel holds no
@@ -241,6 +252,7 @@ async fn pump(
     mut to: WriteHalf<'_>,
     pending: &[u8],
     count: &AtomicU64,
+    half_close: bool,
 ) -> io::Result<()> {
     const CHUNK: usize = 16 * 1024;
     thread_local! {
@@ -277,8 +289,9 @@ async fn pump(
         match step {
             Step::Moved => {}
             Step::Eof => {
-                // Half-close, as `copy_bidirectional` does when one side ends.
-                let _ = to.shutdown().await;
+                if half_close {
+                    let _ = to.shutdown().await;
+                }
                 return Ok(());
             }
             Step::Backlog(rest) => to.write_all(&rest).await?,
