@@ -11,10 +11,12 @@
 //! 3. one more route after those 1,000 → Accepted (20 runs).
 
 use agc_sandbox::controller::{self, ControllerOptions};
+use agc_sandbox::meta::Object;
+use agc_sandbox::object;
 use agc_sandbox::resources::kinds;
 use agc_sandbox::routing::{Bindings, RoutingTable};
 use agc_sandbox::store::Store;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,15 +35,15 @@ fn route_accepted(obj: &Value) -> bool {
         })
 }
 
-fn gateway(name: &str) -> Value {
-    json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+fn gateway(name: &str) -> Object {
+    object!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
            "metadata": {"name": name, "namespace": "bench"},
            "spec": {"gatewayClassName": "azure-alb-external", "listeners": [
                {"name": "http", "port": 80, "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "Same"}}}]}})
 }
 
-fn route(name: &str, gw: &str) -> Value {
-    json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+fn route(name: &str, gw: &str) -> Object {
+    object!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
            "metadata": {"name": name, "namespace": "bench"},
            "spec": {"parentRefs": [{"name": gw}], "hostnames": [format!("{name}.example.com")],
                     "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
@@ -61,14 +63,14 @@ async fn start() -> Sandbox {
     store
         .create(
             kinds::namespaces(),
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}}),
+            object!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}}),
             false,
         )
         .expect("namespace");
     store
         .create(
             kinds::services(),
-            json!({"apiVersion": "v1", "kind": "Service",
+            object!({"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "svc", "namespace": "bench"},
             "spec": {"ports": [{"name": "http", "port": 8080, "targetPort": 8080}]}}),
             false,

@@ -4,7 +4,6 @@
 use crate::meta;
 use crate::resources::{kinds, ResourceDef};
 use crate::store::Store;
-use serde_json::json;
 
 /// Normal or Warning, as in `Event.type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +36,7 @@ pub fn record(
     } else {
         on.namespace
     };
-    let obj = json!({
+    let obj = crate::object!({
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {

@@ -1,11 +1,90 @@
-//! Small helpers over Kubernetes objects held as JSON.
+//! Small helpers over Kubernetes objects held as JSON, and [`Object`], the type the store takes.
 //!
-//! Objects stay `serde_json::Value` end to end: the API server must hand back exactly what was
-//! stored, including fields this program does not model, and a typed model (k8s-openapi) would
-//! drop unknown fields and cost minutes of compile time on a 2-core machine.
+//! Objects stay JSON end to end: the API server must hand back exactly what was stored,
+//! including fields this program does not model, and a typed model (k8s-openapi) would drop
+//! unknown fields and cost minutes of compile time on a 2-core machine.
 
 use serde_json::{Map, Value};
+use std::ops::Deref;
 use std::time::{Duration, SystemTime};
+
+/// A Kubernetes object: JSON whose top level is a map. The API server's decoders and patchers
+/// yield it and the store takes nothing else, so input that is not an object is refused once,
+/// where it arrives, and every later step can rely on the map being there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Object(Value);
+
+/// JSON whose top level is not a map where an object was needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the object provided is unrecognized: the body must be a JSON object")]
+pub struct NotAnObject;
+
+impl Object {
+    /// Checks that `v` is a map.
+    pub fn new(v: Value) -> Result<Object, NotAnObject> {
+        if v.is_object() {
+            Ok(Object(v))
+        } else {
+            Err(NotAnObject)
+        }
+    }
+
+    /// The JSON, for storing or serialising.
+    pub fn into_value(self) -> Value {
+        self.0
+    }
+
+    /// Edits the JSON in place. An edit that leaves anything but a map at the top is refused:
+    /// the object is emptied and `NotAnObject` returned, so the type's promise holds.
+    pub fn edit<R, E: From<NotAnObject>>(
+        &mut self,
+        f: impl FnOnce(&mut Value) -> Result<R, E>,
+    ) -> Result<R, E> {
+        let r = f(&mut self.0);
+        if !self.0.is_object() {
+            self.0 = Value::Object(Map::new());
+            return Err(NotAnObject.into());
+        }
+        r
+    }
+}
+
+impl Object {
+    /// For [`object!`]: a `json!({...})` map literal, a map by construction (anything else
+    /// would become an empty object, never a panic).
+    #[doc(hidden)]
+    pub fn literal(v: Value) -> Object {
+        Object::new(v).unwrap_or_else(|_| Object(Value::Object(Map::new())))
+    }
+}
+
+/// An [`Object`] from a `json!`-style map literal: `object!({"kind": "Event", ...})`.
+#[macro_export]
+macro_rules! object {
+    ({ $($body:tt)* }) => {
+        $crate::meta::Object::literal(serde_json::json!({ $($body)* }))
+    };
+}
+
+impl From<Map<String, Value>> for Object {
+    fn from(m: Map<String, Value>) -> Object {
+        Object(Value::Object(m))
+    }
+}
+
+impl TryFrom<Value> for Object {
+    type Error = NotAnObject;
+    fn try_from(v: Value) -> Result<Object, NotAnObject> {
+        Object::new(v)
+    }
+}
+
+impl Deref for Object {
+    type Target = Value;
+    fn deref(&self) -> &Value {
+        &self.0
+    }
+}
 
 /// The string at JSON pointer `at`, or "".
 fn str_at<'a>(obj: &'a Value, at: &str) -> &'a str {

@@ -49,6 +49,12 @@ pub enum ApiError {
     Internal(String),
 }
 
+impl From<crate::meta::NotAnObject> for ApiError {
+    fn from(e: crate::meta::NotAnObject) -> ApiError {
+        ApiError::BadRequest(e.to_string())
+    }
+}
+
 impl ApiError {
     /// Wraps a store error with the resource it concerns (for Status `details`).
     pub fn store(res: &'static ResourceDef) -> impl FnOnce(StoreError) -> ApiError {
@@ -66,7 +72,6 @@ impl ApiError {
                 StoreError::Conflict { .. } => (409, "Conflict"),
                 StoreError::NamespaceTerminating(_) => (403, "Forbidden"),
                 StoreError::Expired { .. } => (410, "Expired"),
-                StoreError::NotAnObject => (400, "BadRequest"),
                 StoreError::Persist(_) | StoreError::Corrupt(_) => (500, "InternalError"),
             },
             ApiError::NoRoute => (404, "NotFound"),

@@ -7,7 +7,7 @@ use super::{
     defaults, full, json_response, openapi, table, validation, ApiError, ApiServer, Body, Query,
     MAX_BODY,
 };
-use crate::meta;
+use crate::meta::{self, Object};
 use crate::resources::{self, kinds, ResourceDef};
 use crate::schema::render;
 use crate::store::{Deleted, FieldSelector, LabelSelector, StoreError, Subresource, WatchEvent};
@@ -157,7 +157,7 @@ async fn dispatch_inner(
         (Method::PUT, true, Some("scale")) => {
             options::check(options::Verb::Update, &q, None)?;
             let (_, body) = read_body(req).await?;
-            let scale: Value = decode(&body, "application/json")?;
+            let scale = decode(&body, "application/json")?;
             let replicas = scale.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
             set_replicas(api, &t, replicas, q.get("dryRun") == Some("All")).await
         }
@@ -206,7 +206,7 @@ async fn read_body(req: Request<Incoming>) -> Result<(String, Bytes), ApiError> 
 }
 
 /// Decodes a JSON or YAML body into an object.
-fn decode(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
+fn decode(body: &[u8], content_type: &str) -> Result<Object, ApiError> {
     let v: Value = if content_type.contains("protobuf") {
         // kubectl's typed clients (`kubectl create namespace|secret|configmap|...`) send protobuf
         // and have no JSON fallback.
@@ -225,12 +225,7 @@ fn decode(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
             ))
         })?
     };
-    if !v.is_object() {
-        return Err(ApiError::BadRequest(
-            "the object provided is unrecognized: the body must be a JSON object".into(),
-        ));
-    }
-    Ok(v)
+    Ok(Object::new(v)?)
 }
 
 fn dry_run(q: &Query) -> bool {
@@ -741,15 +736,18 @@ fn admitted_body(
     ct: &str,
     body: &[u8],
     url_name: Option<&str>,
-) -> Result<(Value, Vec<String>), ApiError> {
+) -> Result<(Object, Vec<String>), ApiError> {
     let fv = field_validation(q)?;
     let mut obj = decode(body, ct)?;
-    if let Some(name) = url_name {
-        name_from_url(&mut obj, name)?;
-    }
-    prepare(t, &mut obj)?;
-    let warnings = decode_checks(t, &mut obj, fv, Write::Decode)?;
-    admit(api, t, &mut obj)?;
+    let warnings = obj.edit(|v| {
+        if let Some(name) = url_name {
+            name_from_url(v, name)?;
+        }
+        prepare(t, v)?;
+        let warnings = decode_checks(t, v, fv, Write::Decode)?;
+        admit(api, t, v)?;
+        Ok::<_, ApiError>(warnings)
+    })?;
     Ok((obj, warnings))
 }
 
@@ -826,8 +824,10 @@ async fn patch(
         let (mut obj, creating) = match (pt, current) {
             (PatchType::Apply, current) => {
                 let mut applied = decode(body, "application/yaml")?;
-                name_from_url(&mut applied, &name)?;
-                prepare(t, &mut applied)?;
+                applied.edit(|v| {
+                    name_from_url(v, &name)?;
+                    prepare(t, v)
+                })?;
                 check_apply_configuration(t, &applied)?;
                 let manager = q.get("fieldManager").unwrap_or("unknown");
                 let creating = current.is_none();
@@ -839,9 +839,12 @@ async fn patch(
             (_, None) => return Err(not_found(t, &name)),
             (_, Some(current)) => (patch::apply_patch(t.res, &current, body, pt)?, false),
         };
-        prepare(t, &mut obj)?;
-        let warnings = decode_checks(t, &mut obj, fv, Write::Patch)?;
-        admit(api, t, &mut obj)?;
+        let warnings = obj.edit(|v| {
+            prepare(t, v)?;
+            let warnings = decode_checks(t, v, fv, Write::Patch)?;
+            admit(api, t, v)?;
+            Ok::<_, ApiError>(warnings)
+        })?;
         let result = if creating {
             api.store.create(t.res, obj, dry_run(q))
         } else {

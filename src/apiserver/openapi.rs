@@ -74,10 +74,11 @@ const CRDS: &[(&str, &str)] = &[
 
 /// The embedded CRDs of the sandbox's own kinds, as objects (stored at start so that
 /// `kubectl get crds` lists them).
-pub fn embedded_crds() -> Vec<Value> {
+pub fn embedded_crds() -> Vec<crate::meta::Object> {
     CRDS.iter()
         .filter_map(|(_, text)| serde_yaml::from_str::<Value>(text).ok())
         .filter(|v| v["kind"] == "CustomResourceDefinition")
+        .filter_map(|v| crate::meta::Object::new(v).ok())
         .collect()
 }
 
@@ -563,10 +564,13 @@ mod tests {
         assert!(!ks.crd);
         let mut crds = embedded_crds();
         crds.push(
-            serde_yaml::from_str(include_str!(
-                "../../tests/fixtures/cert-manager.io_certificates.yaml"
-            ))
-            .expect("fixture"),
+            crate::meta::Object::new(
+                serde_yaml::from_str(include_str!(
+                    "../../tests/fixtures/cert-manager.io_certificates.yaml"
+                ))
+                .expect("fixture"),
+            )
+            .expect("an object"),
         );
         assert_eq!(crds.len(), CRDS.len() + 1);
         for crd in &crds {

@@ -9,7 +9,7 @@
 
 use super::errors::ApiError;
 use super::smp;
-use crate::meta;
+use crate::meta::{self, Object};
 use crate::resources::ResourceDef;
 use serde_json::{json, Value};
 
@@ -55,7 +55,7 @@ pub fn apply_patch(
     current: &Value,
     body: &[u8],
     pt: PatchType,
-) -> Result<Value, ApiError> {
+) -> Result<Object, ApiError> {
     let patched = apply_patch_unchecked(res, current, body, pt)?;
     let bad_shape = if !patched.is_object() {
         Some(format!(
@@ -76,7 +76,7 @@ pub fn apply_patch(
             })
     };
     match bad_shape {
-        None => Ok(patched),
+        None => Ok(Object::new(patched)?),
         Some(detail) => {
             let shown = serde_json::to_string(&patched).unwrap_or_default();
             let cause = super::validation::Cause {
@@ -192,11 +192,12 @@ fn remove_dropped(live: &mut Value, before: &Value, after: &Value) {
 }
 
 /// Server-side apply of `applied` by `manager` over `live` (`None`: the object is created).
-pub fn server_side_apply(live: Option<&Value>, applied: Value, manager: &str) -> Value {
+pub fn server_side_apply(live: Option<&Value>, applied: Object, manager: &str) -> Object {
     let fields = fields_of(&applied);
     let api_version = applied.get("apiVersion").cloned().unwrap_or(Value::Null);
+    let live = live.filter(|l| l.is_object());
     let mut out = match live {
-        None => applied,
+        None => applied.into_value(),
         Some(live) => {
             let mut out = live.clone();
             let before = live
@@ -230,7 +231,8 @@ pub fn server_side_apply(live: Option<&Value>, applied: Value, manager: &str) ->
         "fieldsV1": fields,
     }));
     md.insert("managedFields".into(), Value::Array(managed));
-    out
+    // Both starting points are maps (the applied object, or a live one checked above).
+    Object::literal(out)
 }
 
 /// Merges an applied configuration: maps merge, everything else (lists included) replaces.
@@ -311,9 +313,9 @@ mod tests {
     #[test]
     fn apply_removes_fields_the_manager_stopped_setting() {
         let first = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"a": "1", "b": "2"}}, "data": {"k": "v"}});
-        let live = server_side_apply(None, first, "kubectl");
+        let live = server_side_apply(None, Object::new(first).unwrap(), "kubectl").into_value();
         let second = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"a": "1"}}, "data": {"k": "v2"}});
-        let out = server_side_apply(Some(&live), second, "kubectl");
+        let out = server_side_apply(Some(&live), Object::new(second).unwrap(), "kubectl");
         assert_eq!(out["metadata"]["labels"], json!({"a": "1"}));
         assert_eq!(out["data"]["k"], "v2");
         assert_eq!(
@@ -327,9 +329,10 @@ mod tests {
         let mut live = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"other": "x"}}});
         live = server_side_apply(
             Some(&live),
-            json!({"metadata": {"name": "c", "labels": {"mine": "y"}}}),
+            Object::new(json!({"metadata": {"name": "c", "labels": {"mine": "y"}}})).unwrap(),
             "kubectl",
-        );
+        )
+        .into_value();
         assert_eq!(
             live["metadata"]["labels"],
             json!({"other": "x", "mine": "y"})

@@ -43,7 +43,7 @@ pub use model::{
 pub use routes::RouteMemo;
 pub use snapshot::Snapshot;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
@@ -115,7 +115,7 @@ pub fn ensure_default_class(store: &Store) {
     {
         return;
     }
-    let obj = json!({
+    let obj = crate::object!({
         "apiVersion": "gateway.networking.k8s.io/v1",
         "kind": "GatewayClass",
         "metadata": {"name": DEFAULT_CLASS},

@@ -22,7 +22,7 @@ pub mod workloads;
 pub mod wsecho;
 
 use crate::events::{self, EventKind, Involved};
-use crate::meta;
+use crate::meta::{self, Object};
 use crate::resources::{kinds, ResourceDef};
 use crate::store::{Store, Subresource};
 use kubelet::RunningPod;
@@ -586,7 +586,10 @@ fn upsert(store: &Store, res: &'static ResourceDef, want: Value, fields: &[&str]
         meta::name(&want).to_string(),
     );
     let result = match store.get(res, &ns, &name) {
-        None => store.create(res, want, false).map(drop),
+        None => match Object::new(want) {
+            Ok(want) => store.create(res, want, false).map(drop),
+            Err(_) => return,
+        },
         Some(cur) => {
             let differs = fields.iter().any(|f| cur.get(*f) != want.get(*f))
                 || cur.pointer("/metadata/labels") != want.pointer("/metadata/labels");

@@ -6,7 +6,7 @@
 //! rolling updates honour maxSurge/maxUnavailable, and the Available/Progressing conditions use
 //! the same reasons and messages so `kubectl rollout status` and `kubectl wait` behave.
 
-use crate::meta;
+use crate::meta::{self, Object};
 use serde_json::{json, Map, Value};
 
 /// Characters Kubernetes uses for generated names and hashes (no vowels; apimachinery rand).
@@ -124,7 +124,7 @@ pub fn desired_replicaset(
     hash: &str,
     replicas: i64,
     max_old_revision: i64,
-) -> Value {
+) -> Object {
     let name = format!("{}-{hash}", meta::name(deploy));
     let mut template = deploy
         .pointer("/spec/template")
@@ -147,7 +147,7 @@ pub fn desired_replicaset(
         labels = json!({});
     }
     let annotations = Value::Object(replicaset_annotations(deploy, None, max_old_revision));
-    json!({
+    crate::object!({
         "apiVersion": "apps/v1",
         "kind": "ReplicaSet",
         "metadata": {
@@ -251,7 +251,7 @@ pub fn replicaset_annotations(
 }
 
 /// A new Pod for a ReplicaSet, named `<rs>-<suffix>`.
-pub fn new_pod(rs: &Value, suffix: &str) -> Value {
+pub fn new_pod(rs: &Value, suffix: &str) -> Object {
     let template = rs
         .pointer("/spec/template")
         .cloned()
@@ -272,7 +272,7 @@ pub fn new_pod(rs: &Value, suffix: &str) -> Value {
     if let Some(s) = spec.as_object_mut() {
         s.insert("nodeName".into(), json!(NODE_NAME));
     }
-    json!({"apiVersion": "v1", "kind": "Pod", "metadata": md, "spec": spec})
+    crate::object!({"apiVersion": "v1", "kind": "Pod", "metadata": md, "spec": spec})
 }
 
 /// The node every simulated pod runs on.

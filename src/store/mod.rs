@@ -15,7 +15,7 @@
 mod persist;
 pub mod selector;
 
-use crate::meta;
+use crate::meta::{self, Object};
 use crate::resources::{kinds, ResourceDef, RESOURCES};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, VecDeque};
@@ -56,9 +56,6 @@ pub enum StoreError {
     Persist(#[from] sled::Error),
     #[error("stored object is corrupt: {0}")]
     Corrupt(String),
-    /// A write of something that is not a JSON object (the API server refuses those first).
-    #[error("the object provided is unrecognized: the body must be a JSON object")]
-    NotAnObject,
 }
 
 /// The type of a watch event, as in the Kubernetes watch protocol.
@@ -264,8 +261,7 @@ impl Store {
         };
         for ns in BUILTIN_NAMESPACES {
             if store.get(kinds::namespaces(), "", ns).is_none() {
-                let obj =
-                    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+                let obj = crate::object!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
                 store.create(kinds::namespaces(), obj, false)?;
             }
         }
@@ -374,12 +370,10 @@ impl Store {
     pub fn create(
         &self,
         res: &'static ResourceDef,
-        mut obj: Value,
+        obj: Object,
         dry_run: bool,
     ) -> Result<Arc<Value>, StoreError> {
-        if !obj.is_object() {
-            return Err(StoreError::NotAnObject);
-        }
+        let mut obj = obj.into_value();
         let mut state = self.write();
         let ns = meta::namespace(&obj).to_string();
         if res.namespaced {
@@ -419,12 +413,13 @@ impl Store {
                 name,
             });
         }
-        let root = obj.as_object_mut().ok_or(StoreError::NotAnObject)?;
-        if res.has_status {
-            root.remove("status");
-        }
-        if std::ptr::eq(res, kinds::namespaces()) {
-            root.insert("status".into(), json!({"phase": "Active"}));
+        if let Some(root) = obj.as_object_mut() {
+            if res.has_status {
+                root.remove("status");
+            }
+            if std::ptr::eq(res, kinds::namespaces()) {
+                root.insert("status".into(), json!({"phase": "Active"}));
+            }
         }
         let rv = state.rv + 1;
         let md = meta::metadata_mut(&mut obj);
@@ -462,13 +457,11 @@ impl Store {
     pub fn update(
         &self,
         res: &'static ResourceDef,
-        obj: Value,
+        obj: Object,
         sub: Subresource,
         dry_run: bool,
     ) -> Result<Arc<Value>, StoreError> {
-        if !obj.is_object() {
-            return Err(StoreError::NotAnObject);
-        }
+        let obj = obj.into_value();
         let mut state = self.write();
         let key = key_of(res, meta::namespace(&obj), meta::name(&obj));
         let old = existing(&state, res, &key)?;
@@ -508,6 +501,11 @@ impl Store {
         let old = existing(&state, res, &key)?;
         let mut edited = (*old).clone();
         f(&mut edited);
+        if !edited.is_object() {
+            // In-process callers only; an edit that is no object changes nothing.
+            tracing::warn!(kind = res.kind, ns, name, "an edit left no object; ignored");
+            return Ok(old);
+        }
         let new = merge_for_update(res, &old, edited, sub);
         self.commit_update(&mut state, res, key, &old, new, false)
     }

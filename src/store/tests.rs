@@ -1,6 +1,7 @@
 //! Store mechanics: identity, resourceVersion, generation, persistence and watch resumption.
 
 use super::*;
+use crate::meta::NotAnObject;
 use crate::resources::kinds;
 use serde_json::json;
 
@@ -16,17 +17,22 @@ fn gateway(name: &str) -> Value {
            "spec": {"gatewayClassName": "azure-alb-external", "listeners": []}})
 }
 
+/// The store takes only objects; test literals are.
+fn o(v: Value) -> Object {
+    Object::new(v).expect("a JSON object")
+}
+
 /// Creates a Gateway, which the test expects to succeed.
 fn create_gw(store: &Store, obj: Value) -> Arc<Value> {
     let name = meta::name(&obj).to_string();
     store
-        .create(kinds::gateways(), obj, false)
+        .create(kinds::gateways(), o(obj), false)
         .unwrap_or_else(|e| panic!("create gateway {name}: {e}"))
 }
 
 /// Updates a Gateway's main resource.
 fn update_gw(store: &Store, obj: Value) -> Result<Arc<Value>, StoreError> {
-    store.update(kinds::gateways(), obj, Subresource::Main, false)
+    store.update(kinds::gateways(), o(obj), Subresource::Main, false)
 }
 
 #[test]
@@ -47,7 +53,7 @@ fn create_sets_identity_and_rejects_duplicates_and_missing_namespaces() {
     assert_eq!(meta::generation(&obj), 1);
     assert!(obj.pointer("/metadata/creationTimestamp").is_some());
     let err = store
-        .create(kinds::gateways(), gateway("gw"), false)
+        .create(kinds::gateways(), o(gateway("gw")), false)
         .unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -56,7 +62,7 @@ fn create_sets_identity_and_rejects_duplicates_and_missing_namespaces() {
     let mut elsewhere = gateway("gw2");
     elsewhere["metadata"]["namespace"] = json!("nope");
     let err = store
-        .create(kinds::gateways(), elsewhere, false)
+        .create(kinds::gateways(), o(elsewhere), false)
         .unwrap_err();
     assert_eq!(err.to_string(), "namespaces \"nope\" not found");
 }
@@ -185,7 +191,7 @@ fn namespace_delete_is_graceful_then_removes_contents() {
     store
         .create(
             kinds::namespaces(),
-            json!({"metadata": {"name": "test-infra"}}),
+            o(json!({"metadata": {"name": "test-infra"}})),
             false,
         )
         .unwrap();
@@ -209,7 +215,7 @@ fn dry_run_changes_nothing() {
     let (_d, store) = open();
     let rv = store.resource_version();
     store
-        .create(kinds::gateways(), gateway("gw"), true)
+        .create(kinds::gateways(), o(gateway("gw")), true)
         .unwrap();
     assert!(store.get(kinds::gateways(), "default", "gw").is_none());
     assert_eq!(store.resource_version(), rv);
@@ -223,7 +229,7 @@ fn watch_history_is_bounded_in_bytes() {
     let big = "x".repeat(1 << 20);
     let secret = json!({"apiVersion": "v1", "kind": "Secret",
                     "metadata": {"name": "big", "namespace": "default"}, "stringData": {"a": big}});
-    let first = store.create(kinds::secrets(), secret, false).unwrap();
+    let first = store.create(kinds::secrets(), o(secret), false).unwrap();
     let first_rv = meta::resource_version(&first).unwrap();
     for i in 0..(2 * (HISTORY_BYTES >> 20)) {
         store
@@ -251,12 +257,24 @@ fn watch_history_is_bounded_in_bytes() {
 }
 
 #[test]
-fn a_write_that_is_not_an_object_is_refused_and_stores_nothing() {
-    let (_d, store) = open();
-    let before = store.list(kinds::gateways(), None).0.len();
+fn only_objects_reach_the_store_and_edits_cannot_unmake_them() {
     for bad in [json!([1, 2]), json!("gw"), json!(null)] {
-        let err = store.create(kinds::gateways(), bad, false).unwrap_err();
-        assert!(matches!(err, StoreError::NotAnObject), "{err}");
+        assert_eq!(Object::new(bad), Err(NotAnObject));
     }
-    assert_eq!(store.list(kinds::gateways(), None).0.len(), before);
+    let mut obj = o(gateway("gw"));
+    let r: Result<(), NotAnObject> = obj.edit(|v| {
+        *v = json!([1]);
+        Ok(())
+    });
+    assert_eq!(r, Err(NotAnObject));
+    assert!(obj.is_object());
+    // A modify closure that leaves no object changes nothing.
+    let (_d, store) = open();
+    let before = create_gw(&store, gateway("gw"));
+    let after = store
+        .modify(kinds::gateways(), "default", "gw", Subresource::Main, |v| {
+            *v = json!("gone")
+        })
+        .unwrap();
+    assert_eq!(before, after);
 }
