@@ -2025,3 +2025,83 @@ async fn an_h2_client_that_reads_slowly_is_cut_by_the_request_timeout() {
     assert!(ended.starts_with("reset"), "{ended}");
     sb.stop().await;
 }
+
+/// An h2 client that never reads its response: hyper stops polling the body once the client's
+/// window is full, so the gateway closes the connection a grace second after the request
+/// timeout instead of holding it (and the backend) until the 5-minute idle timeout.
+#[tokio::test]
+async fn an_h2_client_that_never_reads_is_closed_after_the_request_timeout() {
+    let ip = Ipv4Addr::new(127, 20, 232, 2);
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endless = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let svc =
+                    hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                        let body = if req.uri().path() == "/health" {
+                            http_body_util::Either::Left(http_body_util::Full::new(
+                                Bytes::from_static(b"ok"),
+                            ))
+                        } else {
+                            let chunks = futures_util::stream::repeat_with(|| {
+                                Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(
+                                    Bytes::from(vec![b'x'; 16 * 1024]),
+                                ))
+                            });
+                            http_body_util::Either::Right(http_body_util::StreamBody::new(chunks))
+                        };
+                        Ok::<_, std::convert::Infallible>(http::Response::new(body))
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    let mut r = rule("/", vec![to("endless", 1)], vec![]);
+    r.timeouts.request = Some(Duration::from_millis(500));
+    let t = table(
+        1,
+        ip,
+        vec![tls_listener(
+            (
+                include_str!("fixtures/test-cert.pem"),
+                include_str!("fixtures/test-key.pem"),
+            ),
+            vec![route("r", &["secure.contoso.com"], vec![r])],
+        )],
+        vec![backend("endless", &[endless], fast_probe("/health"))],
+    );
+    let sb = Sandbox::start(t);
+    sb.wait_bound().await;
+    sb.wait_healthy("endless", 1).await;
+    let tls = tls_connect(gw_addr(ip, 443), b"h2").await;
+    let (mut send, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .initial_stream_window_size(65_535)
+            .initial_connection_window_size(65_535)
+            .handshake(TokioIo::new(tls))
+            .await
+            .unwrap();
+    let conn = tokio::spawn(conn);
+    let req = Request::get("https://secure.contoso.com/stream")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let started = std::time::Instant::now();
+    let resp = timeout(T, send.send_request(req)).await.unwrap().unwrap();
+    assert_eq!(resp.status(), 200);
+    // Never read: hold the body and wait for the gateway to end the connection.
+    let _body = resp.into_body();
+    timeout(Duration::from_secs(10), conn)
+        .await
+        .expect("the gateway closed the connection")
+        .unwrap()
+        .ok();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(5),
+        "closed after {took:?}"
+    );
+    sb.stop().await;
+}

@@ -20,6 +20,7 @@
 pub mod cors;
 pub mod forward;
 mod h1;
+pub mod h2deadline;
 pub mod metrics;
 pub mod mirror;
 pub mod normalize;

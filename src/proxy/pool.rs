@@ -899,7 +899,7 @@ impl UpstreamBody {
         matches!(self.state, BodyState::Full(_))
     }
 
-    fn empty() -> Self {
+    pub(crate) fn empty() -> Self {
         UpstreamBody {
             state: BodyState::Full(None),
         }

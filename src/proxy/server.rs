@@ -28,7 +28,8 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 
 use crate::health::HealthView;
-use crate::proxy::forward::{self, ConnCtx, ProxyBody, Shared};
+use crate::proxy::forward::{self, ConnCtx, Shared};
+use crate::proxy::h2deadline::{Deadlines, TrackedBody};
 use crate::proxy::metrics::Metrics;
 use crate::proxy::options::ProxyOptions;
 use crate::proxy::timeouts::signalled;
@@ -469,23 +470,24 @@ fn h2_service(
     shared: &Arc<Shared>,
     ctx: Arc<ConnCtx>,
     in_flight: Arc<InFlight>,
+    deadlines: Arc<Deadlines>,
 ) -> impl Service<
     Request<Incoming>,
-    Response = Response<ProxyBody>,
+    Response = Response<TrackedBody>,
     Error = Infallible,
     Future: Send + 'static,
 > + Send
        + 'static {
     let shared = shared.clone();
     service_fn(move |req| {
-        let (s, c) = (shared.clone(), ctx.clone());
+        let (s, c, d) = (shared.clone(), ctx.clone(), deadlines.clone());
         let busy = in_flight.start();
         async move {
             // h2 requests never upgrade (no extended CONNECT), so there is
             // no tunnel to take.
             let resp = forward::handle(&s, &c, req).await.response;
             drop(busy);
-            Ok::<_, Infallible>(resp)
+            Ok::<_, Infallible>(resp.map(|b| d.track(b)))
         }
     })
 }
@@ -500,7 +502,8 @@ async fn serve_h2<I>(
     I: Read + Write + Unpin + Send + 'static,
 {
     let grace = shared.opts.shutdown_grace;
-    let svc = h2_service(&shared, ctx, in_flight);
+    let deadlines = Arc::new(Deadlines::default());
+    let svc = h2_service(&shared, ctx, in_flight, deadlines.clone());
     let conn = shared.h2.serve_connection(io, svc);
     tokio::pin!(conn);
     tokio::select! {
@@ -508,6 +511,11 @@ async fn serve_h2<I>(
             if let Err(error) = res {
                 tracing::debug!(%error, "h2 client connection ended with an error");
             }
+        }
+        // A response still streaming past its request timeout that hyper has not polled (the
+        // client stopped reading): the connection is closed, freeing the backend.
+        _ = deadlines.overdue() => {
+            tracing::debug!("h2 response unread past the request timeout: connection closed");
         }
         _ = signalled(&mut close) => {
             conn.as_mut().graceful_shutdown();
