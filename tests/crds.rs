@@ -23,13 +23,6 @@ spec:
 /// would undo each other's kinds, so these tests take turns.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn fixture() -> String {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/cert-manager.io_certificates.yaml")
-        .display()
-        .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crd_serves_its_kind_until_it_is_deleted() {
     let _turn = ONE_AT_A_TIME.lock().await;
@@ -46,15 +39,8 @@ async fn a_crd_serves_its_kind_until_it_is_deleted() {
         "{crds}"
     );
 
-    sb.kubectl(&["apply", "-f", &fixture()]).success();
-    sb.kubectl(&[
-        "wait",
-        "--for",
-        "condition=established",
-        "crd/certificates.cert-manager.io",
-        "--timeout=10s",
-    ])
-    .success();
+    sb.kubectl(&["apply", "-f", &cert_manager_crd()]).success();
+    sb.wait_established("certificates.cert-manager.io");
     let out = sb.kubectl_stdin(&["apply", "-f", "-"], CERT).success();
     assert!(
         out.contains("certificate.cert-manager.io/web created"),
@@ -71,25 +57,12 @@ async fn a_crd_serves_its_kind_until_it_is_deleted() {
         r#"{"spec":{"commonName":"contoso.com"}}"#,
     ])
     .success();
-    let cn = sb
-        .kubectl(&[
-            "get",
-            "certificate",
-            "web",
-            "-o",
-            "jsonpath={.spec.commonName}",
-        ])
-        .success();
+    let cn = sb.jsonpath(&["certificate", "web"], "{.spec.commonName}");
     assert_eq!(cn, "contoso.com");
-    let label = sb
-        .kubectl(&[
-            "get",
-            "certificate",
-            "web",
-            "-o",
-            "jsonpath={.spec.secretTemplate.labels.team}",
-        ])
-        .success();
+    let label = sb.jsonpath(
+        &["certificate", "web"],
+        "{.spec.secretTemplate.labels.team}",
+    );
     assert_eq!(label, "web");
     let r = http(
         "PATCH",
@@ -125,10 +98,12 @@ async fn a_crd_serves_its_kind_until_it_is_deleted() {
     );
 
     // A CRD kube-apiserver refuses is refused, and the sandbox's own CRDs stay.
-    let wrong = std::fs::read_to_string(fixture()).unwrap().replace(
-        "name: certificates.cert-manager.io",
-        "name: certs.cert-manager.io",
-    );
+    let wrong = std::fs::read_to_string(cert_manager_crd())
+        .unwrap()
+        .replace(
+            "name: certificates.cert-manager.io",
+            "name: certs.cert-manager.io",
+        );
     let out = sb.kubectl_stdin(&["apply", "-f", "-"], &wrong);
     assert!(!out.ok);
     assert!(
@@ -151,7 +126,7 @@ async fn a_crd_serves_its_kind_until_it_is_deleted() {
         .success();
     let gone = sb.url("/apis/cert-manager.io/v1/namespaces/default/certificates");
     assert_eq!(get(&gone).await.status, 404);
-    sb.kubectl(&["apply", "-f", &fixture()]).success();
+    sb.kubectl(&["apply", "-f", &cert_manager_crd()]).success();
     let listed = sb.kubectl(&["get", "certs", "-o", "name"]).success();
     assert_eq!(listed.trim(), "", "the old objects went with the CRD");
     sb.stop().await;
@@ -241,7 +216,7 @@ async fn a_crd_is_decoded_strictly() {
             "{f}: {out:?}"
         );
     }
-    let out = sb.kubectl(&["apply", "-f", &fixture()]);
+    let out = sb.kubectl(&["apply", "-f", &cert_manager_crd()]);
     assert!(out.ok && !out.stderr.contains("unknown field"), "{out:?}");
 
     let explain = sb.kubectl(&["explain", "crd.spec.names"]).success();
@@ -291,15 +266,8 @@ fn cell(out: &str, row: usize, column: &str) -> String {
 async fn printer_columns_drive_kubectl_get() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let sb = Sandbox::start().await;
-    sb.kubectl(&["apply", "-f", &fixture()]).success();
-    sb.kubectl(&[
-        "wait",
-        "--for",
-        "condition=established",
-        "crd/certificates.cert-manager.io",
-        "--timeout=10s",
-    ])
-    .success();
+    sb.kubectl(&["apply", "-f", &cert_manager_crd()]).success();
+    sb.wait_established("certificates.cert-manager.io");
     sb.kubectl_stdin(&["apply", "-f", "-"], CERT).success();
     let rows = |out: String| -> Vec<Vec<String>> {
         out.lines()
@@ -342,14 +310,7 @@ async fn printer_columns_drive_kubectl_get() {
 
     // No columns declared: Name and Age.
     sb.kubectl_stdin(&["apply", "-f", "-"], WIDGETS).success();
-    sb.kubectl(&[
-        "wait",
-        "--for",
-        "condition=established",
-        "crd/widgets.example.com",
-        "--timeout=10s",
-    ])
-    .success();
+    sb.wait_established("widgets.example.com");
     sb.kubectl_stdin(
         &["apply", "-f", "-"],
         "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1, namespace: default}\nspec: {size: 1}\n",

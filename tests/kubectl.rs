@@ -156,16 +156,10 @@ async fn seed_tutorial_commands_succeed() {
         "healthcheckpolicy.alb.networking.azure.io/websockets-backend-health-check-policy created"
     );
     // The jsonpath query runs (rc 0) whatever the status holds.
-    sb.kubectl(&[
-        "get",
-        "gateway",
-        "gateway-01",
-        "-n",
-        "test-infra",
-        "-o",
-        "jsonpath={.status.addresses[0].value}",
-    ])
-    .success();
+    sb.jsonpath(
+        &["gateway", "gateway-01", "-n", "test-infra"],
+        "{.status.addresses[0].value}",
+    );
 
     // Tables show a real cluster's columns.
     let table = sb
@@ -207,17 +201,10 @@ async fn apply_patch_and_scale() {
         "{out}"
     );
     // Strategic merge kept the container's ports (a plain merge patch would have wiped them).
-    let ports = sb
-        .kubectl(&[
-            "get",
-            "deploy",
-            "websocket-backend",
-            "-n",
-            "test-infra",
-            "-o",
-            "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].ports[0].containerPort}",
-        ])
-        .success();
+    let ports = sb.jsonpath(
+        &["deploy", "websocket-backend", "-n", "test-infra"],
+        "{.spec.replicas} {.spec.template.spec.containers[0].ports[0].containerPort}",
+    );
     assert_eq!(ports, "2 8080");
 
     let out = sb
@@ -283,17 +270,10 @@ async fn apply_patch_and_scale() {
         "--replicas=3",
     ])
     .success();
-    let replicas = sb
-        .kubectl(&[
-            "get",
-            "deploy",
-            "websocket-backend",
-            "-n",
-            "test-infra",
-            "-o",
-            "jsonpath={.spec.replicas}",
-        ])
-        .success();
+    let replicas = sb.jsonpath(
+        &["deploy", "websocket-backend", "-n", "test-infra"],
+        "{.spec.replicas}",
+    );
     assert_eq!(replicas, "3");
 
     let missing = sb.kubectl(&["get", "gateway", "nope", "-n", "test-infra"]);
@@ -450,29 +430,12 @@ async fn kubectl_create_commands_send_protobuf() {
         "--replicas=2",
     ])
     .success();
-    let data = sb
-        .kubectl(&[
-            "get",
-            "secret",
-            "s1",
-            "-n",
-            "demo",
-            "-o",
-            "jsonpath={.data.a}",
-        ])
-        .success();
+    let data = sb.jsonpath(&["secret", "s1", "-n", "demo"], "{.data.a}");
     assert_eq!(data, "Yg==");
-    let replicas = sb
-        .kubectl(&[
-            "get",
-            "deployment",
-            "web",
-            "-n",
-            "demo",
-            "-o",
-            "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image}",
-        ])
-        .success();
+    let replicas = sb.jsonpath(
+        &["deployment", "web", "-n", "demo"],
+        "{.spec.replicas} {.spec.template.spec.containers[0].image}",
+    );
     assert_eq!(replicas, "2 gcr.io/k8s-staging-gateway-api/echo-basic:v1");
     sb.stop().await;
 }
@@ -505,16 +468,12 @@ async fn sort_by_sorts_on_the_objects() {
     assert_eq!(rows, ["a-cm", "b-cm", "c-cm"], "{table}");
     sb.kubectl(&["create", "deployment", "web", "--image=nginx"])
         .success();
-    let mut events = String::new();
-    for _ in 0..50 {
-        events = sb
-            .kubectl(&["get", "events", "-A", "--sort-by=.lastTimestamp"])
-            .success();
-        if events.contains("Scheduled") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let events = sb
+        .kubectl_until(
+            &["get", "events", "-A", "--sort-by=.lastTimestamp"],
+            "Scheduled",
+        )
+        .await;
     assert!(events.contains("Scheduled"), "{events}");
     sb.stop().await;
 }
@@ -646,23 +605,19 @@ async fn field_labels_follow_each_kinds_conversion() {
     assert!(svcs.contains("service/web"), "{svcs}");
     sb.kubectl(&["create", "deployment", "web", "--image=nginx"])
         .success();
-    let mut pods = String::new();
-    for _ in 0..50 {
-        pods = sb
-            .kubectl(&[
+    let pods = sb
+        .kubectl_until(
+            &[
                 "get",
                 "pods",
                 "-o",
                 "name",
                 "--field-selector",
                 "spec.hostNetwork=false",
-            ])
-            .success();
-        if pods.contains("pod/web-") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+            ],
+            "pod/web-",
+        )
+        .await;
     assert!(pods.contains("pod/web-"), "{pods}");
     sb.stop().await;
 }
@@ -674,14 +629,7 @@ async fn field_labels_follow_each_kinds_conversion() {
 async fn delete_cascade_orphan_foreground_and_preconditions() {
     let sb = Sandbox::start().await;
     let k = |args: &[&str]| sb.kubectl(args).success();
-    k(&[
-        "create",
-        "deployment",
-        "keep",
-        "--image=nginx",
-        "--replicas=2",
-    ]);
-    k(&["rollout", "status", "deploy/keep", "--timeout=20s"]);
+    sb.create_deployment("keep", "nginx", 2);
     let out = k(&["delete", "deploy", "keep", "--cascade=orphan"]);
     assert!(out.contains("deployment.apps \"keep\" deleted"), "{out}");
     let rs: serde_json::Value = serde_json::from_str(&k(&["get", "rs", "-o", "json"])).unwrap();
@@ -698,8 +646,7 @@ async fn delete_cascade_orphan_foreground_and_preconditions() {
         "the orphaned pods stay"
     );
 
-    k(&["create", "deployment", "fg", "--image=nginx"]);
-    k(&["rollout", "status", "deploy/fg", "--timeout=20s"]);
+    sb.create_deployment("fg", "nginx", 1);
     k(&["delete", "deploy", "fg", "--cascade=foreground"]);
     let names = k(&["get", "rs", "-o", "name"]);
     assert!(!names.contains("fg-"), "{names}");

@@ -117,18 +117,8 @@ async fn a_user_crd_appears_in_v2() {
     let fresh = v2(&sb, &[("accept", PROTOBUF), ("if-none-match", &old)]).await;
     assert_eq!(fresh.status, 304);
 
-    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/cert-manager.io_certificates.yaml");
-    sb.kubectl(&["apply", "-f", &fixture.display().to_string()])
-        .success();
-    sb.kubectl(&[
-        "wait",
-        "--for",
-        "condition=established",
-        "crd/certificates.cert-manager.io",
-        "--timeout=10s",
-    ])
-    .success();
+    sb.kubectl(&["apply", "-f", &cert_manager_crd()]).success();
+    sb.wait_established("certificates.cert-manager.io");
     let after = v2(
         &sb,
         &[("accept", "application/json"), ("if-none-match", &old)],

@@ -127,19 +127,13 @@ async fn websocket_backend_serves_scales_and_survives_restart() {
     })
     .await;
     let slices = eventually("3 ready endpoints", || {
-        let out = sb
-            .kubectl(&[
-                "get",
-                "endpointslices",
-                "-n",
-                "test-infra",
-                "-l",
-                "kubernetes.io/service-name=websocket-backend",
-                "-o",
-                "json",
-            ])
-            .success();
-        let v: Value = serde_json::from_str(&out).unwrap();
+        let v = sb.get_json(&[
+            "endpointslices",
+            "-n",
+            "test-infra",
+            "-l",
+            "kubernetes.io/service-name=websocket-backend",
+        ]);
         let eps = v["items"][0]["endpoints"]
             .as_array()
             .cloned()
@@ -385,14 +379,7 @@ async fn shared_pod_ip_allocates_ports_per_pod() {
 async fn rollout_history_and_undo() {
     let sb = Sandbox::start().await;
     let k = |args: &[&str]| sb.kubectl(args).success();
-    k(&[
-        "create",
-        "deployment",
-        "web",
-        "--image=nginx:1.25",
-        "--replicas=2",
-    ]);
-    k(&["rollout", "status", "deploy/web", "--timeout=20s"]);
+    sb.create_deployment("web", "nginx:1.25", 2);
     k(&["set", "image", "deploy/web", "nginx=nginx:1.26"]);
     k(&[
         "annotate",
@@ -408,14 +395,7 @@ async fn rollout_history_and_undo() {
     assert!(undo.contains("deployment.apps/web rolled back"), "{undo}");
     k(&["rollout", "status", "deploy/web", "--timeout=20s"]);
     let image = |sb: &Sandbox| {
-        sb.kubectl(&[
-            "get",
-            "deploy",
-            "web",
-            "-o",
-            "jsonpath={.spec.template.spec.containers[0].image} {.metadata.annotations.deployment\\.kubernetes\\.io/revision}",
-        ])
-        .success()
+        sb.jsonpath(&["deploy", "web"], "{.spec.template.spec.containers[0].image} {.metadata.annotations.deployment\\.kubernetes\\.io/revision}")
     };
     assert_eq!(image(&sb), "nginx:1.25 3");
     // Two ReplicaSets, not three: the first one came back as revision 3.
@@ -574,19 +554,7 @@ spec:
         ])
         .success();
     }
-    let gw: Value = serde_json::from_str(
-        &sb.kubectl(&[
-            "get",
-            "gateway",
-            "gateway-01",
-            "-n",
-            "test-infra",
-            "-o",
-            "json",
-        ])
-        .success(),
-    )
-    .unwrap();
+    let gw = sb.get_json(&["gateway", "gateway-01", "-n", "test-infra"]);
     let ip = gw["status"]["addresses"][0]["value"]
         .as_str()
         .unwrap()

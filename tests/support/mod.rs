@@ -148,6 +148,55 @@ impl Sandbox {
         name.to_string()
     }
 
+    /// `kubectl get <args> -o jsonpath=<path>`: what it printed.
+    pub fn jsonpath(&self, args: &[&str], path: &str) -> String {
+        let output = format!("jsonpath={path}");
+        let mut a = vec!["get"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["-o", &output]);
+        self.kubectl(&a).success()
+    }
+
+    /// Runs `kubectl <args>` (which must succeed) every 100 ms, for up to 5 s, until what it
+    /// prints contains `want`; hands back the last output (the caller asserts on it).
+    pub async fn kubectl_until(&self, args: &[&str], want: &str) -> String {
+        let mut out = String::new();
+        for _ in 0..50 {
+            out = self.kubectl(args).success();
+            if out.contains(want) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        out
+    }
+
+    /// `kubectl wait` (10 s) until the CustomResourceDefinition `crd` (`plural.group`) is
+    /// Established, so its kind is served.
+    pub fn wait_established(&self, crd: &str) {
+        let crd = format!("crd/{crd}");
+        self.kubectl(&[
+            "wait",
+            "--for",
+            "condition=established",
+            &crd,
+            "--timeout=10s",
+        ])
+        .success();
+    }
+
+    /// `kubectl create deployment <name> --image=<image> --replicas=<n>` in the default
+    /// namespace, then `rollout status` (20 s) until its pods are up.
+    pub fn create_deployment(&self, name: &str, image: &str, replicas: u32) {
+        let image = format!("--image={image}");
+        let replicas = format!("--replicas={replicas}");
+        self.kubectl(&["create", "deployment", name, &image, &replicas])
+            .success();
+        let deploy = format!("deploy/{name}");
+        self.kubectl(&["rollout", "status", &deploy, "--timeout=20s"])
+            .success();
+    }
+
     pub fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> Kubectl {
         kubectl(
             &self.started.kubeconfig,
@@ -483,6 +532,14 @@ impl Drop for Binary {
 /// Path of the built binary, for tests that drive it as a user would.
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_agc-sandbox"))
+}
+
+/// cert-manager's Certificate CRD (a user's CRD, as fetched from upstream).
+pub fn cert_manager_crd() -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/cert-manager.io_certificates.yaml")
+        .display()
+        .to_string()
 }
 
 /// The seed's sample manifests.
