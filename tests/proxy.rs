@@ -1940,11 +1940,17 @@ async fn a_flood_on_one_listener_spends_only_its_own_budget() {
     sb.stop().await;
 }
 
-/// An h2 client that reads a never-ending response slowly is cut by the route's request timeout
-/// (the stream is reset), although the backend always has data ready.
-#[tokio::test]
-async fn an_h2_client_that_reads_slowly_is_cut_by_the_request_timeout() {
-    let ip = Ipv4Addr::new(127, 20, 232, 1);
+/// A Gateway on `ip` whose HTTPS route streams an endless backend response under a 500 ms
+/// request timeout, and an h2 client on it with h2's default 64 KiB windows (not hyper's 2 MiB:
+/// the gateway may run only that far ahead). Returns the sandbox, the request sender and the
+/// client connection's future.
+async fn endless_h2_gateway(
+    ip: Ipv4Addr,
+) -> (
+    Sandbox,
+    hyper::client::conn::http2::SendRequest<Empty<Bytes>>,
+    impl std::future::Future<Output = hyper::Result<()>>,
+) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endless = l.local_addr().unwrap();
     tokio::spawn(async move {
@@ -1990,14 +1996,22 @@ async fn an_h2_client_that_reads_slowly_is_cut_by_the_request_timeout() {
     sb.wait_bound().await;
     sb.wait_healthy("endless", 1).await;
     let tls = tls_connect(gw_addr(ip, 443), b"h2").await;
-    // h2's default window (64 KiB), not hyper's 2 MiB: the gateway may run only that far ahead.
-    let (mut send, conn) =
+    let (send, conn) =
         hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
             .initial_stream_window_size(65_535)
             .initial_connection_window_size(65_535)
             .handshake(TokioIo::new(tls))
             .await
             .unwrap();
+    (sb, send, conn)
+}
+
+/// An h2 client that reads a never-ending response slowly is cut by the route's request timeout
+/// (the stream is reset), although the backend always has data ready.
+#[tokio::test]
+async fn an_h2_client_that_reads_slowly_is_cut_by_the_request_timeout() {
+    let ip = Ipv4Addr::new(127, 20, 232, 1);
+    let (sb, mut send, conn) = endless_h2_gateway(ip).await;
     tokio::spawn(conn);
     let req = Request::get("https://secure.contoso.com/stream")
         .body(Empty::<Bytes>::new())
@@ -2032,58 +2046,7 @@ async fn an_h2_client_that_reads_slowly_is_cut_by_the_request_timeout() {
 #[tokio::test]
 async fn an_h2_client_that_never_reads_is_closed_after_the_request_timeout() {
     let ip = Ipv4Addr::new(127, 20, 232, 2);
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endless = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let svc =
-                    hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
-                        let body = if req.uri().path() == "/health" {
-                            http_body_util::Either::Left(http_body_util::Full::new(
-                                Bytes::from_static(b"ok"),
-                            ))
-                        } else {
-                            let chunks = futures_util::stream::repeat_with(|| {
-                                Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(
-                                    Bytes::from(vec![b'x'; 16 * 1024]),
-                                ))
-                            });
-                            http_body_util::Either::Right(http_body_util::StreamBody::new(chunks))
-                        };
-                        Ok::<_, std::convert::Infallible>(http::Response::new(body))
-                    });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(s), svc)
-                    .await;
-            });
-        }
-    });
-    let mut r = rule("/", vec![to("endless", 1)], vec![]);
-    r.timeouts.request = Some(Duration::from_millis(500));
-    let t = table(
-        1,
-        ip,
-        vec![tls_listener(
-            (
-                include_str!("fixtures/test-cert.pem"),
-                include_str!("fixtures/test-key.pem"),
-            ),
-            vec![route("r", &["secure.contoso.com"], vec![r])],
-        )],
-        vec![backend("endless", &[endless], fast_probe("/health"))],
-    );
-    let sb = Sandbox::start(t);
-    sb.wait_bound().await;
-    sb.wait_healthy("endless", 1).await;
-    let tls = tls_connect(gw_addr(ip, 443), b"h2").await;
-    let (mut send, conn) =
-        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-            .initial_stream_window_size(65_535)
-            .initial_connection_window_size(65_535)
-            .handshake(TokioIo::new(tls))
-            .await
-            .unwrap();
+    let (sb, mut send, conn) = endless_h2_gateway(ip).await;
     let conn = tokio::spawn(conn);
     let req = Request::get("https://secure.contoso.com/stream")
         .body(Empty::<Bytes>::new())
